@@ -1,0 +1,3 @@
+from lmserver.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,229 @@
+"""The app factory: ``create_app(config, plugins=..., load_entrypoints=True)``.
+
+Build order: plugin manager (so plugins can add routes, templates, migrations and bus events at build
+time) → Jinja → routes → ``cleanup_ctx`` that, when the app starts, runs the migrations (core, then
+plugins'), opens the database, the group-commit writer, the hub, the bus and the live state, and finally
+calls every plugin's ``startup`` hook; and undoes all of it in reverse on shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from . import __version__, auth
+from .appkeys import BUS, CONFIG, DB, HUB, LIVE, PM, SECRET, WRITER
+from .bus import Activity, Bus
+from .config import Config
+from .db import DB_FILENAME, Database, GroupCommitWriter, Migration, run_migrations
+from .errors import ApiError
+from .live import LiveState
+from .metrics import METRICS, Metrics, metrics_middleware, metrics_view
+from .migrations import MIGRATIONS
+from .openapi import openapi_json
+from .prompter import load_rules, run_rules
+from .templating import BASE_CONTEXT, register_filters, render
+from .plugins.manager import PluginManager, build_plugin_manager
+from .ws import Hub
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+API_PREFIXES = ("/api/", "/whip", "/whep", "/-/")
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PREFIXES) or path in ("/healthz",)
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The studio secret that signs cookies: ``<data_dir>/secret.key``, created (0600) on first start."""
+    path = data_dir / "secret.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+# --------------------------------------------------------------------------------------------- middlewares
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    headers: dict[str, str] = {}
+    details = None
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        status, message, details, headers = exc.status, exc.message, exc.details, exc.headers
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        status = exc.status
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else (exc.reason or "error")
+        if status == 413:
+            message = f"the request body is too large: at most {request.app[CONFIG].server.max_body_bytes} bytes"
+        elif status == 404:
+            message = f"nothing here: {request.path}"
+        elif status == 405:
+            message = f"{request.method} is not allowed on {request.path}"
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        status, message = 500, "internal server error: the details are in the server log"
+    if is_api_path(request.path):
+        body: dict[str, Any] = {"status": status, "message": message}
+        if details is not None:
+            body["details"] = details
+        return web.json_response({"error": body}, status=status, headers=headers)
+    if status == 401:
+        raise web.HTTPSeeOther(f"/login?next={request.path_qs}" if request.method == "GET" else "/login")
+    response = await render(request, "error.html", {"status": status, "message": message}, status=status)
+    response.headers.update(headers)
+    return response
+
+
+@web.middleware
+async def csrf_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    await auth.check_csrf(request)
+    return await handler(request)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if not request.path.startswith(("/e/", "/static/", "/uploads/")):
+        response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+# --------------------------------------------------------------------------------------------- templates
+
+
+async def template_context(request: web.Request) -> dict[str, Any]:
+    user = await auth.staff_user(request)
+    cfg = request.app[CONFIG]
+    return {"user": user, "csrf_token": user.csrf if user else "", "studio_name": cfg.server.studio_name,
+            "version": __version__, "request_path": request.path, "live": request.app[LIVE].current if LIVE in request.app else None}
+
+
+def setup_templates(app: web.Application, pm: PluginManager) -> None:
+    plugin_loaders: dict[str, jinja2.BaseLoader] = {}
+    for name, dirs in pm.asset_dirs().items():
+        if "templates" in dirs:
+            plugin_loaders[name] = jinja2.FileSystemLoader(str(dirs["templates"]))
+    core = jinja2.FileSystemLoader(str(WEB_DIR / "templates"))
+    loader = jinja2.ChoiceLoader([core, jinja2.PrefixLoader({"default": core, **plugin_loaders})])
+    env = aiohttp_jinja2.setup(app, loader=loader, autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
+    register_filters(env, WEB_DIR)
+    app[BASE_CONTEXT] = template_context
+
+
+# --------------------------------------------------------------------------------------------- lifetime
+
+
+def _plugin_migrations(pm: PluginManager) -> list[Migration]:
+    out = []
+    for plugin, item in pm.call_lists_sync("register_migrations"):
+        if isinstance(item, Migration):
+            out.append(Migration(plugin, item.name, item.apply))
+        else:
+            name, sql = item
+            out.append(Migration(plugin, name, sql))
+    return out
+
+
+async def core_ctx(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[CONFIG]
+    pm = app[PM]
+    data_dir = cfg.data_dir
+    path = data_dir / DB_FILENAME
+    run_migrations(path, [*MIGRATIONS, *_plugin_migrations(pm)])
+    db = Database(path)
+    await db.open()
+    writer = GroupCommitWriter(path)
+    writer.start()
+    hub = Hub(cfg.live.ws_queue_messages)
+    bus = Bus(db, hub)
+    bus.register(item for _, item in pm.call_lists_sync("register_bus_events"))
+    bus.plugin_dispatch = _plugin_dispatcher(app, pm)
+    live = LiveState(db, bus, resume_minutes=cfg.events.resume_minutes)
+    app[DB], app[WRITER], app[HUB], app[BUS], app[LIVE] = db, writer, hub, bus, live
+    await auth.stream_key(db)
+    await pm.call("startup", app=app)
+    await load_rules(app)
+    log.info("lmserver %s started; data in %s", __version__, data_dir)
+    try:
+        yield
+    finally:
+        await pm.call("shutdown", app=app)
+        await hub.close_all()
+        await writer.stop()
+        await db.close()
+
+
+def _plugin_dispatcher(app: web.Application, pm: PluginManager) -> Callable[[Activity], None]:
+    """Hand each bus record to plugins (``on_bus_event``) and prompter rules, off the publisher's path."""
+    import asyncio
+
+
+    has_listeners = bool(pm.impls("on_bus_event"))
+    tasks: set[asyncio.Task[Any]] = set()
+
+    def dispatch(record: Activity) -> None:
+        if record.name.startswith("prompter."):
+            coros = [pm.call("on_bus_event", app=app, event=record)] if has_listeners else []
+        else:
+            coros = [run_rules(app, record)]
+            if has_listeners:
+                coros.append(pm.call("on_bus_event", app=app, event=record))
+        for coro in coros:
+            task = asyncio.ensure_future(coro)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    return dispatch
+
+
+# --------------------------------------------------------------------------------------------- factory
+
+
+def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints: bool = True) -> web.Application:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    (config.data_dir / "uploads").mkdir(exist_ok=True)
+    app = web.Application(middlewares=[security_headers, metrics_middleware, error_middleware, csrf_middleware],
+                          client_max_size=config.server.max_body_bytes)
+    app[CONFIG] = config
+    app[SECRET] = load_secret(config.data_dir)
+    app[METRICS] = Metrics(app)
+    pm = build_plugin_manager(config, plugins, load_entrypoints)
+    app[PM] = pm
+    setup_templates(app, pm)
+
+    from . import catalog, pages, views
+
+    app.router.add_static("/static", WEB_DIR / "static", name="static", append_version=True)
+    app.router.add_get("/uploads/{name}", catalog.serve_upload)
+    for name, dirs in pm.asset_dirs().items():
+        if "static" in dirs:
+            app.router.add_static(f"/-/static/plugins/{name}", dirs["static"])
+    app.router.add_routes(pages.routes)
+    app.router.add_routes(catalog.routes)
+    app.router.add_routes(views.routes)
+    app.router.add_get("/api/openapi.json", openapi_json)
+    app.router.add_get("/metrics", metrics_view)
+    # media: setup_media(app)
+    for plugin, route in pm.call_lists_sync("register_routes", app=app):
+        app.router.add_route(route.method, route.path, route.handler, **route.kwargs)  # type: ignore[attr-defined]
+        log.debug("plugin %s added route %s %s", plugin, route.method, route.path)  # type: ignore[attr-defined]
+    app.cleanup_ctx.append(core_ctx)
+    return app

@@ -1,0 +1,290 @@
+"""Staff accounts, roles, sessions, CSRF, login throttling, viewer cookies and the stream key.
+
+- Passwords: argon2id (argon2-cffi). At least ``security.min_password_length`` characters.
+- Staff session cookie ``lms_session``: ``<token>.<hmac>`` (signed with the studio secret, HttpOnly,
+  SameSite=Lax); the database keeps only the token's SHA-256, its CSRF token and its expiry (sliding).
+- CSRF: every state-changing request that is authenticated by a cookie must carry the session's token in
+  the ``X-CSRF-Token`` header (API) or a ``csrf_token`` form field (pages). Requests authenticated by
+  ``Authorization: Bearer`` (WHIP with the stream key) carry no cookie authority and are exempt.
+- Viewers are anonymous: the signed ``lms_viewer`` cookie carries a random viewer id; their CSRF token is
+  an HMAC of that id (``viewer_csrf``), handed to the viewer page.
+- Roles and permissions: :data:`PERMISSIONS`; ``await require(request, "catalog.edit")``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from .appkeys import CONFIG, DB, NEW_VIEWER_KEY, SECRET, SESSION_EXPIRED_KEY, USER_KEY
+from .errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized
+
+if TYPE_CHECKING:
+    from .db import Database
+
+ROLES = ("owner", "moderator", "assistant")
+
+#: permission → roles that have it. Owner has every permission.
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "accounts.manage": ("owner",),           # create and remove staff accounts
+    "settings.manage": ("owner",),           # studio settings, stream key
+    "show.run": ("owner", "moderator"),      # go live, end live, practice, pin products, edit events
+    "comments.moderate": ("owner", "moderator"),  # reply, pin, hide comments, block viewers
+    "catalog.edit": ("owner", "moderator", "assistant"),  # products and shopping bags
+    "billboards.manage": ("owner", "moderator", "assistant"),
+    "giveaways.manage": ("owner", "moderator", "assistant"),
+    "flashsales.manage": ("owner", "moderator", "assistant"),
+    "console.view": ("owner", "moderator", "assistant"),  # open the console, preview, read-only pages
+}
+
+SESSION_COOKIE = "lms_session"
+VIEWER_COOKIE = "lms_viewer"
+CSRF_HEADER = "X-CSRF-Token"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    role: str
+    csrf: str = ""
+
+    def can(self, permission: str) -> bool:
+        if permission not in PERMISSIONS:
+            raise KeyError(f"unknown permission {permission!r}")
+        return self.role == "owner" or self.role in PERMISSIONS[permission]
+
+
+# --------------------------------------------------------------------------------------------- signing
+
+
+def sign(secret: bytes, value: str) -> str:
+    mac = hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{value}.{mac}"
+
+
+def unsign(secret: bytes, signed: str | None) -> str | None:
+    if not signed or "." not in signed:
+        return None
+    value, mac = signed.rsplit(".", 1)
+    good = hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()[:32]
+    return value if hmac.compare_digest(mac, good) else None
+
+
+def _sha(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- accounts
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_new_password(password: str, min_length: int) -> None:
+    if len(password) < min_length:
+        raise BadRequest(f"the password is too short: use at least {min_length} characters")
+    if len(password) > 1024:
+        raise BadRequest("the password is too long: use at most 1024 characters")
+
+
+async def create_user(db: "Database", name: str, role: str, password: str, *, min_password_length: int = 10) -> int:
+    """Create a staff account; raises BadRequest (invalid name/role/password) or Conflict (name taken)."""
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise BadRequest("the user name must be 2–32 characters: letters, digits, '_', '.', '-', starting with a letter or digit")
+    if role not in ROLES:
+        raise BadRequest(f"the role must be one of {', '.join(ROLES)}, got {role!r}")
+    check_new_password(password, min_password_length)
+    if await db.fetchone("SELECT 1 FROM users WHERE name = ?", (name,)):
+        raise Conflict(f"a user named {name!r} already exists: pick another name")
+    hashed = hash_password(password)
+    async with db.transaction() as tx:
+        cur = await tx.execute("INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                               (name, role, hashed, time.time()))
+        return cur.lastrowid or 0
+
+
+# --------------------------------------------------------------------------------------------- sessions
+
+
+async def login(request: web.Request, name: str, password: str) -> tuple[User, str]:
+    """Check the credentials (with throttling); return the user and the signed cookie value."""
+    app = request.app
+    db, cfg = app[DB], app[CONFIG].security
+    key = f"{(name or '').strip().lower()}|{request.remote}"
+    now = time.time()
+    window_start = now - cfg.login_lockout_seconds
+    failures = await db.fetchall("SELECT at FROM login_failures WHERE key = ? AND at > ? ORDER BY at", (key, window_start))
+    if len(failures) >= cfg.login_max_failures:
+        wait = int(failures[-cfg.login_max_failures]["at"] + cfg.login_lockout_seconds - now) + 1
+        raise TooManyRequests(f"too many failed logins: try again in {wait} s", headers={"Retry-After": str(wait)})
+    row = await db.fetchone("SELECT * FROM users WHERE name = ? AND disabled = 0", ((name or "").strip(),))
+    ok = False
+    if row is not None:
+        try:
+            ok = _hasher.verify(row["password_hash"], password or "")
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            ok = False
+    else:
+        _hasher.hash("timing-equaliser")  # same cost whether or not the user exists
+    if not ok:
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO login_failures (key, at) VALUES (?, ?)", (key, now))
+            await tx.execute("DELETE FROM login_failures WHERE at < ?", (now - 86400,))
+        raise Unauthorized("wrong user name or password")
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    async with db.transaction() as tx:
+        await tx.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+        await tx.execute("DELETE FROM staff_sessions WHERE expires_at < ?", (now,))
+        await tx.execute("INSERT INTO staff_sessions (id, user_id, csrf, created_at, last_seen, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                         (_sha(token), row["id"], csrf, now, now, now + cfg.session_hours * 3600))
+    return User(row["id"], row["name"], row["role"], csrf), sign(app[SECRET], token)
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
+    cfg = request.app[CONFIG].security
+    response.set_cookie(SESSION_COOKIE, value, httponly=True, samesite="Lax", secure=cfg.cookie_secure,
+                        max_age=int(cfg.session_hours * 3600), path="/")
+
+
+async def logout(request: web.Request, response: web.StreamResponse) -> None:
+    token = unsign(request.app[SECRET], request.cookies.get(SESSION_COOKIE))
+    if token:
+        await request.app[DB].execute("DELETE FROM staff_sessions WHERE id = ?", (_sha(token),))
+    response.del_cookie(SESSION_COOKIE, path="/")
+
+
+async def staff_user(request: web.Request) -> User | None:
+    """The logged-in staff user of this request, or None (no cookie, bad signature, expired)."""
+    if USER_KEY in request:
+        return request[USER_KEY]  # type: ignore[return-value]
+    user = None
+    token = unsign(request.app[SECRET], request.cookies.get(SESSION_COOKIE))
+    if token:
+        db = request.app[DB]
+        now = time.time()
+        row = await db.fetchone(
+            "SELECT s.id AS sid, s.csrf, s.last_seen, s.expires_at, u.id, u.name, u.role FROM staff_sessions s"
+            " JOIN users u ON u.id = s.user_id WHERE s.id = ? AND u.disabled = 0", (_sha(token),))
+        if row is not None and row["expires_at"] > now:
+            user = User(row["id"], row["name"], row["role"], row["csrf"])
+            if now - row["last_seen"] > 60:  # sliding expiry, written at most once a minute
+                hours = request.app[CONFIG].security.session_hours
+                await db.execute("UPDATE staff_sessions SET last_seen = ?, expires_at = ? WHERE id = ?",
+                                 (now, now + hours * 3600, row["sid"]))
+        request[SESSION_EXPIRED_KEY] = token is not None and user is None
+    request[USER_KEY] = user
+    return user
+
+
+async def require(request: web.Request, permission: str = "console.view") -> User:
+    """The staff user, who must hold ``permission``; raises 401 (not logged in) or 403 (role)."""
+    user = await staff_user(request)
+    if user is None:
+        if request.get(SESSION_EXPIRED_KEY):
+            raise Unauthorized("your session has expired: log in again")
+        raise Unauthorized("log in as staff first")
+    if not user.can(permission):
+        raise Forbidden(f"your role ({user.role}) may not do this: it needs the '{permission}' permission")
+    return user
+
+
+# --------------------------------------------------------------------------------------------- viewers
+
+
+def viewer_id(request: web.Request) -> str | None:
+    return unsign(request.app[SECRET], request.cookies.get(VIEWER_COOKIE))
+
+
+def viewer_csrf(secret: bytes, vid: str) -> str:
+    return hmac.new(secret, f"viewer-csrf:{vid}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+async def ensure_viewer(request: web.Request, response: web.StreamResponse) -> str:
+    """Return this browser's viewer id, creating the viewer (row and cookie) on first visit."""
+    vid = viewer_id(request)
+    db = request.app[DB]
+    if vid and await db.fetchone("SELECT 1 FROM viewers WHERE id = ?", (vid,)):
+        return vid
+    vid = secrets.token_urlsafe(12)
+    await db.execute("INSERT INTO viewers (id, created_at) VALUES (?, ?)", (vid, time.time()))
+    response.set_cookie(VIEWER_COOKIE, sign(request.app[SECRET], vid), httponly=True, samesite="Lax",
+                        secure=request.app[CONFIG].security.cookie_secure, max_age=365 * 86400, path="/")
+    request[NEW_VIEWER_KEY] = vid
+    return vid
+
+
+# --------------------------------------------------------------------------------------------- CSRF
+
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+async def check_csrf(request: web.Request) -> None:
+    """Refuse a state-changing, cookie-authenticated request without the right token (403)."""
+    if request.method in SAFE_METHODS:
+        return
+    if request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    user = await staff_user(request) if SESSION_COOKIE in request.cookies else None
+    if user is not None:
+        if not sent or not hmac.compare_digest(sent, user.csrf):
+            raise Forbidden("missing or wrong CSRF token: reload the page and try again")
+        return
+    vid = viewer_id(request)
+    if vid is not None and request.cookies.get(VIEWER_COOKIE):
+        if not sent or not hmac.compare_digest(sent, viewer_csrf(request.app[SECRET], vid)):
+            raise Forbidden("missing or wrong CSRF token: reload the page and try again")
+
+
+# --------------------------------------------------------------------------------------------- stream key
+
+
+async def stream_key(db: "Database") -> str:
+    """The studio's stream key (created on first use)."""
+    key = await db.fetchval("SELECT value FROM settings WHERE key = 'stream_key'")
+    if key:
+        return key
+    key = "lms_" + secrets.token_urlsafe(24)
+    async with db.transaction() as tx:
+        await tx.execute("INSERT OR IGNORE INTO settings (key, value) VALUES ('stream_key', ?)", (key,))
+    return await db.fetchval("SELECT value FROM settings WHERE key = 'stream_key'")
+
+
+async def rotate_stream_key(db: "Database") -> str:
+    key = "lms_" + secrets.token_urlsafe(24)
+    async with db.transaction() as tx:
+        await tx.execute("INSERT INTO settings (key, value) VALUES ('stream_key', ?)"
+                         " ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key,))
+    return key
+
+
+async def check_stream_key(app: web.Application, token: str | None) -> bool:
+    if not token:
+        return False
+    return hmac.compare_digest(token.encode(), (await stream_key(app[DB])).encode())
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None

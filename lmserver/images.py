@@ -1,0 +1,83 @@
+"""Checking and storing uploaded images (public API: plugins use it for their uploads too).
+
+``check_image(data, ...)`` refuses, with a reason a person can act on: an empty or oversized file,
+something that is not an image (whatever its name), a type outside the allowed set, an image over the
+pixel limit (decompression bombs are caught from the header, before decoding), an image smaller than a
+required minimum, or a truncated file. ``store_image`` writes a checked image under
+``<data_dir>/uploads`` with a random name and returns that name.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+ALLOWED = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    format: str  # PNG, JPEG, WEBP
+    width: int
+    height: int
+    has_alpha: bool
+    data: bytes
+
+    @property
+    def extension(self) -> str:
+        return ALLOWED[self.format]
+
+    def open(self) -> Image.Image:
+        img = Image.open(io.BytesIO(self.data))
+        img.load()
+        return img
+
+
+def check_image(data: bytes, *, max_bytes: int, max_pixels: int, min_size: tuple[int, int] | None = None,
+                allowed: set[str] | None = None, what: str = "the image") -> CheckedImage:
+    allowed = allowed or set(ALLOWED)
+    if not data:
+        raise BadRequest(f"{what} is empty: choose a PNG, JPEG or WebP file")
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(f"{what} is too large: {len(data):,} bytes, at most {max_bytes:,}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            fmt = img.format or ""
+            w, h = img.size
+    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+        raise UnsupportedMediaType(f"{what} is not an image PNG, JPEG or WebP can read: upload a real image file") from None
+    if fmt not in allowed:
+        raise UnsupportedMediaType(f"{what} is a {fmt or 'unknown'} file: allowed types are " + ", ".join(sorted(allowed)))
+    if w * h > max_pixels:
+        raise PayloadTooLarge(f"{what} has too many pixels: {w}×{h} = {w * h:,}, at most {max_pixels:,}")
+    if min_size and (w < min_size[0] or h < min_size[1]):
+        raise BadRequest(f"{what} is too small: {w}×{h} pixels, at least {min_size[0]}×{min_size[1]} needed")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img.load()  # decode fully: catches truncated files
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise UnsupportedMediaType(f"{what} is damaged or truncated: export it again and retry") from None
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    return CheckedImage(fmt, w, h, has_alpha, data)
+
+
+def store_image(data_dir: Path, image: CheckedImage) -> str:
+    """Write the checked image to ``<data_dir>/uploads`` atomically; return its file name."""
+    folder = Path(data_dir) / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = secrets.token_hex(12) + image.extension
+    tmp = folder / (name + ".part")
+    tmp.write_bytes(image.data)
+    os.replace(tmp, folder / name)
+    return name

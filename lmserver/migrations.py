@@ -1,0 +1,182 @@
+"""Core schema migrations, in order. Plugins add theirs through the ``register_migrations`` hook.
+
+Add a step by appending a function decorated with ``@migration`` (never edit an applied one).
+"""
+
+from __future__ import annotations
+
+from .db import Migration
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(sql: str, name: str) -> None:
+    MIGRATIONS.append(Migration("core", name, sql))
+
+
+migration(name="001_initial", sql="""
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    role TEXT NOT NULL CHECK (role IN ('owner', 'moderator', 'assistant')),
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+
+CREATE TABLE staff_sessions (
+    id TEXT PRIMARY KEY,                 -- sha256 of the cookie's token
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+
+CREATE TABLE login_failures (
+    key TEXT NOT NULL,                   -- lower(name) + '|' + remote address
+    at REAL NOT NULL
+);
+CREATE INDEX login_failures_key ON login_failures(key, at);
+
+CREATE TABLE viewers (
+    id TEXT PRIMARY KEY,                 -- random id carried in the signed viewer cookie
+    nickname TEXT,
+    blocked INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+
+CREATE TABLE products (
+    id INTEGER PRIMARY KEY,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    price_cents INTEGER NOT NULL CHECK (price_cents >= 0),
+    currency TEXT NOT NULL,
+    stock INTEGER NOT NULL CHECK (stock >= 0),
+    sku TEXT UNIQUE,
+    image TEXT,                          -- file name under <data_dir>/uploads
+    archived INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX products_title ON products(title COLLATE NOCASE);
+
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    slug TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    starts_at REAL NOT NULL,
+    duration_minutes INTEGER NOT NULL CHECK (duration_minutes BETWEEN 30 AND 780),
+    recommended INTEGER NOT NULL DEFAULT 0,
+    created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX events_starts ON events(starts_at);
+
+CREATE TABLE event_products (
+    event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+    product_id INTEGER NOT NULL REFERENCES products(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (event_id, product_id)
+);
+
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    event_id INTEGER REFERENCES events(id) ON DELETE SET NULL,
+    practice INTEGER NOT NULL DEFAULT 0,
+    source TEXT NOT NULL,                -- whip, capture, ...
+    started_by INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    end_reason TEXT,
+    pinned_product_id INTEGER REFERENCES products(id) ON DELETE SET NULL,
+    peak_viewers INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_event ON sessions(event_id);
+
+CREATE TABLE activity (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,                  -- bus event name, e.g. comment.created
+    event_id INTEGER,
+    session_id INTEGER,
+    practice INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL,                  -- JSON
+    created_at REAL NOT NULL
+);
+CREATE INDEX activity_session ON activity(session_id, id);
+CREATE INDEX activity_name ON activity(name, id);
+
+CREATE TABLE comments (
+    id INTEGER PRIMARY KEY,
+    event_id INTEGER REFERENCES events(id) ON DELETE CASCADE,
+    session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+    viewer_id TEXT REFERENCES viewers(id) ON DELETE SET NULL,
+    user_id INTEGER REFERENCES users(id) ON DELETE SET NULL,   -- staff author (replies)
+    parent_id INTEGER REFERENCES comments(id) ON DELETE CASCADE,
+    nickname TEXT NOT NULL,
+    body TEXT NOT NULL,
+    hidden INTEGER NOT NULL DEFAULT 0,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    practice INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE INDEX comments_event ON comments(event_id, id);
+
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY,
+    viewer_id TEXT REFERENCES viewers(id) ON DELETE SET NULL,
+    product_id INTEGER NOT NULL REFERENCES products(id),
+    event_id INTEGER REFERENCES events(id) ON DELETE SET NULL,
+    session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+    quantity INTEGER NOT NULL CHECK (quantity > 0),
+    unit_price_cents INTEGER NOT NULL,
+    amount_cents INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'placed',
+    first_time INTEGER NOT NULL DEFAULT 0,
+    practice INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+CREATE INDEX orders_session ON orders(session_id);
+CREATE INDEX orders_viewer ON orders(viewer_id);
+
+CREATE TABLE follows (
+    viewer_id TEXT PRIMARY KEY REFERENCES viewers(id) ON DELETE CASCADE,
+    session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+    created_at REAL NOT NULL
+);
+
+CREATE TABLE gifts (
+    id INTEGER PRIMARY KEY,
+    viewer_id TEXT REFERENCES viewers(id) ON DELETE SET NULL,
+    session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+    gift TEXT NOT NULL,
+    practice INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL
+);
+
+CREATE TABLE registrations (
+    id INTEGER PRIMARY KEY,
+    event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+    viewer_id TEXT NOT NULL REFERENCES viewers(id) ON DELETE CASCADE,
+    nickname TEXT NOT NULL,
+    email TEXT,
+    created_at REAL NOT NULL,
+    UNIQUE (event_id, viewer_id)
+);
+
+CREATE TABLE viewer_samples (
+    session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    at REAL NOT NULL,
+    viewers INTEGER NOT NULL
+);
+CREATE INDEX viewer_samples_session ON viewer_samples(session_id, at);
+""")

@@ -1,0 +1,168 @@
+"""Core JSON endpoints: health, plugins, WebSockets, accounts, login API and the stream key."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__, auth
+from .appkeys import BUS, CONFIG, DB, HUB, LIVE, PM, SECRET
+from .errors import BadRequest
+from .openapi import doc
+
+routes = web.RouteTableDef()
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or a 400/415 that says what was wrong."""
+    if request.content_type != "application/json":
+        from .errors import UnsupportedMediaType
+
+        raise UnsupportedMediaType(f"send JSON with Content-Type: application/json (got {request.content_type or 'none'})")
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    return data
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    db_state = await request.app[DB].healthy()
+    live = request.app[LIVE].current
+    body = {"status": "ok" if db_state == "ok" else "degraded", "version": __version__, "database": db_state,
+            "live": live is not None}
+    return web.json_response(body, status=200 if db_state == "ok" else 503)
+
+
+@routes.get("/-/plugins")
+async def plugins_list(request: web.Request) -> web.Response:
+    return web.json_response([
+        {"name": p.name, "version": p.version, "hooks": p.hooks, "module": p.module,
+         "static": f"/-/static/plugins/{p.name}/" if p.static else None}
+        for p in request.app[PM].info()
+    ])
+
+
+@routes.get("/ws/console")
+async def ws_console(request: web.Request) -> web.StreamResponse:
+    await auth.require(request, "console.view")
+    return await request.app[HUB].serve(request, "staff", None, {"name": "hello", "data": {"audience": "staff"}})
+
+
+@routes.get("/ws/viewer")
+async def ws_viewer(request: web.Request) -> web.StreamResponse:
+    raw = request.query.get("event")
+    event_id = int(raw) if raw and raw.isdigit() else None
+    return await request.app[HUB].serve(request, "public", event_id, {"name": "hello", "data": {"audience": "public"}})
+
+
+# --------------------------------------------------------------------------------------------- login API
+
+
+@routes.post("/api/login")
+@doc("Log in as staff; sets the session cookie and returns the CSRF token for later calls",
+     body={"name": "user name", "password": "password"}, returns="{user: {id, name, role}, csrf_token}", tags=["accounts"])
+async def api_login(request: web.Request) -> web.Response:
+    data = await json_body(request)
+    user, cookie = await auth.login(request, str(data.get("name", "")), str(data.get("password", "")))
+    response = web.json_response({"user": {"id": user.id, "name": user.name, "role": user.role}, "csrf_token": user.csrf})
+    auth.set_session_cookie(request, response, cookie)
+    return response
+
+
+@routes.get("/api/me")
+@doc("The logged-in staff user and their CSRF token", returns="{user, csrf_token, permissions}", tags=["accounts"], permission="console.view")
+async def api_me(request: web.Request) -> web.Response:
+    user = await auth.require(request)
+    return web.json_response({"user": {"id": user.id, "name": user.name, "role": user.role}, "csrf_token": user.csrf,
+                              "permissions": [p for p in auth.PERMISSIONS if user.can(p)]})
+
+
+@routes.get("/api/users")
+@doc("List staff accounts", returns="{users: [{id, name, role, created_at}]}", tags=["accounts"], permission="accounts.manage")
+async def api_users(request: web.Request) -> web.Response:
+    await auth.require(request, "accounts.manage")
+    rows = await request.app[DB].fetchall("SELECT id, name, role, disabled, created_at FROM users ORDER BY id")
+    return web.json_response({"users": [dict(r) for r in rows]})
+
+
+@routes.post("/api/users")
+@doc("Create a staff account", body={"name": "2–32 letters, digits, _ . -", "role": "owner, moderator or assistant",
+     "password": "at least security.min_password_length characters"}, returns="{user: {id, name, role}}", tags=["accounts"],
+     permission="accounts.manage")
+async def api_users_create(request: web.Request) -> web.Response:
+    await auth.require(request, "accounts.manage")
+    data = await json_body(request)
+    name, role = str(data.get("name", "")), str(data.get("role", ""))
+    uid = await auth.create_user(request.app[DB], name, role, str(data.get("password", "")),
+                                 min_password_length=request.app[CONFIG].security.min_password_length)
+    await request.app[BUS].publish("user.created", {"user_id": uid, "name": name.strip(), "role": role})
+    return web.json_response({"user": {"id": uid, "name": name.strip(), "role": role}}, status=201)
+
+
+@routes.get("/api/settings/stream-key")
+@doc("The studio's stream key (WHIP bearer token) and the WHIP URL to paste into OBS", returns="{stream_key, whip_url}",
+     tags=["settings"], permission="settings.manage")
+async def api_stream_key(request: web.Request) -> web.Response:
+    await auth.require(request, "settings.manage")
+    return web.json_response({"stream_key": await auth.stream_key(request.app[DB]), "whip_url": public_base(request) + "/whip"})
+
+
+@routes.post("/api/settings/stream-key/rotate")
+@doc("Replace the stream key (the old one stops working at once)", returns="{stream_key, whip_url}", tags=["settings"],
+     permission="settings.manage")
+async def api_stream_key_rotate(request: web.Request) -> web.Response:
+    await auth.require(request, "settings.manage")
+    key = await auth.rotate_stream_key(request.app[DB])
+    await request.app[BUS].publish("stream_key.rotated", {})
+    return web.json_response({"stream_key": key, "whip_url": public_base(request) + "/whip"})
+
+
+@routes.get("/api/activity")
+@doc("The activity log, newest first", query={"session": "session id", "name": "event name prefix, e.g. comment.",
+     "before": "activity id (paging)", "limit": "1–500, default 100"}, returns="{activity: [...]}", tags=["bus"],
+     permission="console.view")
+async def api_activity(request: web.Request) -> web.Response:
+    await auth.require(request)
+    q = request.query
+    try:
+        limit = min(max(int(q.get("limit", "100")), 1), 500)
+        before = int(q["before"]) if "before" in q else None
+        session = int(q["session"]) if "session" in q else None
+    except ValueError:
+        raise BadRequest("limit, before and session must be integers") from None
+    where, params = ["1=1"], []
+    if session is not None:
+        where.append("session_id = ?")
+        params.append(session)
+    if before is not None:
+        where.append("id < ?")
+        params.append(before)
+    if q.get("name"):
+        where.append("name LIKE ?")
+        params.append(q["name"].replace("%", "") + "%")
+    rows = await request.app[DB].fetchall(
+        f"SELECT * FROM activity WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit))
+    import json
+
+    return web.json_response({"activity": [{"id": r["id"], "name": r["name"], "event_id": r["event_id"], "session_id": r["session_id"],
+                                            "practice": bool(r["practice"]), "at": r["created_at"], "data": json.loads(r["data"])}
+                                           for r in rows]})
+
+
+def public_base(request: web.Request) -> str:
+    """The base URL viewers use: ``server.public_url``, or the request's own scheme and host."""
+    configured = request.app[CONFIG].server.public_url.rstrip("/")
+    return configured or f"{request.scheme}://{request.host}"
+
+
+def now() -> float:
+    return time.time()
+
+
+__all__ = ["routes", "json_body", "public_base", "SECRET"]
