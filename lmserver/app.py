@@ -36,7 +36,7 @@ from .ws import Hub
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-API_PREFIXES = ("/api/", "/whip", "/whep", "/-/")
+API_PREFIXES = ("/api/", "/whip", "/whep", "/-/", "/ws/")
 
 
 def is_api_path(path: str) -> bool:
@@ -223,7 +223,9 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     app.router.add_get("/metrics", metrics_view)
     # media: setup_media(app)
     for plugin, route in pm.call_lists_sync("register_routes", app=app):
-        app.router.add_route(route.method, route.path, route.handler, **route.kwargs)  # type: ignore[attr-defined]
-        log.debug("plugin %s added route %s %s", plugin, route.method, route.path)  # type: ignore[attr-defined]
+        try:
+            route.register(app.router)
+        except Exception:
+            log.exception("plugin %s: route %r could not be added; it is skipped", plugin, route)
     app.cleanup_ctx.append(core_ctx)
     return app

@@ -95,16 +95,18 @@ def run_migrations(path: Path, migrations: Iterable[Migration]) -> list[str]:
 
 
 def _split_sql(script: str) -> list[str]:
-    """Split a script into complete statements (sqlite3.complete_statement knows about quotes/triggers)."""
+    """Split a script into statements at each ``;`` that completes one (quotes and triggers respected)."""
     out, buf = [], ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            if buf.strip().strip(";").strip():
+    for ch in script:
+        buf += ch
+        if ch == ";" and sqlite3.complete_statement(buf):
+            if buf.strip(" \t\r\n;"):
                 out.append(buf.strip())
             buf = ""
     if buf.strip():
-        raise sqlite3.ProgrammingError(f"incomplete SQL statement in migration: {buf.strip()[:80]!r}")
+        if not sqlite3.complete_statement(buf + ";"):
+            raise sqlite3.ProgrammingError(f"incomplete SQL statement in migration: {buf.strip()[:80]!r}")
+        out.append(buf.strip())
     return out
 
 

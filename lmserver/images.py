@@ -50,11 +50,13 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int, min_size: tuple
         raise PayloadTooLarge(f"{what} is too large: {len(data):,} bytes, at most {max_bytes:,}")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
             img = Image.open(io.BytesIO(data))
             fmt = img.format or ""
             w, h = img.size
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+    except Image.DecompressionBombError:
+        raise PayloadTooLarge(f"{what} has too many pixels: at most {max_pixels:,} allowed") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise UnsupportedMediaType(f"{what} is not an image PNG, JPEG or WebP can read: upload a real image file") from None
     if fmt not in allowed:
         raise UnsupportedMediaType(f"{what} is a {fmt or 'unknown'} file: allowed types are " + ", ".join(sorted(allowed)))
@@ -64,9 +66,9 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int, min_size: tuple
         raise BadRequest(f"{what} is too small: {w}×{h} pixels, at least {min_size[0]}×{min_size[1]} needed")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # size already checked
             img.load()  # decode fully: catches truncated files
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError):
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         raise UnsupportedMediaType(f"{what} is damaged or truncated: export it again and retry") from None
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     return CheckedImage(fmt, w, h, has_alpha, data)

@@ -42,7 +42,11 @@ def make_config(data_dir: Path) -> Callable[..., Config]:
 
 @pytest.fixture
 def app_factory(make_config: Callable[..., Config]) -> Callable[..., Any]:
-    def factory(plugins: tuple[Any, ...] = (), load_entrypoints: bool = False, **sections: dict[str, Any]) -> Any:
+    def factory(plugins: Any = (), load_entrypoints: bool = False, **sections: dict[str, Any]) -> Any:
+        """``plugins``: plugin objects to register (a sequence), or the ``[plugins]`` config table (a dict)."""
+        if isinstance(plugins, dict):
+            sections["plugins"] = plugins
+            plugins = ()
         return create_app(make_config(**sections), plugins=plugins, load_entrypoints=load_entrypoints)
 
     return factory
