@@ -65,3 +65,30 @@ async def test_catalog_create_product_in_browser(aiohttp_server: Any, app_factor
     assert "$12.50" in text and "7 in stock" in text
     check_screenshot(await page.screenshot(full_page=True), "catalog-tablet")
     await context.close()
+
+
+async def test_settings_page_reveals_and_rotates_the_key_and_adds_an_account(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
+    server = await aiohttp_server(app_factory())
+    base = f"http://127.0.0.1:{server.port}"
+    name = await make_user(server, "owner")
+    context = await browser.new_context(viewport={"width": 1024, "height": 768})
+    page = await login_page(context, base, name, PASSWORD)
+    await page.goto(base + "/settings")
+    assert await page.input_value("#stream-key") == ""  # hidden until revealed
+    await page.click("#reveal-key")
+    await page.wait_for_function("document.querySelector('#stream-key').value.startsWith('lms_')")
+    first = await page.input_value("#stream-key")
+    page.once("dialog", lambda d: d.accept())
+    await page.click("#rotate-key")
+    await page.wait_for_function(f"document.querySelector('#stream-key').value !== {first!r}")
+    await page.fill("#user-form input[name=name]", "mod1")
+    await page.fill("#user-form input[name=password]", "short")
+    await page.evaluate("document.querySelector('#user-form input[name=password]').removeAttribute('minlength')")
+    await page.click("#user-form button")
+    await page.wait_for_selector("#user-error:not([hidden])")
+    assert "at least 10 characters" in await page.inner_text("#user-error")
+    await page.fill("#user-form input[name=password]", "a good long password")
+    await page.click("#user-form button")
+    await page.wait_for_selector("#users td:text('mod1')")
+    check_screenshot(await page.screenshot(full_page=True), "settings-tablet")
+    await context.close()
