@@ -228,4 +228,7 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
         except Exception:
             log.exception("plugin %s: route %r could not be added; it is skipped", plugin, route)
     app.cleanup_ctx.append(core_ctx)
+    from . import console
+
+    console.setup(app)  # console, viewer page, comments, orders (+ viewer sampling, after the core context)
     return app

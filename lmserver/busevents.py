@@ -78,4 +78,9 @@ CORE_EVENTS: list[EventSpec] = [
     # accounts
     EventSpec("user.created", "A staff account was created.", {"user_id": "id", "name": "name", "role": "role"}),
     EventSpec("stream_key.rotated", "The studio's stream key was rotated.", {}),
+    # LIVE console and viewer page (appended)
+    EventSpec("comment.held", "A viewer's comment was held back (moderation hook or blocked viewer): staff see it greyed, viewers never.",
+              {"comment": "the comment, with hidden_reason"}, "staff", activity=True),
+    EventSpec("product.stock", "A product's stock changed through an order (0: sold out).",
+              {"product_id": "id", "stock": "units left"}, "public", persist=False),
 ]

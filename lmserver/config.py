@@ -159,6 +159,8 @@ class LiveConfig:
     comment_rate_seconds: float = opt(2.0, "Shortest time between two comments of one viewer, in seconds.", non_negative)
     blocked_can_buy: bool = opt(True, "Whether a blocked viewer may still buy.")
     ws_queue_messages: int = opt(256, "Messages queued per WebSocket client before it is dropped as too slow.", positive)
+    max_order_quantity: int = opt(20, "Most units of one product a viewer may buy in one order (also bounded by stock).", between(1, 10000))
+    viewer_sample_seconds: float = opt(5.0, "How often the number of viewers of a live session is sampled for charts, in seconds.", positive)
 
 
 @dataclass(frozen=True)

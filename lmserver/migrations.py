@@ -180,3 +180,10 @@ CREATE TABLE viewer_samples (
 );
 CREATE INDEX viewer_samples_session ON viewer_samples(session_id, at);
 """)
+
+
+migration(name="020_comment_hidden_reason", sql="""
+ALTER TABLE comments ADD COLUMN hidden_reason TEXT;
+CREATE INDEX comments_pinned ON comments(event_id) WHERE pinned = 1;
+CREATE INDEX orders_viewer_real ON orders(viewer_id) WHERE practice = 0;
+""")

@@ -1,0 +1,294 @@
+"""Comments of a LIVE event: viewers' comments, staff replies, one pinned comment, hiding and blocking.
+
+- A viewer comments while the event is live (:func:`create_viewer_comment`): the body is stripped and
+  length-checked (``live.comment_max_length``), one comment per ``live.comment_rate_seconds`` per viewer
+  (429 with the seconds to wait), then screened by the plugins' ``moderate_comment`` hook. A comment a
+  plugin objects to, or one from a blocked viewer, is stored hidden with its reason and published as the
+  staff-only ``comment.held``; every other comment is published as ``comment.created`` (public).
+- Staff (``comments.moderate``) reply (threaded to the root of the comment's thread), pin one comment
+  per event (pinning another unpins the first), hide a comment, block and unblock a viewer. Blocking
+  hides the viewer's visible comments of the event at once (``comment.hidden`` for each) and holds back
+  their later ones; their buy button keeps working unless ``live.blocked_can_buy`` is false.
+
+Viewers' pages get comments only through :func:`public_comments` and ``comment.created`` — hidden ones
+never leave the server for them. Bodies are plain text; every page escapes them.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from typing import Any
+
+from aiohttp import web
+
+from . import auth
+from .appkeys import BUS, CONFIG, DB, LIVE, PM
+from .errors import BadRequest, Conflict, NotFound, TooManyRequests
+from .openapi import doc
+from .templating import as_dict
+from .views import json_body
+
+routes = web.RouteTableDef()
+
+#: viewer id → monotonic time of their last accepted comment (per process; rate limiting only)
+LAST_COMMENT: web.AppKey[dict[str, float]] = web.AppKey("last_comment", dict)
+
+COMMENT_COLUMNS = ("id, event_id, session_id, viewer_id, user_id, parent_id, nickname, body, hidden, hidden_reason,"
+                   " pinned, practice, created_at")
+
+
+def comment_json(row: Any) -> dict[str, Any]:
+    d = as_dict(row)
+    for key in ("hidden", "pinned", "practice"):
+        d[key] = bool(d[key])
+    d["staff"] = d.get("user_id") is not None
+    return d
+
+
+def public_json(comment: dict[str, Any]) -> dict[str, Any]:
+    """What viewers may see of a comment (no moderation reason)."""
+    return {k: v for k, v in comment.items() if k not in ("hidden_reason", "user_id")}
+
+
+def clean_text(value: Any, what: str, max_length: int) -> str:
+    """Strip, drop control characters, check 1..max_length characters."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{what} must be text")
+    text = "".join(ch for ch in value if ch in "\n" or unicodedata.category(ch)[0] != "C").strip()
+    if not text:
+        raise BadRequest(f"{what} is empty: write something first")
+    if len(text) > max_length:
+        raise BadRequest(f"{what} is too long: at most {max_length} characters (this one has {len(text)})")
+    return text
+
+
+async def get_comment(app: web.Application, comment_id: int) -> dict[str, Any]:
+    row = await app[DB].fetchone(f"SELECT {COMMENT_COLUMNS} FROM comments WHERE id = ?", (comment_id,))
+    if row is None:
+        raise NotFound(f"there is no comment {comment_id}")
+    return comment_json(row)
+
+
+async def list_comments(app: web.Application, event_id: int, *, session_id: int | None = None, include_hidden: bool,
+                        limit: int = 200) -> list[dict[str, Any]]:
+    """The event's comments, oldest first (the newest ``limit``); hidden ones only for staff."""
+    where, params = ["event_id = ?"], [event_id]
+    if session_id is not None:
+        where.append("session_id = ?")
+        params.append(session_id)
+    if not include_hidden:
+        where.append("hidden = 0")
+    rows = await app[DB].fetchall(
+        f"SELECT {COMMENT_COLUMNS} FROM comments WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit))
+    return [comment_json(r) for r in reversed(rows)]
+
+
+async def public_comments(app: web.Application, event_id: int, limit: int = 100) -> list[dict[str, Any]]:
+    return [public_json(c) for c in await list_comments(app, event_id, include_hidden=False, limit=limit)]
+
+
+async def pinned_comment(app: web.Application, event_id: int) -> dict[str, Any] | None:
+    row = await app[DB].fetchone(f"SELECT {COMMENT_COLUMNS} FROM comments WHERE event_id = ? AND pinned = 1 AND hidden = 0",
+                                 (event_id,))
+    return comment_json(row) if row else None
+
+
+async def _insert(app: web.Application, values: dict[str, Any]) -> dict[str, Any]:
+    cols = ", ".join(values)
+    async with app[DB].transaction() as tx:
+        cur = await tx.execute(f"INSERT INTO comments ({cols}) VALUES ({', '.join('?' for _ in values)})", tuple(values.values()))
+        cid = cur.lastrowid or 0
+    return await get_comment(app, cid)
+
+
+def check_rate(app: web.Application, viewer_id: str, what: str = "commenting") -> None:
+    """429 when this viewer acted less than ``live.comment_rate_seconds`` ago; else note the time."""
+    rate = app[CONFIG].live.comment_rate_seconds
+    last = app[LAST_COMMENT]
+    now = time.monotonic()
+    prev = last.get(viewer_id)
+    if prev is not None and now - prev < rate:
+        wait = rate - (now - prev)
+        raise TooManyRequests(f"you are {what} too fast: wait {wait:.1f} s and send it again",
+                              headers={"Retry-After": str(max(1, round(wait + 0.49)))})
+    last[viewer_id] = now
+    if len(last) > 50_000:  # forget viewers who stopped long ago
+        for vid, at in list(last.items()):
+            if now - at > rate:
+                del last[vid]
+
+
+async def create_viewer_comment(app: web.Application, viewer: dict[str, Any], event_id: int, body: Any) -> dict[str, Any]:
+    """A viewer's comment on the live event: checked, rate-limited, screened, stored and published."""
+    cfg = app[CONFIG].live
+    text = clean_text(body, "the comment", cfg.comment_max_length)
+    session = app[LIVE].current
+    if session is None or session.event_id != event_id:
+        raise Conflict("this event is not live: comments open when the LIVE starts")
+    if not viewer.get("nickname"):
+        raise BadRequest("choose a nickname first")
+    check_rate(app, viewer["id"])
+    reason: str | None = "blocked viewer" if viewer.get("blocked") else None
+    if reason is None:
+        for answer in await app[PM].call("moderate_comment", app=app,
+                                         comment={"body": text, "nickname": viewer["nickname"], "viewer_id": viewer["id"],
+                                                  "event_id": event_id}):
+            if answer:
+                reason = str(answer)
+                break
+    comment = await _insert(app, {"event_id": event_id, "session_id": session.id, "viewer_id": viewer["id"],
+                                  "nickname": viewer["nickname"], "body": text, "hidden": int(reason is not None),
+                                  "hidden_reason": reason, "practice": int(session.practice), "created_at": time.time()})
+    name, data = ("comment.held", comment) if reason else ("comment.created", public_json(comment))
+    await app[BUS].publish(name, {"comment": data}, event_id=event_id, session_id=session.id, practice=session.practice)
+    return comment
+
+
+# --------------------------------------------------------------------------------------------- staff actions
+
+
+def _id(request: web.Request, name: str = "id") -> int:
+    try:
+        return int(request.match_info[name])
+    except ValueError:
+        raise NotFound(f"nothing here: {request.path}") from None
+
+
+def _session_of(app: web.Application, event_id: int | None) -> tuple[int | None, bool]:
+    s = app[LIVE].current
+    if s is not None and s.event_id == event_id:
+        return s.id, s.practice
+    return None, False
+
+
+@routes.post("/api/comments/{id}/reply")
+@doc("Reply to a comment as staff: shown to every viewer, threaded under the comment", body={"body": "the reply text"},
+     returns="{comment}", tags=["comments"], permission="comments.moderate")
+async def api_reply(request: web.Request) -> web.Response:
+    user = await auth.require(request, "comments.moderate")
+    app = request.app
+    parent = await get_comment(app, _id(request))
+    text = clean_text((await json_body(request)).get("body"), "the reply", app[CONFIG].live.comment_max_length)
+    session_id, practice = _session_of(app, parent["event_id"])
+    comment = await _insert(app, {"event_id": parent["event_id"], "session_id": session_id or parent["session_id"],
+                                  "user_id": user.id, "parent_id": parent["parent_id"] or parent["id"], "nickname": user.name,
+                                  "body": text, "practice": int(practice or parent["practice"]), "created_at": time.time()})
+    await app[BUS].publish("comment.created", {"comment": public_json(comment)}, event_id=comment["event_id"],
+                           session_id=comment["session_id"], practice=comment["practice"])
+    return web.json_response({"comment": comment}, status=201)
+
+
+@routes.post("/api/comments/{id}/pin")
+@doc("Pin a comment at the top of every console and viewer page (unpins the event's previous one)",
+     returns="{comment}", tags=["comments"], permission="comments.moderate")
+async def api_pin(request: web.Request) -> web.Response:
+    await auth.require(request, "comments.moderate")
+    app = request.app
+    comment = await get_comment(app, _id(request))
+    if comment["hidden"]:
+        raise Conflict("a hidden comment cannot be pinned")
+    async with app[DB].transaction() as tx:
+        await tx.execute("UPDATE comments SET pinned = 0 WHERE event_id IS ? AND pinned = 1", (comment["event_id"],))
+        await tx.execute("UPDATE comments SET pinned = 1 WHERE id = ?", (comment["id"],))
+    comment["pinned"] = True
+    session_id, practice = _session_of(app, comment["event_id"])
+    await app[BUS].publish("comment.pinned", {"comment": public_json(comment)}, event_id=comment["event_id"],
+                           session_id=session_id, practice=practice)
+    return web.json_response({"comment": comment})
+
+
+@routes.delete("/api/comments/{id}/pin")
+@doc("Unpin a comment", returns="{comment}", tags=["comments"], permission="comments.moderate")
+async def api_unpin(request: web.Request) -> web.Response:
+    await auth.require(request, "comments.moderate")
+    app = request.app
+    comment = await get_comment(app, _id(request))
+    await app[DB].execute("UPDATE comments SET pinned = 0 WHERE id = ?", (comment["id"],))
+    comment["pinned"] = False
+    session_id, practice = _session_of(app, comment["event_id"])
+    await app[BUS].publish("comment.unpinned", {"comment_id": comment["id"]}, event_id=comment["event_id"],
+                           session_id=session_id, practice=practice)
+    return web.json_response({"comment": comment})
+
+
+async def hide_comment(app: web.Application, comment: dict[str, Any], reason: str) -> None:
+    async with app[DB].transaction() as tx:
+        await tx.execute("UPDATE comments SET hidden = 1, pinned = 0, hidden_reason = ? WHERE id = ?", (reason, comment["id"]))
+    session_id, practice = _session_of(app, comment["event_id"])
+    await app[BUS].publish("comment.hidden", {"comment_id": comment["id"]}, event_id=comment["event_id"],
+                           session_id=session_id, practice=practice)
+
+
+@routes.post("/api/comments/{id}/hide")
+@doc("Hide a comment from viewers (staff still see it, greyed)", returns="{comment}", tags=["comments"],
+     permission="comments.moderate")
+async def api_hide(request: web.Request) -> web.Response:
+    user = await auth.require(request, "comments.moderate")
+    app = request.app
+    comment = await get_comment(app, _id(request))
+    if not comment["hidden"]:
+        await hide_comment(app, comment, f"hidden by {user.name}")
+    return web.json_response({"comment": await get_comment(app, comment["id"])})
+
+
+async def _viewer_row(app: web.Application, viewer_id: str) -> Any:
+    row = await app[DB].fetchone("SELECT id, nickname, blocked FROM viewers WHERE id = ?", (viewer_id,))
+    if row is None:
+        raise NotFound(f"there is no viewer {viewer_id!r}")
+    return row
+
+
+@routes.post("/api/viewers/{viewer_id}/block")
+@doc("Block a viewer: their comments stop appearing (their visible ones in the event are hidden); buying still works "
+     "unless live.blocked_can_buy is false", body={"event_id": "the event whose comments to hide now (optional)"},
+     returns="{viewer: {id, nickname, blocked}, hidden: [comment ids]}", tags=["comments"], permission="comments.moderate")
+async def api_block(request: web.Request) -> web.Response:
+    user = await auth.require(request, "comments.moderate")
+    app = request.app
+    viewer = await _viewer_row(app, request.match_info["viewer_id"])
+    body = await json_body(request) if request.can_read_body else {}
+    await app[DB].execute("UPDATE viewers SET blocked = 1 WHERE id = ?", (viewer["id"],))
+    where, params = ["viewer_id = ?", "hidden = 0"], [viewer["id"]]
+    if isinstance(body.get("event_id"), int):
+        where.append("event_id = ?")
+        params.append(body["event_id"])
+    rows = await app[DB].fetchall(f"SELECT {COMMENT_COLUMNS} FROM comments WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT 500", params)
+    for row in rows:
+        await hide_comment(app, comment_json(row), f"viewer blocked by {user.name}")
+    live = app[LIVE].current
+    await app[BUS].publish("viewer.blocked", {"viewer_id": viewer["id"], "nickname": viewer["nickname"]},
+                           event_id=live.event_id if live else None, session_id=live.id if live else None,
+                           practice=live.practice if live else False)
+    return web.json_response({"viewer": {"id": viewer["id"], "nickname": viewer["nickname"], "blocked": True},
+                              "hidden": [r["id"] for r in rows]})
+
+
+@routes.delete("/api/viewers/{viewer_id}/block")
+@doc("Unblock a viewer (their hidden comments stay hidden)", returns="{viewer: {id, nickname, blocked}}", tags=["comments"],
+     permission="comments.moderate")
+async def api_unblock(request: web.Request) -> web.Response:
+    await auth.require(request, "comments.moderate")
+    app = request.app
+    viewer = await _viewer_row(app, request.match_info["viewer_id"])
+    await app[DB].execute("UPDATE viewers SET blocked = 0 WHERE id = ?", (viewer["id"],))
+    live = app[LIVE].current
+    await app[BUS].publish("viewer.unblocked", {"viewer_id": viewer["id"], "nickname": viewer["nickname"]},
+                           event_id=live.event_id if live else None, session_id=live.id if live else None,
+                           practice=live.practice if live else False)
+    return web.json_response({"viewer": {"id": viewer["id"], "nickname": viewer["nickname"], "blocked": False}})
+
+
+@routes.get("/api/events/{id}/comments")
+@doc("An event's comments for staff, oldest first, hidden ones included (with hidden_reason)",
+     query={"session": "only this session", "limit": "1–500, default 200"}, returns="{comments: [...]}", tags=["comments"],
+     permission="console.view")
+async def api_comments(request: web.Request) -> web.Response:
+    await auth.require(request, "console.view")
+    try:
+        session = int(request.query["session"]) if "session" in request.query else None
+        limit = min(max(int(request.query.get("limit", "200")), 1), 500)
+    except ValueError:
+        raise BadRequest("session and limit must be integers") from None
+    return web.json_response({"comments": await list_comments(request.app, _id(request), session_id=session,
+                                                              include_hidden=True, limit=limit)})

@@ -1,0 +1,289 @@
+"""The LIVE console: one event's control page, live or not, and the figures it shows.
+
+- ``GET /console``: the console of the live event, else of the next (or the latest) event.
+- ``GET /events/{id}/console``: the console of an event; ``?session=SID`` shows a past session
+  read-only (no edit controls, no live updates).
+- ``GET /api/events/{id}/console``: everything the page draws (metrics, comments, orders, activities,
+  prompter items); the page reloads it after a WebSocket reconnect, everything else arrives on the bus.
+- ``GET /api/events/{id}/metrics``: the metrics panel's figures.
+
+:func:`live_ctx` (appended to the app's ``cleanup_ctx`` after the core) follows the viewer count on the
+bus (``viewer.joined`` / ``viewer.left`` / ``stream.health``) and samples it every
+``live.viewer_sample_seconds`` into ``viewer_samples``, keeping ``sessions.peak_viewers`` up to date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, AsyncIterator
+
+from aiohttp import web
+
+from . import auth, comments, orders
+from .appkeys import BUS, CONFIG, DB, LIVE, PM
+from .bus import Activity
+from .errors import BadRequest, NotFound
+from .openapi import doc
+from .templating import as_dict, render
+from .views import public_base
+from .viewer import event_row, gifts_json
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+
+@dataclass
+class ViewerCount:
+    session_id: int | None = None
+    viewers: int = 0
+    peak: int = 0
+
+
+VIEWERS: web.AppKey[ViewerCount] = web.AppKey("viewer_count", ViewerCount)
+
+FEED_EXTRA = ("product.pinned", "product.unpinned", "comment.pinned", "stream.started", "stream.ended")
+
+
+def activity_names(app: web.Application) -> list[str]:
+    """Bus events shown in the console's "All activities" feed."""
+    return [name for name, spec in app[BUS].specs.items() if spec.activity or name.startswith("giveaway.")] + list(FEED_EXTRA)
+
+
+def activity_json(row: Any) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "event_id": row["event_id"], "session_id": row["session_id"],
+            "practice": bool(row["practice"]), "at": row["created_at"], "data": json.loads(row["data"])}
+
+
+# --------------------------------------------------------------------------------------------- state
+
+
+async def pick_session(app: web.Application, event_id: int, session_id: int | None) -> dict[str, Any] | None:
+    """The session a console shows: the requested one, the live one, else the event's latest."""
+    db = app[DB]
+    if session_id is not None:
+        row = await db.fetchone("SELECT * FROM sessions WHERE id = ? AND event_id = ?", (session_id, event_id))
+        if row is None:
+            raise NotFound(f"event {event_id} has no session {session_id}")
+        return as_dict(row)
+    live = app[LIVE].current
+    if live is not None and live.event_id == event_id:
+        row = await db.fetchone("SELECT * FROM sessions WHERE id = ?", (live.id,))
+    else:
+        row = await db.fetchone("SELECT * FROM sessions WHERE event_id = ? ORDER BY started_at DESC LIMIT 1", (event_id,))
+    return as_dict(row) if row else None
+
+
+async def metrics(app: web.Application, session: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"viewers": 0, "peak": 0, "gmv_cents": 0, "orders": 0, "items_sold": 0, "first_time_buyers": 0,
+                           "practice_orders": 0, "practice_amount_cents": 0, "currency": app[CONFIG].catalog.default_currency,
+                           "comments": 0, "gifts": 0, "followers": await app[DB].fetchval("SELECT COUNT(*) FROM follows", default=0)}
+    if session is None:
+        return out
+    db = app[DB]
+    out.update(await orders.session_figures(app, session["id"]))
+    count = app[VIEWERS] if VIEWERS in app else ViewerCount()
+    live = app[LIVE].current
+    sampled = await db.fetchval("SELECT MAX(viewers) FROM viewer_samples WHERE session_id = ?", (session["id"],)) or 0
+    out["peak"] = max(session.get("peak_viewers") or 0, sampled)
+    if live is not None and live.id == session["id"] and count.session_id == session["id"]:
+        out["viewers"] = count.viewers
+        out["peak"] = max(out["peak"], count.peak)
+    out["comments"] = await db.fetchval("SELECT COUNT(*) FROM comments WHERE session_id = ? AND user_id IS NULL", (session["id"],))
+    out["gifts"] = await db.fetchval("SELECT COUNT(*) FROM gifts WHERE session_id = ?", (session["id"],))
+    return out
+
+
+def session_json(app: web.Application, session: dict[str, Any] | None) -> dict[str, Any] | None:
+    if session is None:
+        return None
+    live = app[LIVE].current
+    return {"id": session["id"], "started_at": session["started_at"], "ended_at": session["ended_at"],
+            "practice": bool(session["practice"]), "end_reason": session["end_reason"],
+            "live": live is not None and live.id == session["id"]}
+
+
+async def console_state(app: web.Application, event: dict[str, Any], session_id: int | None = None) -> dict[str, Any]:
+    db = app[DB]
+    session = await pick_session(app, event["id"], session_id)
+    sid = session["id"] if session else None
+    names = activity_names(app)
+    acts, prompter = [], []
+    if sid is not None:
+        rows = await db.fetchall(
+            f"SELECT * FROM activity WHERE session_id = ? AND name IN ({', '.join('?' for _ in names)}) ORDER BY id DESC LIMIT 200",
+            (sid, *names))
+        acts = [activity_json(r) for r in reversed(rows)]
+        rows = await db.fetchall("SELECT * FROM activity WHERE session_id = ? AND name LIKE 'prompter.%' ORDER BY id DESC LIMIT 100", (sid,))
+        prompter = [activity_json(r) for r in reversed(rows)]
+    live = app[LIVE].current
+    pinned = await comments.pinned_comment(app, event["id"])
+    return {
+        "event": {"id": event["id"], "title": event["title"], "slug": event["slug"], "starts_at": event["starts_at"],
+                  "duration_minutes": event["duration_minutes"]},
+        "session": session_json(app, session),
+        "studio_live": None if live is None else {"session_id": live.id, "event_id": live.event_id, "practice": live.practice},
+        "metrics": await metrics(app, session),
+        "comments": await comments.list_comments(app, event["id"], session_id=sid, include_hidden=True) if sid else [],
+        "pinned_comment": pinned,
+        "orders": await orders.list_orders(app, event_id=event["id"], session_id=sid) if sid else [],
+        "activities": acts,
+        "prompter": prompter,
+        "pinned_product_id": (await db.fetchval("SELECT pinned_product_id FROM sessions WHERE id = ?", (live.id,))
+                              if live is not None and live.event_id == event["id"] else None),
+        "now": time.time(),
+    }
+
+
+def _query_session(request: web.Request) -> int | None:
+    raw = request.query.get("session")
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest("session must be a session id (an integer)") from None
+
+
+def _path_id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise NotFound(f"nothing here: {request.path}") from None
+
+
+# --------------------------------------------------------------------------------------------- pages
+
+
+@routes.get("/console")
+async def console_redirect(request: web.Request) -> web.StreamResponse:
+    await auth.require(request, "console.view")
+    app = request.app
+    live = app[LIVE].current
+    event_id = live.event_id if live is not None else None
+    if event_id is None:
+        now = time.time()
+        event_id = await app[DB].fetchval(
+            "SELECT id FROM events WHERE starts_at + duration_minutes * 60 > ? ORDER BY starts_at LIMIT 1", (now,))
+    if event_id is None:
+        event_id = await app[DB].fetchval("SELECT id FROM events ORDER BY starts_at DESC LIMIT 1")
+    if event_id is None:
+        return await render(request, "console/none.html", {})
+    raise web.HTTPSeeOther(f"/events/{event_id}/console")
+
+
+@routes.get("/events/{id}/console")
+async def console_page(request: web.Request) -> web.Response:
+    user = await auth.require(request, "console.view")
+    app = request.app
+    event = await event_row(app, _path_id(request))
+    session_id = _query_session(request)
+    state = await console_state(app, event, session_id)
+    readonly = session_id is not None
+    panels = [] if readonly else sorted(await app[PM].call_lists("console_panels", request=request, event=event),
+                                         key=lambda p: p.order)
+    key = await auth.stream_key(app[DB]) if user.can("settings.manage") and not readonly else None
+    response = await render(request, "console/page.html", {
+        "event": event, "state": state, "readonly": readonly, "panels": panels, "can_edit": user.can("catalog.edit") and not readonly,
+        "can_run": user.can("show.run") and not readonly, "can_moderate": user.can("comments.moderate") and not readonly,
+        "whip_url": public_base(request) + "/whip", "stream_key": key, "viewer_url": public_base(request) + f"/e/{event['slug']}",
+        "gifts": {g["id"]: g for g in gifts_json()},
+    })
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@routes.get("/api/events/{id}/console")
+@doc("Everything the console of an event draws: session, metrics, comments (hidden included), orders, activities, "
+     "prompter items", query={"session": "a past session (read-only console)"}, returns="{event, session, metrics, comments, "
+     "pinned_comment, orders, activities, prompter, pinned_product_id}", tags=["console"], permission="console.view")
+async def api_console(request: web.Request) -> web.Response:
+    await auth.require(request, "console.view")
+    event = await event_row(request.app, _path_id(request))
+    return web.json_response(await console_state(request.app, event, _query_session(request)))
+
+
+@routes.get("/api/events/{id}/metrics")
+@doc("The console's metrics of an event's live (or latest, or given) session: viewers now, peak, GMV, orders, items sold "
+     "(practice orders apart)", query={"session": "a session id"}, returns="{session, metrics: {viewers, peak, gmv_cents, "
+     "currency, orders, items_sold, first_time_buyers, practice_orders, comments, gifts, followers}}", tags=["console"],
+     permission="console.view")
+async def api_metrics(request: web.Request) -> web.Response:
+    await auth.require(request, "console.view")
+    app = request.app
+    event = await event_row(app, _path_id(request))
+    session = await pick_session(app, event["id"], _query_session(request))
+    return web.json_response({"session": session_json(app, session), "metrics": await metrics(app, session)})
+
+
+# --------------------------------------------------------------------------------------------- viewer counts
+
+
+def _follow_viewers(app: web.Application) -> Any:
+    count = app[VIEWERS]
+
+    def on_record(record: Activity) -> None:
+        if record.name not in ("viewer.joined", "viewer.left", "stream.health", "stream.started", "stream.ended"):
+            return
+        if record.session_id != count.session_id:
+            count.session_id, count.viewers, count.peak = record.session_id, 0, 0
+        if record.name == "stream.ended":
+            count.viewers = 0
+            return
+        viewers = record.data.get("viewers")
+        if isinstance(viewers, int):
+            count.viewers = viewers
+            count.peak = max(count.peak, viewers, int(record.data.get("peak") or 0))
+
+    return on_record
+
+
+async def sample_viewers(app: web.Application) -> None:
+    """Write one viewer sample of the live session (and its peak so far)."""
+    live = app[LIVE].current
+    if live is None:
+        return
+    count = app[VIEWERS]
+    viewers, peak = (count.viewers, count.peak) if count.session_id == live.id else (0, 0)
+    async with app[DB].transaction() as tx:
+        await tx.execute("INSERT INTO viewer_samples (session_id, at, viewers) VALUES (?, ?, ?)", (live.id, time.time(), viewers))
+        await tx.execute("UPDATE sessions SET peak_viewers = MAX(peak_viewers, ?) WHERE id = ?", (peak, live.id))
+
+
+async def _sampler(app: web.Application) -> None:
+    every = app[CONFIG].live.viewer_sample_seconds
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await sample_viewers(app)
+        except Exception:  # never let a sampling hiccup stop the loop
+            log.exception("viewer sampling failed")
+
+
+async def live_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Follow the viewer count on the bus and sample it (runs after the core context)."""
+    app[VIEWERS] = ViewerCount()
+    app[comments.LAST_COMMENT] = {}
+    handler = _follow_viewers(app)
+    app[BUS].on("*", handler)
+    task = asyncio.create_task(_sampler(app), name="lmserver-viewer-sampler")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        app[BUS].remove_listener("*", handler)
+
+
+def setup(app: web.Application) -> None:
+    """Add the console's, the viewer page's, the comments' and the orders' routes and the live context."""
+    from . import viewer
+
+    for module_routes in (routes, viewer.routes, comments.routes, orders.routes):
+        app.router.add_routes(module_routes)
+    app.cleanup_ctx.append(live_ctx)
