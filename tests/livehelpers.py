@@ -57,6 +57,7 @@ async def staff_cookie(client: Any, role: str = "owner") -> dict[str, str]:
     so the same client can act as viewers too)."""
     from tests.conftest import login
 
+    client.session.cookie_jar.clear()
     csrf = await login(client, role)
     cookie = next(c for c in client.session.cookie_jar if c.key == auth.SESSION_COOKIE)
     client.session.cookie_jar.clear()
