@@ -33,8 +33,10 @@ TOLERANCE = 14
 
 
 class Studio:
-    def __init__(self, app: web.Application, base: str, http: ClientSession, key: str) -> None:
-        self.app, self.base, self.http, self.key = app, base, http, key
+    """A running server with the billboard plugin; ``http`` is logged in as ``owner`` (CSRF header set)."""
+
+    def __init__(self, app: web.Application, base: str, http: ClientSession, key: str, owner: str) -> None:
+        self.app, self.base, self.http, self.key, self.owner = app, base, http, key, owner
 
     async def api(self, method: str, path: str, status: int = 200, **kwargs: Any) -> Any:
         async with self.http.request(method, self.base + API + path, **kwargs) as resp:
@@ -43,8 +45,10 @@ class Studio:
             return body
 
 
-def make_app(data_dir: Path, **plugins: Any) -> web.Application:
-    cfg = load_config(env={}, overrides={"server": {"data_dir": str(data_dir)}, "media": MEDIA_OVERRIDES, "plugins": plugins})
+def make_app(data_dir: Path, media: dict[str, Any] | None = None, **plugins: Any) -> web.Application:
+    """The app with the media core and the billboard plugin; ``plugins``: the ``[plugins]`` section."""
+    cfg = load_config(env={}, overrides={"server": {"data_dir": str(data_dir)}, "media": {**MEDIA_OVERRIDES, **(media or {})},
+                                         "plugins": plugins})
     app = create_app(cfg, plugins=(billboard,), load_entrypoints=False)
     if MEDIA not in app:  # until the core calls setup_media itself
         setup_media(app)
@@ -60,7 +64,7 @@ async def open_studio(app: web.Application, aiohttp_server: Any) -> tuple[Any, S
     async with http.post(base + "/api/login", json={"name": name, "password": PASSWORD}) as resp:
         assert resp.status == 200
         http.headers["X-CSRF-Token"] = (await resp.json())["csrf_token"]
-    return server, Studio(app, base, http, await auth.stream_key(app[DB]))
+    return server, Studio(app, base, http, await auth.stream_key(app[DB]), name)
 
 
 @pytest.fixture
