@@ -22,14 +22,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
+import aiohttp_jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from . import auth, comments, orders
 from .appkeys import BUS, CONFIG, DB, LIVE, PM
 from .bus import Activity
 from .errors import BadRequest, NotFound
 from .openapi import doc
-from .templating import as_dict, render
+from .templating import BASE_CONTEXT, as_dict, render
 from .views import public_base
 from .viewer import event_row, gifts_json
 
@@ -159,6 +161,25 @@ def _path_id(request: web.Request) -> int:
 # --------------------------------------------------------------------------------------------- pages
 
 
+async def render_panels(request: web.Request, hook: str, event: dict[str, Any], extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """Plugins' console panels / viewer widgets, sorted by order, each rendered with the page's context plus its own.
+
+    A panel whose template fails is logged and left out: a plugin never breaks the page.
+    """
+    app = request.app
+    env = aiohttp_jinja2.get_env(app)
+    base = {**await app[BASE_CONTEXT](request), "event": event, **extra}
+    out = []
+    for panel in sorted(await app[PM].call_lists(hook, request=request, event=event), key=lambda p: p.order):
+        try:
+            html = env.get_template(panel.template).render({**base, **panel.context})
+        except Exception:
+            log.exception("panel %s (%s) could not be rendered; it is left out", panel.id, panel.template)
+            continue
+        out.append({"id": panel.id, "title": panel.title, "html": Markup(html)})
+    return out
+
+
 @routes.get("/console")
 async def console_redirect(request: web.Request) -> web.StreamResponse:
     await auth.require(request, "console.view")
@@ -184,8 +205,7 @@ async def console_page(request: web.Request) -> web.Response:
     session_id = _query_session(request)
     state = await console_state(app, event, session_id)
     readonly = session_id is not None
-    panels = [] if readonly else sorted(await app[PM].call_lists("console_panels", request=request, event=event),
-                                         key=lambda p: p.order)
+    panels = [] if readonly else await render_panels(request, "console_panels", event, {"can_edit": user.can("catalog.edit")})
     key = await auth.stream_key(app[DB]) if user.can("settings.manage") and not readonly else None
     response = await render(request, "console/page.html", {
         "event": event, "state": state, "readonly": readonly, "panels": panels, "can_edit": user.can("catalog.edit") and not readonly,

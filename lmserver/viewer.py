@@ -112,7 +112,9 @@ async def viewer_page(request: web.Request, event: dict[str, Any]) -> web.Respon
     vid = await auth.ensure_viewer(request, carrier)
     user = await auth.staff_user(request)
     state = await live_state(app, event)
-    widgets = sorted(await app[PM].call_lists("viewer_widgets", request=request, event=event), key=lambda p: p.order)
+    from .console import render_panels
+
+    widgets = await render_panels(request, "viewer_widgets", event, {"viewer_id": vid})
     page = await render(request, "viewer/page.html", {
         "event": event, "state": state, "viewer": await viewer_info(app, vid), "widgets": widgets,
         # a logged-in staff member's browser is CSRF-checked with the staff token, a viewer's with the viewer token

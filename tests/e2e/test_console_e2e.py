@@ -1,0 +1,150 @@
+"""The LIVE console and the viewer page in Chromium.
+
+- ``test_console_and_viewer_pages``: real pages with comments and orders flowing through the bus (no
+  camera): two consoles stay in sync, viewer actions reach the console, staff actions reach the viewer;
+  screenshots at 1440×900 and 1024×768.
+- ``test_go_live_story``: the issue's story with the fake camera over WHIP/WHEP (needs the media layer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lmserver.appkeys import DB, LIVE
+from tests.browser import check_screenshot, login_page
+from tests.conftest import PASSWORD, make_user
+from tests.livehelpers import go_live, make_event, make_product, new_viewer, vh
+
+DESKTOP = {"width": 1440, "height": 900}
+TABLET = {"width": 1024, "height": 768}
+
+
+class AppHolder:
+    """What ``make_user`` needs of a test client: the app."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+
+async def _seed(app: Any) -> tuple[int, list[int]]:
+    eid = await make_event(app, "Autumn knitwear drop")
+    pids = [await make_product(app, title, stock=stock, price_cents=price, event_id=eid) for title, stock, price in (
+        ("Merino scarf, forest green", 40, 3900), ("Chunky cardigan", 12, 8900), ("Wool socks (3 pairs)", 3, 1800),
+        ("Beanie", 60, 2200))]
+    return eid, pids
+
+
+async def _staff_context(browser: Any, base: str, name: str, viewport: dict[str, int]) -> tuple[Any, Any]:
+    ctx = await browser.new_context(viewport=viewport)
+    page = await login_page(ctx, base, name, PASSWORD)
+    return ctx, page
+
+
+async def test_console_and_viewer_pages(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
+    app = app_factory(live={"comment_rate_seconds": 0})
+    server = await aiohttp_server(app)
+    base = f"http://127.0.0.1:{server.port}"
+    from aiohttp import ClientSession
+
+    eid, pids = await _seed(app)
+    slug = await app[DB].fetchval("SELECT slug FROM events WHERE id = ?", (eid,))
+    owner = await make_user(AppHolder(app), "owner")
+    moderator = await make_user(AppHolder(app), "moderator")
+    await go_live(app, eid)
+
+    desk_ctx, desk = await _staff_context(browser, base, owner, DESKTOP)
+    tab_ctx, tab = await _staff_context(browser, base, moderator, TABLET)
+    errors: list[str] = []
+    for p in (desk, tab):
+        p.on("pageerror", lambda exc: errors.append(str(exc)))
+        await p.goto(f"{base}/events/{eid}/console")
+        await p.wait_for_function("document.body.dataset.ws === 'open'")
+
+    viewer_ctx = await browser.new_context(viewport=DESKTOP)
+    vpage = await viewer_ctx.new_page()
+    vpage.on("pageerror", lambda exc: errors.append(str(exc)))
+    await vpage.goto(f"{base}/e/{slug}")
+    await vpage.wait_for_function("document.body.dataset.ws === 'open'")
+
+    # the viewer picks a nickname and comments: both consoles show it (escaped)
+    await vpage.fill("#nickname-form input", "Mia <b>")
+    await vpage.click("#nickname-form button")
+    await vpage.fill("#comment-form input", "Is the cardigan <i>machine</i> washable?")
+    await vpage.click("#comment-form button")
+    for p in (desk, tab):
+        item = p.locator("#feed-comments .feed-item", has_text="machine")
+        await item.wait_for()
+        assert "<i>machine</i>" in await item.inner_text()
+
+    # a few more viewers, comments and orders through the API
+    async with ClientSession() as http:
+        shoppers = [await new_viewer(app, n) for n in ("Noah", "Lena", "Sam", "Ava")]
+        for v, text in zip(shoppers, ("Love the green!", "Size guide please", "Just ordered 🎉", "Hello from Lyon")):
+            r = await http.post(f"{base}/api/e/{eid}/comments", json={"body": text}, headers=vh(v))
+            assert r.status == 201
+        for v, (pid, qty) in zip(shoppers, ((pids[0], 1), (pids[1], 2), (pids[0], 3), (pids[3], 1))):
+            r = await http.post(f"{base}/api/e/{eid}/orders", json={"product_id": pid, "quantity": qty}, headers=vh(v))
+            assert r.status == 201, await r.text()
+        r = await http.post(f"{base}/api/e/{eid}/gifts", json={"gift": "rose"}, headers=vh(shoppers[1]))
+        assert r.status == 201
+
+    # the tablet's moderator replies and pins; the desktop console and the viewer page follow
+    await tab.locator("#feed-comments .feed-item", has_text="machine").get_by_role("button", name="Reply").click()
+    await tab.fill(".reply-form input", "Yes, 30 °C wool cycle!")
+    await tab.click(".reply-form button")
+    await tab.locator("#feed-comments .feed-item", has_text="machine").get_by_role("button", name="Pin").click()
+    await desk.locator("#pinned-comment", has_text="machine").wait_for()
+    await desk.locator("#feed-comments .feed-item.reply", has_text="30 °C").wait_for()
+    await vpage.locator("#pinned-comment", has_text="machine").wait_for()
+    await vpage.locator("#comments .feed-item.reply", has_text="30 °C").wait_for()
+
+    # orders and GMV on both consoles: 1×39 + 2×89 + 3×39 + 1×22 = 356.00
+    for p in (desk, tab):
+        await p.wait_for_function("document.querySelector('#m-orders').textContent.trim() === '4'")
+        assert "356.00" in await p.inner_text("#m-gmv")
+        assert await p.inner_text("#m-items") == "7"
+    await desk.click(".tab[data-tab=orders]")
+    await desk.locator("#feed-orders .feed-item", has_text="Chunky cardigan").wait_for()
+
+    # hide and block from the desktop: the viewer page drops the comment
+    await desk.click(".tab[data-tab=comments]")
+    await desk.locator("#feed-comments .feed-item", has_text="Hello from Lyon").get_by_role("button", name="Hide").click()
+    await vpage.wait_for_function("!document.querySelector('#comments').textContent.includes('Hello from Lyon')")
+    desk.once("dialog", lambda d: d.accept())
+    await desk.locator("#feed-comments .feed-item", has_text="Size guide").get_by_role("button", name="Block").click()
+    await vpage.wait_for_function("!document.querySelector('#comments').textContent.includes('Size guide')")
+
+    # the viewer buys through the dialog: the consoles count it
+    await vpage.locator("#bag [data-product] button", has_text="Buy").first.click()
+    await vpage.fill("#buy-qty", "2")
+    await vpage.click("#buy-confirm")
+    await vpage.locator("#buy-result", has_text="Order placed").wait_for()
+    await vpage.click("#buy-cancel")
+    await desk.wait_for_function("document.querySelector('#m-orders').textContent.trim() === '5'")
+
+    # the host pins a product (events' bag API): the viewer's card shows it
+    await desk.evaluate("([e, p]) => LMS.api('POST', `/api/events/${e}/pin`, {product_id: p})", [eid, pids[1]])
+    await vpage.locator("#pinned-product", has_text="Chunky cardigan").wait_for()
+
+    await desk.select_option("#feed-filter", "all")
+    await desk.locator("#feed-comments .feed-item.activity", has_text="Rose").wait_for()
+    await desk.select_option("#feed-filter", "comments")
+    check_screenshot(await desk.screenshot(), "console-1440x900")
+    check_screenshot(await tab.screenshot(), "console-1024x768")
+    check_screenshot(await vpage.screenshot(), "viewer-1440x900")
+    await vpage.set_viewport_size(TABLET)
+    check_screenshot(await vpage.screenshot(), "viewer-1024x768")
+
+    # read-only past session: no edit controls
+    session_id = app[LIVE].current.id
+    await app[LIVE].end("test over")
+    await vpage.locator("#overlay-title", has_text="LIVE ended").wait_for()
+    await desk.goto(f"{base}/events/{eid}/console?session={session_id}")
+    assert await desk.locator("#golive-btn").count() == 0
+    assert await desk.locator("[data-act=pin]").count() == 0
+    assert await desk.locator("#feed-orders .feed-item").count() == 5
+    assert errors == []
+    for c in (desk_ctx, tab_ctx, viewer_ctx):
+        await c.close()

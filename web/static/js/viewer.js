@@ -1,0 +1,288 @@
+// The viewer page: WHEP playback (muted autoplay, unmute), pinned product and bag with Buy, comments, follow, gifts.
+(function () {
+  "use strict";
+  const LMS = window.LMS;
+  const $ = (sel) => document.querySelector(sel);
+  const esc = LMS.escape;
+  const boot = JSON.parse($("#viewer-data").textContent);
+  let state = boot.state;
+  let me = boot.viewer;
+  const eventId = state.event.id;
+
+  // ------------------------------------------------------------------ player
+  const video = $("#program");
+  let pc = null, resource = null, retry = 0, retryTimer = null;
+
+  function overlay(title, sub) {
+    const box = $("#player-overlay");
+    if (title == null) { box.hidden = true; return; }
+    box.hidden = false;
+    $("#overlay-title").textContent = title;
+    const s = $("#overlay-sub");
+    s.innerHTML = "";
+    if (sub instanceof Node) s.appendChild(sub); else if (sub) s.textContent = sub;
+  }
+  function showState() {
+    $("#live-pill").hidden = !state.live;
+    if (state.live) return;
+    stop();
+    if (state.ended_at) overlay("LIVE ended", "Thanks for watching!");
+    else {
+      const span = document.createElement("span");
+      span.dataset.countdown = new Date(state.event.starts_at * 1000).toISOString();
+      span.textContent = LMS.fmtCountdown(state.event.starts_at * 1000 - Date.now());
+      overlay("Starting soon", span);
+    }
+  }
+  function iceGathered(p, ms) {
+    if (p.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      p.addEventListener("icegatheringstatechange", () => { if (p.iceGatheringState === "complete") { clearTimeout(t); resolve(); } });
+    });
+  }
+  async function play() {
+    stop();
+    if (!state.live) return;
+    overlay("Connecting…");
+    const p = new RTCPeerConnection();
+    pc = p;
+    p.addTransceiver("video", { direction: "recvonly" });
+    p.addTransceiver("audio", { direction: "recvonly" });
+    const stream = new MediaStream();
+    p.ontrack = (ev) => { stream.addTrack(ev.track); video.srcObject = stream; };
+    p.onconnectionstatechange = () => {
+      if (p !== pc) return;
+      if (p.connectionState === "connected") { retry = 0; overlay(null); video.play().catch(() => {}); $("#unmute").hidden = !video.muted; }
+      if (p.connectionState === "failed" || p.connectionState === "disconnected") scheduleRetry();
+    };
+    try {
+      const offer = await p.createOffer();
+      await p.setLocalDescription(offer);
+      await iceGathered(p, 2500);
+      const res = await fetch("/whep", { method: "POST", credentials: "same-origin", body: p.localDescription.sdp,
+        headers: { "Content-Type": "application/sdp", "X-CSRF-Token": LMS.csrf } });
+      const text = await res.text();
+      if (!res.ok) throw new Error(res.status === 409 || res.status === 404 ? "not live" : text);
+      if (p !== pc) return;
+      resource = res.headers.get("Location");
+      await p.setRemoteDescription({ type: "answer", sdp: text });
+    } catch (e) {
+      if (p === pc) scheduleRetry();
+    }
+  }
+  function scheduleRetry() {
+    if (!state.live || retryTimer) return;
+    overlay("Reconnecting…");
+    const delay = Math.min(1000 * 2 ** retry, 15000);
+    retry = Math.min(retry + 1, 6);
+    retryTimer = setTimeout(() => { retryTimer = null; play(); }, delay);
+  }
+  function stop() {
+    if (pc) { pc.close(); pc = null; }
+    if (resource) { fetch(resource, { method: "DELETE", credentials: "same-origin", headers: { "X-CSRF-Token": LMS.csrf } }).catch(() => {}); resource = null; }
+    video.srcObject = null;
+  }
+  $("#unmute").addEventListener("click", () => { video.muted = false; video.play().catch(() => {}); $("#unmute").hidden = true; });
+  window.addEventListener("pagehide", stop);
+
+  // ------------------------------------------------------------------ products
+  function stockText(p) {
+    if (p.stock <= 0) return '<span class="stock out">Sold out</span>';
+    if (p.stock <= 5) return `<span class="stock low">Only ${p.stock} left</span>`;
+    return `<span class="stock">${p.stock} in stock</span>`;
+  }
+  function buyButton(p) {
+    return `<button type="button" class="btn btn-sm btn-primary" data-buy="${p.id}" ${p.stock <= 0 || !state.live ? "disabled" : ""}>${p.stock <= 0 ? "Sold out" : "Buy"}</button>`;
+  }
+  function thumb(p) { return p.image_url ? `<img src="${esc(p.image_url)}" alt="">` : '<span class="thumb-empty">No photo</span>'; }
+  function renderProducts() {
+    const box = $("#pinned-product");
+    const pp = state.pinned_product && (state.bag.find((p) => p.id === state.pinned_product.id) || state.pinned_product);
+    if (pp) {
+      box.hidden = false;
+      box.dataset.product = pp.id;
+      box.innerHTML = `${thumb(pp)}<div class="info"><div class="label">Pinned by the host</div><h3>${esc(pp.title)}</h3>` +
+        `<span class="price">${LMS.money(pp.price_cents, pp.currency)}</span> · ${stockText(pp)}</div>${buyButton(pp).replace("btn-sm", "btn-lg")}`;
+    } else { box.hidden = true; box.innerHTML = ""; delete box.dataset.product; }
+    $("#bag-count").textContent = state.bag.length ? `${state.bag.length} products` : "";
+    $("#bag").innerHTML = state.bag.length ? state.bag.map((p) =>
+      `<li class="list-row" data-product="${p.id}"><span class="bag-item"><span class="bag-thumb">${p.image_url ? `<img class="bag-thumb" src="${esc(p.image_url)}" alt="">` : "—"}</span>` +
+      `<span class="bag-meta"><b>${esc(p.title)}</b><small><span class="price">${LMS.money(p.price_cents, p.currency)}</span> · ${stockText(p)}</small></span></span>${buyButton(p)}</li>`).join("")
+      : '<li class="muted small">The host has not added products yet.</li>';
+  }
+
+  // buying
+  const dlg = $("#buy-dialog");
+  let buying = null;
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("[data-buy]");
+    if (!b) return;
+    const id = parseInt(b.dataset.buy, 10);
+    buying = state.bag.find((p) => p.id === id) || (state.pinned_product && state.pinned_product.id === id ? state.pinned_product : null);
+    if (!buying) return;
+    const max = Math.max(1, Math.min(buying.stock, state.max_quantity));
+    $("#buy-title").textContent = buying.title;
+    $("#buy-price").textContent = LMS.money(buying.price_cents, buying.currency) + " each";
+    const q = $("#buy-qty");
+    q.max = String(max); q.value = "1";
+    $("#buy-max").textContent = `at most ${max}`;
+    $("#buy-result").hidden = true;
+    $("#buy-confirm").hidden = false;
+    dlg.showModal();
+  });
+  $("#buy-cancel").addEventListener("click", () => dlg.close());
+  $("#buy-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const qty = parseInt($("#buy-qty").value, 10);
+    const out = $("#buy-result");
+    const btn = $("#buy-confirm");
+    btn.disabled = true;
+    try {
+      const res = await LMS.api("POST", `/api/e/${eventId}/orders`, { product_id: buying.id, quantity: qty });
+      const o = res.order;
+      out.className = "buy-result alert alert-ok";
+      out.textContent = `Order placed: ${o.quantity} × ${o.product_title}, ${LMS.money(o.amount_cents, o.currency)}. Thank you!`;
+      btn.hidden = true;
+      if (o.redirect_url) location.href = o.redirect_url;
+    } catch (e) {
+      out.className = "buy-result alert alert-error";
+      out.textContent = /sold out/i.test(e.message) ? "Sold out: this product has no stock left." : e.message;
+    } finally {
+      out.hidden = false;
+      btn.disabled = false;
+    }
+  });
+
+  // ------------------------------------------------------------------ comments
+  function commentHtml(c) {
+    return `<li class="feed-item${c.staff ? " staff" : ""}${c.parent_id ? " reply" : ""}" data-comment="${c.id}"><span class="who">${esc(c.nickname)}</span>` +
+      (c.staff ? '<span class="tag">host</span>' : "") + `<span class="body">${esc(c.body)}</span></li>`;
+  }
+  function activityLine(text) {
+    return `<li class="feed-item activity">${esc(text)}</li>`;
+  }
+  function renderComments() {
+    const list = $("#comments");
+    const roots = state.comments.filter((c) => !c.parent_id);
+    const ids = new Set(state.comments.map((c) => c.id));
+    const replies = {};
+    state.comments.filter((c) => c.parent_id).forEach((c) => (replies[c.parent_id] = replies[c.parent_id] || []).push(c));
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    list.innerHTML = roots.map((c) => commentHtml(c) + (replies[c.id] || []).map(commentHtml).join("")).join("") +
+      state.comments.filter((c) => c.parent_id && !ids.has(c.parent_id)).map(commentHtml).join("") + extras.join("");
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+  const extras = [];  // follows and gifts, shown after the comments
+  function addExtra(text) { extras.push(activityLine(text)); if (extras.length > 20) extras.shift(); renderComments(); }
+  function renderPinned() {
+    const box = $("#pinned-comment");
+    const c = state.pinned_comment;
+    box.hidden = !c;
+    box.innerHTML = c ? `<span class="pin-label">Pinned</span><span class="pin-text"><b>${esc(c.nickname)}</b>${esc(c.body)}</span>` : "";
+  }
+
+  $("#nickname-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const res = await LMS.api("POST", "/api/viewer/nickname", { nickname: ev.target.nickname.value });
+      me.nickname = res.viewer.nickname;
+      ev.target.hidden = true;
+      $("#comment-form").hidden = false;
+      $("#comment-form").body.focus();
+    } catch (e) { LMS.toast(e.message, "error"); }
+  });
+  $("#comment-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = ev.target.body;
+    if (!input.value.trim()) return;
+    try {
+      const res = await LMS.api("POST", `/api/e/${eventId}/comments`, { body: input.value });
+      input.value = "";
+      if (!state.comments.some((c) => c.id === res.comment.id)) { state.comments.push(res.comment); renderComments(); }
+    } catch (e) { LMS.toast(e.message, "error"); }
+  });
+  document.querySelectorAll("[data-gift]").forEach((b) => b.addEventListener("click", async () => {
+    try {
+      const res = await LMS.api("POST", `/api/e/${eventId}/gifts`, { gift: b.dataset.gift });
+      LMS.toast(`You sent ${res.gift.emoji} ${res.gift.label}`);
+    } catch (e) { LMS.toast(e.message, "error"); }
+  }));
+  $("#follow-btn").addEventListener("click", async () => {
+    try {
+      const res = await LMS.api("POST", `/api/e/${eventId}/follow`);
+      $("#followers").textContent = res.followers;
+      const b = $("#follow-btn");
+      b.textContent = "Following"; b.disabled = true; b.classList.remove("btn-primary");
+    } catch (e) { LMS.toast(e.message, "error"); }
+  });
+
+  // ------------------------------------------------------------------ bus
+  async function reload() {
+    try {
+      const wasLive = state.live;
+      const fresh = await LMS.api("GET", `/api/e/${eventId}/state`);
+      state = fresh;
+      renderAll();
+      if (state.live && (!wasLive || !pc)) play();
+    } catch (e) { /* the next reconnect tries again */ }
+  }
+  function onRecord(rec) {
+    const d = rec.data || {};
+    if (rec.event_id != null && rec.event_id !== eventId) return;
+    switch (rec.name) {
+      case "stream.started":
+        if (rec.practice) return;
+        state.live = true; state.ended_at = null; retry = 0;
+        reload().then(play);
+        break;
+      case "stream.ended":
+        if (rec.practice) return;
+        state.live = false; state.ended_at = rec.at; state.pinned_product = null;
+        renderAll();
+        break;
+      case "comment.created":
+        if (!state.comments.some((c) => c.id === d.comment.id)) state.comments.push(d.comment);
+        if (state.comments.length > 300) state.comments.shift();
+        renderComments();
+        break;
+      case "comment.hidden":
+        state.comments = state.comments.filter((c) => c.id !== d.comment_id);
+        if (state.pinned_comment && state.pinned_comment.id === d.comment_id) state.pinned_comment = null;
+        renderComments(); renderPinned();
+        break;
+      case "comment.pinned": state.pinned_comment = d.comment; renderPinned(); break;
+      case "comment.unpinned":
+        if (state.pinned_comment && state.pinned_comment.id === d.comment_id) state.pinned_comment = null;
+        renderPinned();
+        break;
+      case "product.pinned": state.pinned_product = d.product; renderProducts(); break;
+      case "product.unpinned": state.pinned_product = null; renderProducts(); break;
+      case "product.stock": case "product.updated": {
+        const id = d.product_id || (d.product && d.product.id);
+        const stock = d.product ? d.product.stock : d.stock;
+        state.bag.forEach((p) => { if (p.id === id) { p.stock = stock; if (d.product) Object.assign(p, { title: d.product.title, price_cents: d.product.price_cents }); } });
+        if (state.pinned_product && state.pinned_product.id === id) state.pinned_product.stock = stock;
+        renderProducts();
+        break;
+      }
+      case "bag.changed": reload(); break;
+      case "viewer.followed": $("#followers").textContent = d.followers; addExtra(`${d.nickname} followed the host`); break;
+      case "gift.sent": { const g = state.gifts.find((x) => x.id === d.gift) || { emoji: "🎁", label: d.gift }; addExtra(`${d.nickname} sent ${g.emoji} ${g.label}`); break; }
+    }
+  }
+  let ws = null, wsDelay = 500;
+  function connect() {
+    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/viewer?event=" + eventId);
+    ws.onmessage = (ev) => { let rec; try { rec = JSON.parse(ev.data); } catch (e) { return; } if (rec && rec.name) onRecord(rec); };
+    ws.onopen = () => { if (wsDelay > 500) reload(); wsDelay = 500; document.body.dataset.ws = "open"; };
+    ws.onclose = () => { document.body.dataset.ws = "closed"; setTimeout(connect, wsDelay); wsDelay = Math.min(wsDelay * 2, 10000); };
+  }
+  setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
+
+  function renderAll() { showState(); renderProducts(); renderComments(); renderPinned(); }
+  renderAll();
+  connect();
+  if (state.live) play();
+  window.LMSViewer = { state: () => state };
+})();
