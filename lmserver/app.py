@@ -219,6 +219,11 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     app.router.add_routes(pages.routes)
     app.router.add_routes(catalog.routes)
     app.router.add_routes(views.routes)
+    from . import events, helppages, promo
+
+    app.router.add_routes(events.routes)
+    app.router.add_routes(promo.routes)
+    app.router.add_routes(helppages.routes)
     app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_get("/metrics", metrics_view)
     # media: setup_media(app)
@@ -228,6 +233,7 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
         except Exception:
             log.exception("plugin %s: route %r could not be added; it is skipped", plugin, route)
     app.cleanup_ctx.append(core_ctx)
+    app.cleanup_ctx.append(events.events_ctx)  # after the core: needs the database, the bus and the live state
     from . import console
 
     console.setup(app)  # console, viewer page, comments, orders (+ viewer sampling, after the core context)

@@ -149,6 +149,9 @@ class EventsConfig:
     default_duration_minutes: int = opt(60, "Duration of an event created by \"Go LIVE now\", in minutes.", between(30, 780))
     ready_minutes: int = opt(10, "Minutes before the start when an event's console becomes ready.", between(0, 120))
     resume_minutes: float = opt(10.0, "A session interrupted by a restart resumes if the studio goes live again within this many minutes.", non_negative)
+    weekly_goal: int = opt(3, "LIVE task on the home page: non-practice sessions to run each week (Monday to Sunday, UTC).", positive)
+    monthly_goal: int = opt(12, "LIVE task on the home page: non-practice sessions to run each calendar month (UTC).", positive)
+    reminder_check_seconds: float = opt(15.0, "How often the server looks for events entering their ready window (to publish the reminder), in seconds.", positive)
 
 
 @dataclass(frozen=True)

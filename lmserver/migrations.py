@@ -182,6 +182,13 @@ CREATE INDEX viewer_samples_session ON viewer_samples(session_id, at);
 """)
 
 
+migration(name="002_event_reminders", sql="""
+-- when the "event.ready" reminder was published for the event's current start time (NULL: not yet)
+ALTER TABLE events ADD COLUMN reminded_at REAL;
+CREATE INDEX sessions_started ON sessions(started_at);
+""")
+
+
 migration(name="020_comment_hidden_reason", sql="""
 ALTER TABLE comments ADD COLUMN hidden_reason TEXT;
 CREATE INDEX comments_pinned ON comments(event_id) WHERE pinned = 1;

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp import web
@@ -55,24 +54,14 @@ async def logout(request: web.Request) -> web.StreamResponse:
     raise response
 
 
-async def upcoming_events(request: web.Request, limit: int = 10) -> list[dict[str, Any]]:
-    now = time.time()
-    rows = await request.app[DB].fetchall(
-        "SELECT e.*, (SELECT COUNT(*) FROM event_products b WHERE b.event_id = e.id) AS products,"
-        " (SELECT COUNT(*) FROM registrations r WHERE r.event_id = e.id) AS registrations"
-        " FROM events e WHERE e.starts_at + e.duration_minutes * 60 > ? ORDER BY e.starts_at LIMIT ?", (now, limit))
-    return [dict(r) for r in rows]
-
-
 @routes.get("/")
 @page("home.html")
 async def home(request: web.Request) -> dict[str, Any]:
+    """Home: checklist for success, upcoming events, the latest LIVE, LIVE tasks, help (``lmserver.homepage``)."""
     await auth.require(request)
-    db = request.app[DB]
-    return {
-        "events": await upcoming_events(request),
-        "product_count": await db.fetchval("SELECT COUNT(*) FROM products WHERE archived = 0"),
-    }
+    from .homepage import home_context
+
+    return await home_context(request)
 
 
 @routes.get("/settings")

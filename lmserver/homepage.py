@@ -1,0 +1,94 @@
+"""The home page's figures: the checklist for success, upcoming events, the latest LIVE and LIVE tasks.
+
+Everything is computed from the studio's real state on each visit (nothing is stored for it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .appkeys import CONFIG, DB, LIVE
+from .events import list_events
+from .helppages import TOPICS
+from .sessionstats import session_stats
+
+#: tables a selling-mechanic plugin may create; the checklist counts their rows (absent tables count 0)
+MECHANIC_TABLES = ("giveaways", "flash_sales", "flashsales")
+
+
+def week_start(now: float) -> float:
+    d = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    monday = (d - dt.timedelta(days=d.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    return monday.timestamp()
+
+
+def month_start(now: float) -> float:
+    d = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+    return d.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+async def mechanics_prepared(db: Any, event_ids: list[int]) -> int:
+    """Giveaways and flash sales prepared for the given events (0 when no such plugin is installed)."""
+    total = 0
+    for table in MECHANIC_TABLES:
+        if not await db.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)):
+            continue
+        cols = {r["name"] for r in await db.fetchall(f"PRAGMA table_info({table})")}
+        if "event_id" in cols and event_ids:
+            marks = ",".join("?" * len(event_ids))
+            total += await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE event_id IN ({marks})", event_ids)
+        elif "event_id" not in cols:
+            total += await db.fetchval(f"SELECT COUNT(*) FROM {table}")
+    return int(total)
+
+
+async def home_context(request: web.Request) -> dict[str, Any]:
+    app = request.app
+    db, cfg = app[DB], app[CONFIG].events
+    now = time.time()
+    events = await list_events(app, "upcoming", 10)
+    nxt = events[0] if events else None
+    products = await db.fetchval("SELECT COUNT(*) FROM products WHERE archived = 0")
+    practice_done = await db.fetchval("SELECT COUNT(*) FROM sessions WHERE practice = 1")
+    promoted = bool(nxt and (nxt["registrations"] or nxt["recommended"]))
+    mechanics = await mechanics_prepared(db, [e["id"] for e in events])
+    event_link = f"/events/{nxt['id']}" if nxt else "/events"
+    checklist = [
+        {"key": "catalog", "label": "Add products to your catalog", "done": products > 0,
+         "detail": f"{products} product{'s' if products != 1 else ''} ready" if products else "Create products or import a CSV file",
+         "href": "/catalog"},
+        {"key": "event", "label": "Schedule a LIVE event", "done": nxt is not None,
+         "detail": f"Next: {nxt['title']}" if nxt else "Pick a time and a duration (30 min – 13 h)", "href": "/events"},
+        {"key": "bag", "label": "Fill the event's shopping bag", "done": bool(nxt and nxt["products"]),
+         "detail": f"{nxt['products']} product{'s' if nxt['products'] != 1 else ''} in the bag" if nxt and nxt["products"] else "Add the products you will show, in order",
+         "href": event_link + "#bag"},
+        {"key": "practice", "label": "Do a practice session", "done": practice_done > 0,
+         "detail": "Practice sessions: " + str(practice_done) if practice_done else "Test camera, sound and lighting: viewers can't see it",
+         "href": (nxt["console_url"] if nxt else "/events")},
+        {"key": "promote", "label": "Promote your event", "done": promoted,
+         "detail": (f"{nxt['registrations']} registered" + (" · recommended" if nxt["recommended"] else "")) if promoted and nxt
+         else "Share the link or QR code; viewers register to be reminded", "href": event_link + "#promote"},
+        {"key": "mechanics", "label": "Prepare a giveaway or a flash sale", "done": mechanics > 0,
+         "detail": f"{mechanics} prepared" if mechanics else "Giveaways and flash sales keep viewers watching",
+         "href": (nxt["console_url"] if nxt else "/events")},
+    ]
+    latest_row = await db.fetchone("SELECT * FROM sessions WHERE practice = 0 ORDER BY started_at DESC LIMIT 1")
+    latest = await session_stats(db, latest_row) if latest_row is not None else None
+    latest_event = (await db.fetchone("SELECT id, title FROM events WHERE id = ?", (latest_row["event_id"],))
+                    if latest_row is not None and latest_row["event_id"] is not None else None)
+    week = await db.fetchval("SELECT COUNT(*) FROM sessions WHERE practice = 0 AND started_at >= ?", (week_start(now),))
+    month = await db.fetchval("SELECT COUNT(*) FROM sessions WHERE practice = 0 AND started_at >= ?", (month_start(now),))
+    tasks = [
+        {"label": f"Go LIVE {cfg.weekly_goal} times this week", "done": week, "goal": cfg.weekly_goal,
+         "percent": min(100, round(100 * week / cfg.weekly_goal))},
+        {"label": f"Go LIVE {cfg.monthly_goal} times this month", "done": month, "goal": cfg.monthly_goal,
+         "percent": min(100, round(100 * month / cfg.monthly_goal))},
+    ]
+    return {"events": events, "product_count": products, "checklist": checklist,
+            "checklist_done": sum(1 for c in checklist if c["done"]), "latest": latest,
+            "latest_event": dict(latest_event) if latest_event else None, "tasks": tasks, "help_topics": TOPICS,
+            "live_now": app[LIVE].current}

@@ -1,0 +1,103 @@
+"""Figures of sessions (one go-live each), computed from the database and the activity log.
+
+- products featured: distinct products pinned during the session (``product.pinned`` in the log);
+- giveaways: giveaways run during the session (activity rows named ``giveaway.*``, one per distinct
+  giveaway id when the plugin's events carry one; 0 until a giveaway plugin exists);
+- peak and average viewers: from ``viewer_samples`` (and ``sessions.peak_viewers`` kept by the media layer);
+- GMV, orders, items sold, buyers, first-time buyers: from orders (practice orders never count);
+- comments: comments posted during the session.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .templating import as_dict
+
+GIVEAWAYS_SQL = ("SELECT COUNT(DISTINCT COALESCE(json_extract(data, '$.giveaway_id'), json_extract(data, '$.giveaway.id'), id))"
+                 " FROM activity WHERE session_id = ? AND name LIKE 'giveaway.%'")
+
+
+async def session_stats(db: Any, row: Any) -> dict[str, Any]:
+    sid = row["id"]
+    d = as_dict(row)
+    d["practice"] = bool(d["practice"])
+    end = row["ended_at"]
+    d["duration"] = (end - row["started_at"]) if end is not None else None
+    d["products_featured"] = await db.fetchval(
+        "SELECT COUNT(DISTINCT json_extract(data, '$.product.id')) FROM activity WHERE session_id = ? AND name = 'product.pinned'", (sid,))
+    d["giveaways"] = await db.fetchval(GIVEAWAYS_SQL, (sid,))
+    samples = await db.fetchone("SELECT MAX(viewers) AS peak, AVG(viewers) AS avg, COUNT(*) AS n FROM viewer_samples WHERE session_id = ?", (sid,))
+    d["peak_viewers"] = max(int(samples["peak"] or 0), int(row["peak_viewers"] or 0))
+    d["avg_viewers"] = round(float(samples["avg"] or 0.0), 1)
+    d["samples"] = samples["n"]
+    orders = await db.fetchone(
+        "SELECT COUNT(*) AS n, COALESCE(SUM(amount_cents), 0) AS gmv, COALESCE(SUM(quantity), 0) AS items,"
+        " COUNT(DISTINCT viewer_id) AS buyers, COALESCE(SUM(first_time), 0) AS first_time, MAX(currency) AS currency"
+        " FROM orders WHERE session_id = ? AND practice = 0 AND status != 'cancelled'", (sid,))
+    d["orders"] = orders["n"]
+    d["gmv_cents"] = orders["gmv"]
+    d["items_sold"] = orders["items"]
+    d["buyers"] = orders["buyers"]
+    d["first_time_buyers"] = orders["first_time"]
+    d["currency"] = orders["currency"] or "USD"
+    d["comments"] = await db.fetchval("SELECT COUNT(*) FROM comments WHERE session_id = ?", (sid,))
+    d["analytics_url"] = f"/sessions/{sid}"
+    d["console_url"] = f"/events/{row['event_id']}/console?session={sid}" if row["event_id"] is not None else None
+    return d
+
+
+async def event_sessions(db: Any, event_id: int) -> list[dict[str, Any]]:
+    rows = await db.fetchall("SELECT * FROM sessions WHERE event_id = ? ORDER BY started_at", (event_id,))
+    return [await session_stats(db, r) for r in rows]
+
+
+async def unassigned_sessions(db: Any, limit: int = 50) -> list[dict[str, Any]]:
+    """Sessions that belong to no event (practice without an event, or a deleted event's)."""
+    rows = await db.fetchall("SELECT * FROM sessions WHERE event_id IS NULL ORDER BY started_at DESC LIMIT ?", (limit,))
+    return [await session_stats(db, r) for r in rows]
+
+
+def viewers_chart(samples: list[tuple[float, int]], started_at: float, ended_at: float | None, *,
+                  width: int = 720, height: int = 220) -> dict[str, Any]:
+    """An SVG line chart of viewers over time, as geometry for the template (no JavaScript needed)."""
+    pad_l, pad_r, pad_t, pad_b = 44, 12, 12, 28
+    end = ended_at if ended_at is not None else (samples[-1][0] if samples else started_at)
+    span = max(end - started_at, 1.0)
+    peak = max((v for _, v in samples), default=0)
+    top = max(5, _nice_ceiling(peak))
+    inner_w, inner_h = width - pad_l - pad_r, height - pad_t - pad_b
+
+    def x(t: float) -> float:
+        return round(pad_l + (min(max(t - started_at, 0), span) / span) * inner_w, 1)
+
+    def y(v: float) -> float:
+        return round(pad_t + inner_h - (v / top) * inner_h, 1)
+
+    points = [(x(t), y(v)) for t, v in samples]
+    line = " ".join(f"{px},{py}" for px, py in points)
+    area = f"{points[0][0]},{y(0)} {line} {points[-1][0]},{y(0)}" if points else ""
+    y_ticks = [{"y": y(v), "label": str(v)} for v in (0, top // 2, top)]
+    step = _time_step(span)
+    x_ticks = []
+    t = 0.0
+    while t <= span + 0.5 and len(x_ticks) < 13:
+        m = int(t // 60)
+        x_ticks.append({"x": x(started_at + t), "label": f"{m // 60}:{m % 60:02d}" if span >= 3600 else f"{m} min"})
+        t += step
+    return {"width": width, "height": height, "line": line, "area": area, "y_ticks": y_ticks, "x_ticks": x_ticks,
+            "left": pad_l, "right": width - pad_r, "bottom": y(0), "top": pad_t, "peak": peak, "empty": not samples}
+
+
+def _nice_ceiling(v: int) -> int:
+    for n in (5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000):
+        if v <= n:
+            return n
+    return int(v * 1.1) + 1
+
+
+def _time_step(span: float) -> float:
+    for step in (60, 120, 300, 600, 900, 1800, 3600, 7200):
+        if span / step <= 8:
+            return float(step)
+    return 3 * 3600.0
