@@ -148,3 +148,105 @@ async def test_console_and_viewer_pages(aiohttp_server: Any, app_factory: Any, b
     assert errors == []
     for c in (desk_ctx, tab_ctx, viewer_ctx):
         await c.close()
+
+
+FRAMES_JS = """(want) => new Promise((resolve) => {
+  const v = document.querySelector(want.selector);
+  let n = 0;
+  const timer = setTimeout(() => resolve(n), want.ms);
+  const cb = () => { n++; if (n >= want.frames) { clearTimeout(timer); resolve(n); } else v.requestVideoFrameCallback(cb); };
+  v.requestVideoFrameCallback(cb);
+})"""
+
+
+async def _frames(page: Any, selector: str, frames: int = 15, ms: int = 60000) -> int:
+    """Count decoded frames presented by a <video> (requestVideoFrameCallback), up to ``frames`` or ``ms``."""
+    return await page.evaluate(FRAMES_JS, {"selector": selector, "frames": frames, "ms": ms})
+
+
+async def test_go_live_story(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
+    """Host goes live with the fake camera; a viewer watches, comments, buys; the host replies, pins, ends."""
+    media_app = pytest.importorskip("lmserver.media.app")
+    from lmserver.media import MEDIA
+
+    app = app_factory(live={"comment_rate_seconds": 0})
+    if MEDIA not in app:  # until the core calls setup_media itself
+        media_app.setup_media(app)
+    server = await aiohttp_server(app)
+    base = f"http://127.0.0.1:{server.port}"
+    eid, pids = await _seed(app)
+    slug = await app[DB].fetchval("SELECT slug FROM events WHERE id = ?", (eid,))
+    host = await make_user(AppHolder(app), "owner")
+
+    host_ctx = await browser.new_context(viewport=DESKTOP)
+    desk = await login_page(host_ctx, base, host, PASSWORD)
+    errors: list[str] = []
+    desk.on("pageerror", lambda exc: errors.append(str(exc)))
+    await desk.goto(f"{base}/events/{eid}/console")
+    await desk.wait_for_function("document.body.dataset.ws === 'open'")
+
+    # pick the fake camera, preview it locally, go LIVE
+    await desk.click("#preview-btn")
+    await desk.wait_for_function("document.querySelector('#camera-select').options.length > 0 && document.querySelector('#camera-select').value !== ''")
+    await desk.select_option("#camera-select", index=0)
+    assert await _frames(desk, "#local-preview", 5) >= 5
+    await desk.click("#golive-btn")
+    await desk.locator("#status-pill", has_text="LIVE").wait_for(timeout=30000)
+    assert app[LIVE].current is not None and app[LIVE].current.event_id == eid
+    # the program preview plays what viewers see
+    assert await _frames(desk, "#program-preview", 10) >= 10
+
+    # a second browser context watches the viewer page and receives frames
+    viewer_ctx = await browser.new_context(viewport=DESKTOP)
+    vpage = await viewer_ctx.new_page()
+    vpage.on("pageerror", lambda exc: errors.append(str(exc)))
+    await vpage.goto(f"{base}/e/{slug}")
+    await vpage.wait_for_function("document.body.dataset.ws === 'open'")
+    frames = await _frames(vpage, "#program", 15)
+    assert frames >= 15, f"the viewer received {frames} frames"
+    await desk.wait_for_function("parseInt(document.querySelector('#m-viewers').textContent, 10) >= 1")
+
+    # the viewer comments -> the console shows it
+    await vpage.fill("#nickname-form input", "Jo")
+    await vpage.click("#nickname-form button")
+    await vpage.fill("#comment-form input", "Which colours does the scarf come in?")
+    await vpage.click("#comment-form button")
+    item = desk.locator("#feed-comments .feed-item", has_text="Which colours")
+    await item.wait_for()
+
+    # the host replies and pins -> the viewer page shows both
+    await item.get_by_role("button", name="Reply").click()
+    await desk.fill(".reply-form input", "Forest green and charcoal!")
+    await desk.click(".reply-form button")
+    await item.get_by_role("button", name="Pin").click()
+    await vpage.locator("#comments .feed-item.reply", has_text="Forest green").wait_for()
+    await vpage.locator("#pinned-comment", has_text="Which colours").wait_for()
+
+    # the host pins a product from the bag -> the viewer's card changes
+    await desk.locator("[data-bag-list] > li", has_text="Merino scarf").locator("[data-pin]").click()
+    await vpage.locator("#pinned-product", has_text="Merino scarf").wait_for()
+    await desk.locator("[data-bag-list] > li", has_text="Chunky cardigan").locator("[data-pin]").click()
+    await vpage.locator("#pinned-product", has_text="Chunky cardigan").wait_for()
+
+    # the viewer buys from the card -> the console's Orders and GMV change
+    await vpage.click("#pinned-product [data-buy]")
+    await vpage.fill("#buy-qty", "2")
+    await vpage.click("#buy-confirm")
+    await vpage.locator("#buy-result", has_text="Order placed").wait_for()
+    await vpage.click("#buy-cancel")
+    await desk.wait_for_function("document.querySelector('#m-orders').textContent.trim() === '1'")
+    assert "178.00" in await desk.inner_text("#m-gmv")
+    await desk.click(".tab[data-tab=orders]")
+    await desk.locator("#feed-orders .feed-item", has_text="Chunky cardigan").wait_for()
+    check_screenshot(await desk.screenshot(), "console-live-1440x900")
+    check_screenshot(await vpage.screenshot(), "viewer-live-1440x900")
+
+    # End LIVE (with confirmation) -> the viewer page says ended
+    await desk.click("#endlive-btn")
+    await desk.click("#end-confirm")
+    await vpage.locator("#overlay-title", has_text="LIVE ended").wait_for(timeout=30000)
+    await desk.locator("#status-pill", has_text="Offline").wait_for()
+    assert app[LIVE].current is None
+    assert errors == []
+    for c in (host_ctx, viewer_ctx):
+        await c.close()

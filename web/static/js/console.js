@@ -363,7 +363,7 @@
     if (h.bitrate != null) parts.push(Math.round(h.bitrate / 1000) + " kbit/s");
     if (h.width) parts.push(h.width + "×" + h.height);
     if (h.packet_loss) parts.push((h.packet_loss * 100).toFixed(1) + "% loss");
-    if (h.silent) parts.push("🔇 silent");
+    if (h.silent) parts.push("audio silent");
     el.textContent = parts.join(" · ");
   }
 
