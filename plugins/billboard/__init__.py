@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lmserver import auth
 from lmserver.appkeys import CONFIG
 from lmserver.bus import Activity
 from lmserver.busevents import EventSpec
@@ -87,6 +88,9 @@ async def on_bus_event(app: web.Application, event: Activity) -> None:
 
 
 @hookimpl
-def console_panels(request: web.Request, event: dict[str, Any] | None) -> list[Panel]:
+async def console_panels(request: web.Request, event: dict[str, Any] | None) -> list[Panel]:
+    user = await auth.staff_user(request)
+    if user is None or not user.can(views.PERMISSION):  # no panel for a role that could not use it
+        return []
     context = views.panel_context(request.app, event["id"] if event else None)
     return [Panel("billboards", "Billboards", f"{NAME}/panel.html", {"billboard_panel": context}, order=50)]

@@ -17,7 +17,7 @@ from tests.browser import check_screenshot, login_page
 from tests.conftest import PASSWORD
 from tests.livehelpers import make_event
 from tests.media.rtcclients import Publisher
-from tests.plugins.test_billboard_media import API, make_app, open_studio
+from tests.plugins.test_billboard_media import make_app, open_studio
 
 WIDTH, HEIGHT = 640, 360
 

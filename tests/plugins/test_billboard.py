@@ -16,7 +16,7 @@ from aiohttp import FormData
 from PIL import Image
 
 import lmserver_plugins.billboard as billboard
-from lmserver.app import create_app
+from lmserver.app import WEB_DIR, create_app
 from lmserver.appkeys import BUS, CONFIG, DB, LIVE
 from lmserver.config import ConfigError
 from lmserver_plugins.billboard.render import TEMPLATES, render_text_billboard
@@ -256,14 +256,17 @@ async def test_display_rules_and_stream_end(staff: Any) -> None:
     assert await staff.app[DB].fetchval("SELECT COUNT(*) FROM billboards WHERE shown_session_id IS NOT NULL") == 0
 
 
-async def test_disabled_in_config_its_routes_are_gone(aiohttp_client: Any, app_factory: Any) -> None:
-    client = await aiohttp_client(app_factory(load_entrypoints=True, plugins={"disabled": ["billboard"]}))
-    await login(client)
-    assert "billboard" not in [p["name"] for p in await (await client.get("/-/plugins")).json()]
-    assert (await client.get(f"{API}/templates")).status == 404
-    assert (await client.get("/p/billboard/preview")).status == 404
-    assert (await client.get("/-/static/plugins/billboard/billboard.js")).status == 404
-    enabled = await aiohttp_client(app_factory(load_entrypoints=True))
-    await login(enabled)
-    assert "billboard" in [p["name"] for p in await (await enabled.get("/-/plugins")).json()]
-    assert (await enabled.get(f"{API}/templates")).status == 200
+async def test_disabled_in_config_its_panel_and_routes_are_gone(aiohttp_client: Any, app_factory: Any) -> None:
+    # as installed (entry point), enabled then disabled; the stream part is in test_billboard_media.py
+    for disabled in ([], ["billboard"]):
+        client = await aiohttp_client(app_factory(load_entrypoints=True, plugins={"disabled": disabled}))
+        await login(client)
+        there = not disabled
+        assert ("billboard" in [p["name"] for p in await (await client.get("/-/plugins")).json()]) is there
+        assert (await client.get(f"{API}/templates")).status == (200 if there else 404)
+        assert (await client.get("/p/billboard/preview")).status == (200 if there else 404)
+        assert (await client.get("/-/static/plugins/billboard/billboard.js")).status == (200 if there else 404)
+        if (WEB_DIR / "templates" / "console" / "page.html").exists():  # the LIVE console (issue 5)
+            console = await client.get(f"/events/{await make_event(client.app)}/console")
+            assert console.status == 200
+            assert ("data-billboard-panel" in await console.text()) is there

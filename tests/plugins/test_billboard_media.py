@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import av
 import numpy as np
 import pytest
 from aiohttp import ClientSession, CookieJar, web
@@ -132,6 +133,16 @@ async def test_display_move_hide_in_the_decoded_program(studio: Studio) -> None:
         frame = await frame_after(viewer)
         assert_plain(frame, moved)
         assert studio.app[MEDIA].compositor.layers() == []
+
+        # the recording has it too, at both places
+        async with studio.http.delete(studio.base + publisher.location) as resp:
+            assert resp.status == 200
+        [recording] = (studio.app[CONFIG].data_dir / "recordings").glob("*.mkv")
+        with av.open(str(recording)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        for place in (b, moved):
+            errors = [np.abs(region(f, place) - expected_region(place, studio.app)).mean() for f in frames]
+            assert min(errors) < TOLERANCE, f"the recording never shows the billboard at ({place['x']}, {place['y']})"
     finally:
         await viewer.close()
         await publisher.close()

@@ -276,15 +276,18 @@
 
   // ------------------------------------------------------------------ the bus: every console stays current
 
+  let ws = null, wsDelay = 500;
   function connect() {
-    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/console");
+    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/console");
     ws.onmessage = (m) => {
       let record;
       try { record = JSON.parse(m.data); } catch (e) { return; }
       if (/^billboard\./.test(record.name) || record.name === "stream.started" || record.name === "stream.ended") loadSoon();
     };
-    ws.onclose = () => setTimeout(connect, 3000);
+    ws.onopen = () => { if (wsDelay > 500) loadSoon(); wsDelay = 500; }; // reconnected: catch up
+    ws.onclose = () => { setTimeout(connect, wsDelay); wsDelay = Math.min(wsDelay * 2, 10000); };
   }
+  setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
 
   connect();
   load();
