@@ -65,7 +65,9 @@ async def test_create_edit_display_and_drag_a_billboard(tmp_path: Path, aiohttp_
         # edit its text
         await page.click(".bb-item [data-act=edit]")
         await page.fill("[data-bb-form] textarea[name=text]", "Free shipping\non everything")
-        await page.wait_for_function("document.querySelector('[data-bb-preview]').complete && document.querySelector('[data-bb-preview]').naturalWidth > 0")
+        await page.wait_for_function("(img => img.src.includes('everything') && img.complete && img.naturalWidth > 0)"
+                                     "(document.querySelector('[data-bb-preview]'))")
+        check_screenshot(await page.screenshot(), f"billboard-editor-{where.replace(' ', '-')}")
         await page.click("[data-bb-save]")
         await page.wait_for_function("!document.querySelector('[data-bb-dialog]').open")
         b = (await studio.api("GET", f"/billboards/{b['id']}"))["billboard"]
@@ -102,6 +104,22 @@ async def test_create_edit_display_and_drag_a_billboard(tmp_path: Path, aiohttp_
         await page.wait_for_timeout(700)
         assert_red_inside(await page.screenshot(clip=inset(after)), "the billboard moved in the program video")
         check_screenshot(await page.screenshot(), f"billboard-dragged-{where.replace(' ', '-')}")
+
+        # resize it by its corner handle: 80 screen pixels wider, same aspect ratio
+        handle = await (await page.query_selector("#preview-stage .bb-box .bb-handle")).bounding_box()
+        await page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+        await page.mouse.down()
+        await page.mouse.move(handle["x"] + handle["width"] / 2 + 80, handle["y"] + handle["height"] / 2 + 10, steps=5)
+        await page.mouse.up()
+        resized = moved
+        for _ in range(50):
+            resized = (await studio.api("GET", f"/billboards/{b['id']}"))["billboard"]
+            if resized["width"] != moved["width"]:
+                break
+            await page.wait_for_timeout(100)
+        assert abs(resized["width"] - (moved["width"] + 80 / scale)) <= 3, (moved, resized)
+        assert resized["height"] / resized["width"] == pytest.approx(moved["height"] / moved["width"], rel=0.03)
+        assert (resized["x"], resized["y"]) == (moved["x"], moved["y"])
     finally:
         await context.close()
         await publisher.close()
