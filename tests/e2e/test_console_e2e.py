@@ -196,6 +196,17 @@ async def test_go_live_story(aiohttp_server: Any, app_factory: Any, browser: Any
     # the program preview plays what viewers see
     assert await _frames(desk, "#program-preview", 10) >= 10
 
+    # a moderator's tablet console: starting a second stream there shows the studio's message
+    moderator = await make_user(AppHolder(app), "moderator")
+    tab_ctx = await browser.new_context(viewport=TABLET)
+    tab = await login_page(tab_ctx, base, moderator, PASSWORD)
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    await tab.goto(f"{base}/events/{eid}/console")
+    await tab.locator("#status-pill", has_text="LIVE").wait_for()
+    await tab.click("#golive-btn")
+    await tab.locator("#golive-error", has_text="already live from another device").wait_for(timeout=30000)
+    assert "stream key is shown to the studio owner only" in (await tab.text_content(".obs") or "")
+
     # a second browser context watches the viewer page and receives frames
     viewer_ctx = await browser.new_context(viewport=DESKTOP)
     vpage = await viewer_ctx.new_page()
@@ -240,6 +251,8 @@ async def test_go_live_story(aiohttp_server: Any, app_factory: Any, browser: Any
     await desk.locator("#feed-orders .feed-item", has_text="Chunky cardigan").wait_for()
     check_screenshot(await desk.screenshot(), "console-live-1440x900")
     check_screenshot(await vpage.screenshot(), "viewer-live-1440x900")
+    await tab.wait_for_function("document.querySelector('#m-orders').textContent.trim() === '1'")
+    check_screenshot(await tab.screenshot(), "console-live-1024x768")
 
     # End LIVE (with confirmation) -> the viewer page says ended
     await desk.click("#endlive-btn")
@@ -248,5 +261,6 @@ async def test_go_live_story(aiohttp_server: Any, app_factory: Any, browser: Any
     await desk.locator("#status-pill", has_text="Offline").wait_for()
     assert app[LIVE].current is None
     assert errors == []
-    for c in (host_ctx, viewer_ctx):
+    await tab.locator("#status-pill", has_text="Offline").wait_for()
+    for c in (host_ctx, tab_ctx, viewer_ctx):
         await c.close()

@@ -30,7 +30,7 @@
     $("#m-items").textContent = m.items_sold;
     if (state.session) {
       const d = new Date(state.session.started_at * 1000);
-      $("#m-date").textContent = d.toLocaleDateString([], { weekday: "short", day: "2-digit", month: "short" });
+      $("#m-date").textContent = d.toLocaleDateString([], { day: "numeric", month: "short", year: "numeric" });
       $("#m-start").textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     }
     tickDuration();
@@ -67,10 +67,13 @@
     $("#practice-badge").hidden = !(s && s.live && s.practice);
     const go = $("#golive-btn"), end = $("#endlive-btn");
     if (go) {
+      // Go LIVE stays offered on every console that is not the one streaming: trying it while the studio is
+      // live elsewhere shows the server's "already live from another device" message.
       const studioBusy = !!state.studio_live;
-      go.hidden = studioBusy;
+      go.hidden = !!publishPc;
       end.hidden = !studioBusy;
-      $("#practice-toggle").disabled = studioBusy;
+      $("#practice-toggle").disabled = !!publishPc;
+      if (!studioBusy && !publishPc) showError("");
     }
   }
 
@@ -494,6 +497,7 @@
         throw e;
       }
       publishPc = pc;
+      renderStatus();
       pc.onconnectionstatechange = () => {
         if (pc === publishPc && pc.connectionState === "failed") showError("The connection to the server was lost: the LIVE has ended.");
       };
@@ -514,6 +518,7 @@
       }
     } catch (e) { LMS.toast(e.message, "error"); }
     if (publishPc) { publishPc.close(); publishPc = null; }
+    renderStatus();
     if (state.studio_live) await LMS.api("POST", "/api/media/end").catch(() => {});
   }
 
