@@ -36,8 +36,8 @@ async def _seed(app: Any) -> tuple[int, list[int]]:
     return eid, pids
 
 
-async def _staff_context(browser: Any, base: str, name: str, viewport: dict[str, int]) -> tuple[Any, Any]:
-    ctx = await browser.new_context(viewport=viewport)
+async def _staff_context(browser: Any, base: str, name: str, viewport: dict[str, int], scheme: str = "light") -> tuple[Any, Any]:
+    ctx = await browser.new_context(viewport=viewport, color_scheme=scheme)
     page = await login_page(ctx, base, name, PASSWORD)
     return ctx, page
 
@@ -55,7 +55,7 @@ async def test_console_and_viewer_pages(aiohttp_server: Any, app_factory: Any, b
     await go_live(app, eid)
 
     desk_ctx, desk = await _staff_context(browser, base, owner, DESKTOP)
-    tab_ctx, tab = await _staff_context(browser, base, moderator, TABLET)
+    tab_ctx, tab = await _staff_context(browser, base, moderator, TABLET, "dark")  # the tablet in dark mode
     errors: list[str] = []
     for p in (desk, tab):
         p.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -132,7 +132,7 @@ async def test_console_and_viewer_pages(aiohttp_server: Any, app_factory: Any, b
     await desk.locator("#feed-comments .feed-item.activity", has_text="Rose").wait_for()
     await desk.select_option("#feed-filter", "comments")
     check_screenshot(await desk.screenshot(), "console-1440x900")
-    check_screenshot(await tab.screenshot(), "console-1024x768")
+    check_screenshot(await tab.screenshot(), "console-1024x768-dark")
     check_screenshot(await vpage.screenshot(), "viewer-1440x900")
     await vpage.set_viewport_size(TABLET)
     check_screenshot(await vpage.screenshot(), "viewer-1024x768")
@@ -249,9 +249,26 @@ async def test_go_live_story(aiohttp_server: Any, app_factory: Any, browser: Any
     assert "178.00" in await desk.inner_text("#m-gmv")
     await desk.click(".tab[data-tab=orders]")
     await desk.locator("#feed-orders .feed-item", has_text="Chunky cardigan").wait_for()
+
+    # more of the audience: comments, orders, a follow and a gift flow into both consoles
+    from aiohttp import ClientSession
+
+    async with ClientSession() as http:
+        crowd = [await new_viewer(app, n) for n in ("Noah", "Lena", "Sam")]
+        for v, text, (pid, qty) in zip(crowd, ("Love that green!", "Do you ship to Canada?", "Ordered two, can't wait"),
+                                       ((pids[0], 1), (pids[3], 1), (pids[1], 2))):
+            assert (await http.post(f"{base}/api/e/{eid}/comments", json={"body": text}, headers=vh(v))).status == 201
+            assert (await http.post(f"{base}/api/e/{eid}/orders", json={"product_id": pid, "quantity": qty}, headers=vh(v))).status == 201
+        assert (await http.post(f"{base}/api/e/{eid}/follow", headers=vh(crowd[1]))).status == 200
+        assert (await http.post(f"{base}/api/e/{eid}/gifts", json={"gift": "heart"}, headers=vh(crowd[2]))).status == 201
+    for p in (desk, tab):
+        await p.wait_for_function("document.querySelector('#m-orders').textContent.trim() === '4'")
+    await desk.click(".tab[data-tab=comments]")
+    await desk.locator("#feed-comments .feed-item", has_text="Canada").wait_for()
     check_screenshot(await desk.screenshot(), "console-live-1440x900")
     check_screenshot(await vpage.screenshot(), "viewer-live-1440x900")
-    await tab.wait_for_function("document.querySelector('#m-orders').textContent.trim() === '1'")
+    await tab.select_option("#feed-filter", "all")
+    await tab.locator("#feed-comments .feed-item.activity", has_text="Heart").wait_for()
     check_screenshot(await tab.screenshot(), "console-live-1024x768")
 
     # End LIVE (with confirmation) -> the viewer page says ended

@@ -30,7 +30,7 @@
     $("#m-items").textContent = m.items_sold;
     if (state.session) {
       const d = new Date(state.session.started_at * 1000);
-      $("#m-date").textContent = d.toLocaleDateString([], { day: "numeric", month: "short", year: "numeric" });
+      $("#m-date").textContent = d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" }).replace(",", "");
       $("#m-start").textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     }
     tickDuration();
