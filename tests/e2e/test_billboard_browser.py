@@ -3,6 +3,7 @@ program preview (a screenshot, and the billboard's colour in the video itself), 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import VideoStreamTrack
+from PIL import Image
 
 from lmserver.app import WEB_DIR
 
@@ -120,10 +122,30 @@ async def test_create_edit_display_and_drag_a_billboard(tmp_path: Path, aiohttp_
         assert abs(resized["width"] - (moved["width"] + 80 / scale)) <= 3, (moved, resized)
         assert resized["height"] / resized["width"] == pytest.approx(moved["height"] / moved["width"], rel=0.03)
         assert (resized["x"], resized["y"]) == (moved["x"], moved["y"])
+
+        # upload an image billboard through the same editor (too small first: the reason is shown)
+        await page.click("[data-bb-new]")
+        await page.check("[data-bb-form] input[name=kind][value=image]")
+        await page.set_input_files("[data-bb-form] input[name=file]", files=[
+            {"name": "tiny.png", "mimeType": "image/png", "buffer": png_bytes((320, 200))}])
+        await page.click("[data-bb-save]")
+        await page.wait_for_selector("[data-bb-error]:not([hidden])")
+        assert "too small: 320×200 pixels, at least 480×360" in await page.inner_text("[data-bb-error]")
+        await page.set_input_files("[data-bb-form] input[name=file]", files=[
+            {"name": "summer sale.png", "mimeType": "image/png", "buffer": png_bytes((640, 480))}])
+        await page.click("[data-bb-save]")
+        await page.wait_for_function("document.querySelectorAll('.bb-item').length === 2")
+        assert "summer sale" in await page.inner_text("[data-bb-list]")
     finally:
         await context.close()
         await publisher.close()
         await studio.http.close()
+
+
+def png_bytes(size: tuple[int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", size, (250, 200, 0, 200)).save(out, "PNG")
+    return out.getvalue()
 
 
 def inset(box: dict[str, float], margin: float = 6) -> dict[str, float]:
@@ -132,10 +154,6 @@ def inset(box: dict[str, float], margin: float = 6) -> dict[str, float]:
 
 def assert_red_inside(png: bytes, what: str) -> None:
     """The template's red (#e11d48) covers much of the box: it is in the video, under the dashed outline."""
-    import io
-
-    from PIL import Image
-
     rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
     red = (rgb[:, :, 0] > 170) & (rgb[:, :, 1] < 80) & (rgb[:, :, 2] > 40) & (rgb[:, :, 2] < 120)
     assert red.mean() > 0.3, f"{what}: only {red.mean():.0%} of the box is the billboard's red"
