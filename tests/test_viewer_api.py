@@ -102,3 +102,27 @@ async def test_a_viewer_cookie_cannot_call_any_staff_endpoint(client: Any) -> No
         assert resp.status == 303 and resp.headers["Location"].startswith("/login"), page
     resp = await client.get("/ws/console", headers=vh(viewer))
     assert resp.status == 401
+
+
+async def test_console_entry_points(client: Any) -> None:
+    app = client.app
+    staff = await staff_cookie(client, "assistant")
+    resp = await client.get("/console", headers=staff)
+    assert resp.status == 200 and "No event to run" in await resp.text()
+    later = await make_event(app, "Later show", starts_in=7200)
+    resp = await client.get("/console", headers=staff, allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"] == f"/events/{later}/console"
+    now = await make_event(app, "Now show", starts_in=-60)
+    await go_live(app, now)
+    resp = await client.get("/console", headers=staff, allow_redirects=False)
+    assert resp.headers["Location"] == f"/events/{now}/console"
+    page = await (await client.get(f"/events/{now}/console", headers=staff)).text()
+    assert 'id="program-preview"' in page and 'id="preview-stage"' in page
+    # an assistant may watch but not run the show or moderate, and never sees the stream key
+    assert 'id="golive-btn"' not in page and "stream-key" not in page
+    owner = await staff_cookie(client, "owner")
+    page = await (await client.get(f"/events/{now}/console", headers=owner)).text()
+    assert 'id="golive-btn"' in page and 'id="stream-key"' in page
+    assert (await client.get("/events/9999/console", headers=owner)).status == 404
+    resp = await client.get(f"/events/{now}/console?session=9999", headers=owner)
+    assert resp.status == 404

@@ -220,11 +220,10 @@
   // ------------------------------------------------------------------ bus
   async function reload() {
     try {
-      const wasLive = state.live;
       const fresh = await LMS.api("GET", `/api/e/${eventId}/state`);
       state = fresh;
       renderAll();
-      if (state.live && (!wasLive || !pc)) play();
+      if (state.live && !pc) play();
     } catch (e) { /* the next reconnect tries again */ }
   }
   function onRecord(rec) {
@@ -233,8 +232,9 @@
     switch (rec.name) {
       case "stream.started":
         if (rec.practice) return;
-        state.live = true; state.ended_at = null; retry = 0;
-        reload().then(play);
+        retry = 0;
+        stop();
+        reload();  // redraws and plays the new session's program
         break;
       case "stream.ended":
         if (rec.practice) return;
