@@ -87,6 +87,18 @@ async def _set_layer(app: web.Application, row: Mapping[str, Any]) -> None:
                             row["height"], 1.0, LAYER_Z)
 
 
+async def _update_layer(app: web.Application, row: Mapping[str, Any], *, moved_only: bool) -> None:
+    """A shown billboard changed: move its layer (cheap), or draw and set it again."""
+    comp = compositor(app)
+    if moved_only and comp is not None:
+        try:
+            comp.move_layer(layer_name(row["id"]), row["x"], row["y"])
+            return
+        except KeyError:  # not on the program (e.g. the media core restarted): set it again
+            pass
+    await _set_layer(app, row)
+
+
 # --------------------------------------------------------------------------------------------- reading
 
 
@@ -162,16 +174,13 @@ async def update(app: web.Application, billboard_id: int, content: dict[str, Any
     if not changes:
         return old
     changes["updated_at"] = now()
+    # Column names come from our own field lists (views.CONTENT_FIELDS / PLACE_FIELDS), never from the request.
     async with app[DB].transaction() as tx:
         await tx.execute(f"UPDATE billboards SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
                          (*changes.values(), billboard_id))
     row = await get(app, billboard_id)
     if row["shown_session_id"] is not None and row["shown_session_id"] == _session_id(app):
-        comp = compositor(app)
-        if set(changes) <= {"x", "y", "updated_at"} and comp is not None:
-            comp.move_layer(layer_name(billboard_id), row["x"], row["y"])
-        else:
-            await _set_layer(app, row)
+        await _update_layer(app, row, moved_only=set(changes) <= {"x", "y", "updated_at"})
     if set(changes) & {"x", "y", "width", "height"}:
         await publish(app, "billboard.moved", {k: row[k] for k in ("x", "y", "width", "height")} | {"billboard_id": billboard_id})
     if set(changes) - {"x", "y", "width", "height", "updated_at"}:
