@@ -119,7 +119,8 @@ async def place_order(app: web.Application, viewer: dict[str, Any], event_id: in
         raise Conflict("this event is not live: buying opens when the LIVE starts")
     if viewer.get("blocked") and not cfg.blocked_can_buy:
         raise Forbidden("you cannot buy in this studio")
-    in_bag = await app[DB].fetchone("SELECT 1 FROM event_products WHERE event_id = ? AND product_id = ?", (event_id, product_id))
+    in_bag = await app[DB].fetchone("SELECT 1 FROM event_products ep JOIN products p ON p.id = ep.product_id"
+                                    " WHERE ep.event_id = ? AND ep.product_id = ? AND p.archived = 0", (event_id, product_id))
     if in_bag is None:
         raise NotFound(f"product {product_id} is not in this event's shopping bag")
     writer = app[WRITER]

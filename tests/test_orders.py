@@ -80,6 +80,9 @@ async def test_buy_needs_live_event_and_product_in_bag(client: Any) -> None:
     assert resp.status == 409 and "not live" in (await resp.json())["error"]["message"]
     await go_live(app, eid)
     assert (await buy(client, viewer, eid, stray)).status == 404
+    await app[DB].execute("UPDATE products SET archived = 1 WHERE id = ?", (pid,))
+    assert (await buy(client, viewer, eid, pid)).status == 404
+    await app[DB].execute("UPDATE products SET archived = 0 WHERE id = ?", (pid,))
     assert (await buy(client, viewer, other, pid)).status == 409
     # no viewer cookie at all
     resp = await client.post(f"/api/e/{eid}/orders", json={"product_id": pid, "quantity": 1})
