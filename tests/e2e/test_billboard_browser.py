@@ -47,6 +47,8 @@ async def test_create_edit_display_and_drag_a_billboard(tmp_path: Path, aiohttp_
     try:
         assert (await publisher.publish(studio.http, studio.base, studio.key, query="?practice=1"))[0] == 201
         page = await login_page(context, studio.base, studio.owner, PASSWORD)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(studio.base + (f"/events/{event_id}/console" if where == "console" else "/p/billboard/preview"))
 
         # create from a template
@@ -129,6 +131,7 @@ async def test_create_edit_display_and_drag_a_billboard(tmp_path: Path, aiohttp_
         await page.click("[data-bb-save]")
         await page.wait_for_function("document.querySelectorAll('.bb-item').length === 2")
         assert "summer sale" in await page.inner_text("[data-bb-list]")
+        assert errors == []
     finally:
         await context.close()
         await publisher.close()
