@@ -194,7 +194,7 @@ async def check_overlap(db: Any, starts_at: float, duration_minutes: int, exclud
         (exclude_id, end, starts_at))
     if row is not None:
         raise Conflict(
-            f"this time overlaps the event “{row['title']}” ({when_text(row['starts_at'])} – {datetime_utc(ends_at(row), '%H:%M')} UTC): "
+            f"this time overlaps the event “{row['title']}” ({when_text(row['starts_at'])} – {datetime_utc(ends_at(row), '%H:%M')}): "
             "delete that event or pick another time",
             details={"event": {"id": row["id"], "title": row["title"], "starts_at": row["starts_at"], "ends_at": ends_at(row),
                                "url": f"/events/{row['id']}"}})
@@ -844,7 +844,7 @@ async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]
         "SELECT at, viewers FROM viewer_samples WHERE session_id = ? ORDER BY at", (row["id"],))]
     event = await db.fetchone("SELECT * FROM events WHERE id = ?", (row["event_id"],)) if row["event_id"] is not None else None
     products = await db.fetchall(
-        "SELECT p.id, p.title, p.currency, SUM(o.quantity) AS items, SUM(o.amount_cents) AS amount, COUNT(*) AS orders"
+        "SELECT p.id, p.title, p.currency, SUM(o.quantity) AS units, SUM(o.amount_cents) AS amount, COUNT(*) AS orders"
         " FROM orders o JOIN products p ON p.id = o.product_id WHERE o.session_id = ? AND o.practice = 0 AND o.status != 'cancelled'"
         " GROUP BY p.id ORDER BY amount DESC LIMIT 20", (row["id"],))
     pinned = await db.fetchall(

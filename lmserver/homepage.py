@@ -54,7 +54,9 @@ async def home_context(request: web.Request) -> dict[str, Any]:
     nxt = events[0] if events else None
     products = await db.fetchval("SELECT COUNT(*) FROM products WHERE archived = 0")
     practice_done = await db.fetchval("SELECT COUNT(*) FROM sessions WHERE practice = 1")
-    promoted = bool(nxt and (nxt["registrations"] or nxt["recommended"]))
+    promoted_events = [e for e in events if e["registrations"] or e["recommended"]]
+    promoted = bool(promoted_events)
+    to_promote = next((e for e in events if not (e["registrations"] or e["recommended"])), nxt)
     mechanics = await mechanics_prepared(db, [e["id"] for e in events])
     event_link = f"/events/{nxt['id']}" if nxt else "/events"
     checklist = [
@@ -70,8 +72,10 @@ async def home_context(request: web.Request) -> dict[str, Any]:
          "detail": "Practice sessions: " + str(practice_done) if practice_done else "Test camera, sound and lighting: viewers can't see it",
          "href": (nxt["console_url"] if nxt else "/events")},
         {"key": "promote", "label": "Promote your event", "done": promoted,
-         "detail": (f"{nxt['registrations']} registered" + (" · recommended" if nxt["recommended"] else "")) if promoted and nxt
-         else "Share the link or QR code; viewers register to be reminded", "href": event_link + "#promote"},
+         "detail": (f"{sum(e['registrations'] for e in events)} registered"
+                    + (f" · {sum(1 for e in events if e['recommended'])} recommended" if any(e["recommended"] for e in events) else ""))
+         if promoted else "Share the link or QR code; viewers register to be reminded",
+         "href": (f"/events/{to_promote['id']}#promote" if to_promote else "/events")},
         {"key": "mechanics", "label": "Prepare a giveaway or a flash sale", "done": mechanics > 0,
          "detail": f"{mechanics} prepared" if mechanics else "Giveaways and flash sales keep viewers watching",
          "href": (nxt["console_url"] if nxt else "/events")},

@@ -61,7 +61,7 @@ async def unassigned_sessions(db: Any, limit: int = 50) -> list[dict[str, Any]]:
 def viewers_chart(samples: list[tuple[float, int]], started_at: float, ended_at: float | None, *,
                   width: int = 720, height: int = 220) -> dict[str, Any]:
     """An SVG line chart of viewers over time, as geometry for the template (no JavaScript needed)."""
-    pad_l, pad_r, pad_t, pad_b = 44, 12, 12, 28
+    pad_l, pad_r, pad_t, pad_b = 44, 24, 12, 28
     end = ended_at if ended_at is not None else (samples[-1][0] if samples else started_at)
     span = max(end - started_at, 1.0)
     peak = max((v for _, v in samples), default=0)
@@ -83,8 +83,10 @@ def viewers_chart(samples: list[tuple[float, int]], started_at: float, ended_at:
     t = 0.0
     while t <= span + 0.5 and len(x_ticks) < 13:
         m = int(t // 60)
-        x_ticks.append({"x": x(started_at + t), "label": f"{m // 60}:{m % 60:02d}" if span >= 3600 else f"{m} min"})
+        x_ticks.append({"x": x(started_at + t), "label": f"{m // 60}:{m % 60:02d}" if span >= 3600 else f"{m} min", "anchor": "middle"})
         t += step
+    if x_ticks and x_ticks[-1]["x"] > width - pad_r - 20:
+        x_ticks[-1]["anchor"] = "end"
     return {"width": width, "height": height, "line": line, "area": area, "y_ticks": y_ticks, "x_ticks": x_ticks,
             "left": pad_l, "right": width - pad_r, "bottom": y(0), "top": pad_t, "peak": peak, "empty": not samples}
 

@@ -212,6 +212,7 @@
         if (data) { LMS.toast("Added to the bag"); btn.outerHTML = '<span class="pill">In the bag</span>'; } else btn.disabled = false;
       });
       document.addEventListener("click", (ev) => { if (!ev.target.closest(".bag-add")) this.results.hidden = true; });
+      document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") this.results.hidden = true; });
     }
 
     onBus(msg) {

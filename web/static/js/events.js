@@ -15,7 +15,9 @@
     root.querySelectorAll("time[data-local]").forEach((el) => {
       const d = new Date(el.getAttribute("datetime"));
       if (isNaN(d)) return;
-      const opts = el.dataset.local === "time" ? { hour: "2-digit", minute: "2-digit" }
+      const kind = el.dataset.local;
+      const opts = kind === "time" ? { hour: "2-digit", minute: "2-digit" }
+        : kind === "short" ? { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }
         : { weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" };
       el.textContent = d.toLocaleString(undefined, opts);
       el.title = d.toUTCString();
