@@ -111,6 +111,16 @@ class LiveState:
                                event_id=session.event_id, session_id=session.id, practice=session.practice)
         return session
 
+    async def interrupt(self, reason: str) -> LiveSession | None:
+        """The server is stopping under a live session: leave its row open so that the next ``begin``
+        for the same event and mode within ``events.resume_minutes`` resumes it (a restart is not an end)."""
+        async with self._lock:
+            session, self.current = self.current, None
+        if session is not None:
+            log.info("LiveState: session %s interrupted (%s); it resumes if the studio goes live again within %.0f min",
+                     session.id, reason, self.resume_seconds / 60)
+        return session
+
     def with_event(self, event_id: int | None) -> None:
         """Attach the running session to an event (used by the events service)."""
         if self.current is not None:
