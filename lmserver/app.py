@@ -226,7 +226,9 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     app.router.add_routes(helppages.routes)
     app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_get("/metrics", metrics_view)
-    # media: setup_media(app)
+    from .media.app import setup_media
+
+    setup_media(app)
     for plugin, route in pm.call_lists_sync("register_routes", app=app):
         try:
             route.register(app.router)

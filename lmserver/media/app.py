@@ -1,0 +1,221 @@
+"""HTTP face of the media core: WHIP ingest, WHEP playback, and the console's media API.
+
+- ``POST /whip`` (RFC 9725): ``Authorization: Bearer <stream key>`` or a staff session with
+  ``show.run``; ``?practice=1`` starts a practice session. ``DELETE /whip/{id}`` ends it.
+- ``POST /whep``: anyone while live; staff (``console.view``) also in practice mode (preview).
+  ``DELETE /whep/{id}`` ends it.
+- Both answer CORS preflight so a page on another origin can publish with the stream key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from .. import auth
+from ..appkeys import CONFIG
+from ..errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
+from ..openapi import doc
+from . import MEDIA, MediaServer
+
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "POST, DELETE, PATCH, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match, X-CSRF-Token",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Accept-Patch",
+    "Access-Control-Max-Age": "600",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _cors(handler: Handler) -> Handler:
+    """Add the CORS headers to answers and to errors of a WHIP/WHEP handler."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            exc.headers = {**CORS, **exc.headers}
+            raise
+        response.headers.update(CORS)
+        return response
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+async def _read_offer(request: web.Request) -> str:
+    if request.content_type != "application/sdp":
+        raise UnsupportedMediaType(
+            f"send the SDP offer with 'Content-Type: application/sdp' (got '{request.content_type or 'none'}')"
+        )
+    limit = request.app[CONFIG].media.max_sdp_bytes
+    too_big = f"the SDP offer is too large: at most {limit} bytes"
+    if request.content_length is not None and request.content_length > limit:
+        raise BadRequest(too_big)
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise BadRequest(too_big)
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("malformed SDP offer: it is not UTF-8 text") from None
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in ("1", "true", "yes", "on")
+
+
+async def options(request: web.Request) -> web.Response:
+    """CORS preflight and RFC 9725 discovery."""
+    headers = {**CORS, "Accept-Post": "application/sdp"}
+    return web.Response(status=204, headers=headers)
+
+
+async def _ingest_user(request: web.Request) -> int | None:
+    token = auth.bearer_token(request)
+    if token is not None:
+        if not await auth.check_stream_key(request.app, token):
+            raise Unauthorized("wrong stream key: copy the current key from the console's settings")
+        return None
+    if await auth.staff_user(request) is None:
+        raise Unauthorized("send the studio's stream key as 'Authorization: Bearer <key>', or log in as staff")
+    user = await auth.require(request, "show.run")
+    return user.id
+
+
+@_cors
+async def whip_post(request: web.Request) -> web.Response:
+    user_id = await _ingest_user(request)
+    sdp = await _read_offer(request)
+    media = request.app[MEDIA]
+    ingest_id, answer = await media.publish_whip(
+        sdp, user_agent=request.headers.get("User-Agent", ""), practice=_flag(request, "practice"), user_id=user_id
+    )
+    location = f"/whip/{ingest_id}"
+    return web.Response(
+        status=201, body=answer.encode(), content_type="application/sdp", headers={"Location": location, "ETag": f'"{ingest_id}"'}
+    )
+
+
+@_cors
+async def whip_delete(request: web.Request) -> web.Response:
+    await request.app[MEDIA].delete_whip(request.match_info["id"])
+    return web.Response(status=200)
+
+
+@_cors
+async def whip_patch(request: web.Request) -> web.Response:
+    raise ApiError("trickle ICE is not supported: send all candidates in the offer, or none", status=405,
+                   headers={"Allow": "DELETE, OPTIONS"})
+
+
+@_cors
+async def whep_post(request: web.Request) -> web.Response:
+    sdp = await _read_offer(request)
+    user = await auth.staff_user(request)
+    staff = user is not None and user.can("console.view")
+    media = request.app[MEDIA]
+    viewer_res, answer = await media.play_whep(sdp, staff=staff, viewer_id=None if staff else auth.viewer_id(request))
+    return web.Response(
+        status=201, body=answer.encode(), content_type="application/sdp", headers={"Location": f"/whep/{viewer_res}"}
+    )
+
+
+@_cors
+async def whep_delete(request: web.Request) -> web.Response:
+    await request.app[MEDIA].delete_whep(request.match_info["id"])
+    return web.Response(status=200)
+
+
+@doc("Media status: live or not, the ingest, viewers, overlay layers and the last stream health.",
+     tags=["media"], permission="console.view")
+async def media_status(request: web.Request) -> web.Response:
+    await auth.require(request, "console.view")
+    return web.json_response(request.app[MEDIA].status())
+
+
+@doc("Start the local capture source (a v4l2/avfoundation/dshow device, a lavfi graph or a URL) as the ingest.",
+     body={"device": "device or URL; default media.capture_device", "format": "PyAV input format; default media.capture_format",
+           "options": {"type": "object", "description": "PyAV input options, e.g. {\"video_size\": \"1280x720\"}"},
+           "practice": {"type": "boolean", "description": "practice session (viewers refused)"}},
+     returns="{\"ingest\": id, ...status}", tags=["media"], permission="show.run")
+async def capture_start(request: web.Request) -> web.Response:
+    user = await auth.require(request, "show.run")
+    try:
+        body: Any = await request.json() if request.can_read_body else {}
+    except ValueError:
+        raise BadRequest("the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    cfg = request.app[CONFIG].media
+    device = body.get("device") or cfg.capture_device
+    fmt = body.get("format") or cfg.capture_format
+    opts = body.get("options") or {}
+    if not isinstance(device, str) or not isinstance(fmt, str):
+        raise BadRequest("'device' and 'format' must be strings")
+    if not isinstance(opts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in opts.items()):
+        raise BadRequest("'options' must be an object of strings")
+    media = request.app[MEDIA]
+    ingest_id = await media.start_capture(device, fmt or None, opts, practice=bool(body.get("practice")), user_id=user.id)
+    return web.json_response({"ingest": ingest_id, **media.status()}, status=201)
+
+
+@doc("Stop the local capture source (ends the session).", tags=["media"], permission="show.run")
+async def capture_stop(request: web.Request) -> web.Response:
+    await auth.require(request, "show.run")
+    media = request.app[MEDIA]
+    ingest = media.ingest
+    if ingest is None or ingest.kind != "capture":
+        raise ApiError("the capture source is not running", status=404)
+    await media.end_ingest("the host stopped the capture source", ingest_id=ingest.id)
+    return web.json_response(media.status())
+
+
+@doc("End the LIVE: stop whatever ingest is running (WHIP or capture).", tags=["media"], permission="show.run")
+async def ingest_end(request: web.Request) -> web.Response:
+    await auth.require(request, "show.run")
+    media = request.app[MEDIA]
+    if not await media.end_ingest("the host ended the stream"):
+        raise ApiError("the studio is not live", status=409)
+    return web.json_response(media.status())
+
+
+def setup_media(app: web.Application) -> None:
+    """Create the MediaServer (``app[MEDIA]``) and add the WHIP/WHEP and /api/media routes.
+
+    The server binds LiveState/bus/plugins on startup (after the core context) and ends any
+    stream on shutdown, while the database is still open.
+    """
+    cfg = app[CONFIG]
+    server = MediaServer(cfg.media, cfg.data_dir, app=app)
+    app[MEDIA] = server
+
+    async def on_startup(app: web.Application) -> None:
+        await server.start()
+
+    async def on_shutdown(app: web.Application) -> None:
+        await server.close()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.router.add_route("OPTIONS", "/whip", options)
+    app.router.add_post("/whip", whip_post)
+    app.router.add_route("OPTIONS", "/whip/{id}", options)
+    app.router.add_delete("/whip/{id}", whip_delete)
+    app.router.add_patch("/whip/{id}", whip_patch)
+    app.router.add_route("OPTIONS", "/whep", options)
+    app.router.add_post("/whep", whep_post)
+    app.router.add_route("OPTIONS", "/whep/{id}", options)
+    app.router.add_delete("/whep/{id}", whep_delete)
+    app.router.add_patch("/whep/{id}", whip_patch)
+    app.router.add_get("/api/media/status", media_status)
+    app.router.add_post("/api/media/capture", capture_start)
+    app.router.add_delete("/api/media/capture", capture_stop)
+    app.router.add_post("/api/media/end", ingest_end)
+
+
+__all__ = ["setup_media"]

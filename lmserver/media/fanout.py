@@ -1,0 +1,150 @@
+"""Encode once, send to many: the program's packets shared by every viewer's RTCRtpSender.
+
+Each viewer has one :class:`PacketTrack` per kind, backed by a bounded :class:`PacketQueue`.
+aiortc's sender packetizes an ``av.Packet`` without encoding it, so the same packet object goes
+to every viewer. A viewer whose queue fills up (it fell behind) drops what it holds and skips to
+the next keyframe, asking the shared encoder for one; the others are not slowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+logger = logging.getLogger(__name__)
+
+
+class PacketQueue:
+    """A bounded packet queue for one consumer. Video queues restart at a keyframe."""
+
+    def __init__(self, kind: str, max_packets: int, request_keyframe: Callable[[], None]) -> None:
+        self.kind = kind
+        self.max_packets = max(2, max_packets)
+        self._request_keyframe = request_keyframe
+        self._items: collections.deque[av.Packet | None] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self.waiting_for_keyframe = kind == "video"
+        self.dropped = 0
+        self.skips = 0
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, packet: av.Packet) -> None:
+        if self.closed:
+            return
+        if self.kind == "video":
+            if self.waiting_for_keyframe:
+                if not packet.is_keyframe:
+                    self.dropped += 1
+                    return
+                self.waiting_for_keyframe = False
+            if len(self._items) >= self.max_packets:
+                # Fallen behind: drop what is queued and this packet; resume at the next keyframe.
+                self.dropped += len(self._items) + 1
+                self._items.clear()
+                self.skips += 1
+                self.waiting_for_keyframe = True
+                self._request_keyframe()
+                return
+        elif len(self._items) >= self.max_packets:
+            self._items.popleft()
+            self.dropped += 1
+        self._items.append(packet)
+        self._wake()
+
+    def close(self) -> None:
+        self.closed = True
+        self._items.append(None)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> av.Packet:
+        """The next packet; raises MediaStreamError once closed."""
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        packet = self._items.popleft()
+        if packet is None:
+            self._items.append(None)
+            raise MediaStreamError
+        return packet
+
+
+class PacketTrack(MediaStreamTrack):
+    """A track whose ``recv()`` returns pre-encoded program packets (never frames)."""
+
+    def __init__(self, kind: str, queue: PacketQueue) -> None:
+        super().__init__()
+        self.kind = kind
+        self.queue = queue
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        try:
+            return await self.queue.get()
+        except MediaStreamError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if not self.queue.closed:
+            self.queue.close()
+        super().stop()
+
+
+class Fanout:
+    """Hands every program packet to each subscriber's queue (viewers, recorder, restreamers)."""
+
+    def __init__(self, max_packets: int, request_keyframe: Callable[[], None]) -> None:
+        self.max_packets = max_packets
+        self.request_keyframe = request_keyframe
+        self._video: set[PacketQueue] = set()
+        self._audio: set[PacketQueue] = set()
+        self.last_keyframe: av.Packet | None = None
+
+    def subscribe(self) -> tuple[PacketQueue, PacketQueue]:
+        """New (video, audio) queues; the video queue starts at the next keyframe, requested now."""
+        video = PacketQueue("video", self.max_packets, self.request_keyframe)
+        audio = PacketQueue("audio", self.max_packets, self.request_keyframe)
+        self._video.add(video)
+        self._audio.add(audio)
+        self.request_keyframe()
+        return video, audio
+
+    def unsubscribe(self, video: PacketQueue, audio: PacketQueue) -> None:
+        self._video.discard(video)
+        self._audio.discard(audio)
+        video.close()
+        audio.close()
+
+    def publish_video(self, packet: av.Packet) -> None:
+        for queue in self._video:
+            queue.put(packet)
+
+    def publish_audio(self, packet: av.Packet) -> None:
+        for queue in self._audio:
+            queue.put(packet)
+
+    def close(self) -> None:
+        for queue in (*self._video, *self._audio):
+            queue.close()
+        self._video.clear()
+        self._audio.clear()
+
+    def __len__(self) -> int:
+        return len(self._video)

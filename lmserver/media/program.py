@@ -1,0 +1,189 @@
+"""The program pipeline of one session: ingest frames -> compositor -> one encoder -> packets.
+
+Frames are read on the event loop (aiortc decodes them in its own thread) and the latest one is
+handed to a single worker thread that scales, composites and encodes it; if the worker falls
+behind, older frames are skipped instead of queueing latency. The packets go to the fan-out
+(every viewer) and to the recorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import time
+from typing import Awaitable, Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from .compositor import Compositor
+from .encoder import AudioEncoder, VideoEncoder
+from .fanout import Fanout
+from .recorder import Recorder
+
+logger = logging.getLogger(__name__)
+
+SILENCE_DBFS = -60.0
+
+
+class Program:
+    """Encodes one ingest into shared packets. ``on_ended(reason)`` is awaited when the ingest stops."""
+
+    def __init__(
+        self,
+        *,
+        width: int,
+        height: int,
+        fps: int,
+        video_bitrate: int,
+        audio_bitrate: int,
+        keyframe_interval: float,
+        keyframe_min_interval: float,
+        preset: str,
+        queue_packets: int,
+        compositor: Compositor,
+        on_ended: Callable[[str], Awaitable[None]],
+        recorder: Recorder | None = None,
+        threads: int = 2,
+    ) -> None:
+        self.width, self.height, self.fps = width, height, fps
+        self.compositor = compositor
+        self.video_encoder = VideoEncoder(
+            width, height, fps, video_bitrate, keyframe_interval, keyframe_min_interval, preset, threads
+        )
+        self.audio_encoder = AudioEncoder(audio_bitrate)
+        self.fanout = Fanout(queue_packets, self.video_encoder.request_keyframe)
+        self.recorder = recorder
+        self._on_ended = on_ended
+        self._video_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lm-program-video")
+        self._audio_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lm-program-audio")
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: tuple[av.VideoFrame, float] | None = None
+        self._pending_event = asyncio.Event()
+        self._stopped = False
+        self.started_at = time.monotonic()
+        # statistics (read by the health reporter)
+        self.frames_in = 0
+        self.frames_out = 0
+        self.frames_skipped = 0
+        self.audio_frames_in = 0
+        self.last_frame_at: float | None = None
+        self.resolution: tuple[int, int] | None = None
+        self.encode_ms: collections.deque[float] = collections.deque(maxlen=120)
+        self.latency_ms: collections.deque[float] = collections.deque(maxlen=2000)
+        self.has_audio = False
+
+    def _spawn(self, coro: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def add_track(self, track: MediaStreamTrack) -> None:
+        """Start reading an ingest track (one video, optionally one audio)."""
+        if track.kind == "video":
+            self._spawn(self._read_video(track), "program-read-video")
+            self._spawn(self._encode_video(), "program-encode-video")
+        elif track.kind == "audio" and not self.has_audio:
+            self.has_audio = True
+            self._spawn(self._read_audio(track), "program-read-audio")
+
+    async def _end(self, reason: str) -> None:
+        if not self._stopped:
+            await self._on_ended(reason)
+
+    async def _read_video(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                now = time.perf_counter()
+                self.frames_in += 1
+                self.last_frame_at = time.monotonic()
+                self.resolution = (frame.width, frame.height)
+                if self._pending is not None:
+                    self.frames_skipped += 1
+                self._pending = (frame, now)
+                self._pending_event.set()
+        except MediaStreamError:
+            await self._end("the ingest ended")
+
+    def _process_video(self, frame: av.VideoFrame) -> list[av.Packet]:
+        start = time.perf_counter()
+        if frame.width != self.width or frame.height != self.height or frame.format.name != "yuv420p":
+            scaled = frame.reformat(width=self.width, height=self.height, format="yuv420p")
+            scaled.pts, scaled.time_base = frame.pts, frame.time_base
+            frame = scaled
+        frame = self.compositor.composite(frame)
+        packets = self.video_encoder.encode(frame)
+        self.encode_ms.append((time.perf_counter() - start) * 1000.0)
+        return packets
+
+    async def _encode_video(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._stopped:
+            await self._pending_event.wait()
+            self._pending_event.clear()
+            item, self._pending = self._pending, None
+            if item is None:
+                continue
+            frame, arrived = item
+            try:
+                packets = await loop.run_in_executor(self._video_exec, self._process_video, frame)
+            except RuntimeError:  # executor shut down while stopping
+                return
+            for packet in packets:
+                self.fanout.publish_video(packet)
+                if self.recorder is not None:
+                    self.recorder.write_video(packet)
+            self.frames_out += 1
+            self.latency_ms.append((time.perf_counter() - arrived) * 1000.0)
+
+    async def _read_audio(self, track: MediaStreamTrack) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                frame = await track.recv()
+                self.audio_frames_in += 1
+                try:
+                    packets = await loop.run_in_executor(self._audio_exec, self.audio_encoder.encode, frame)
+                except RuntimeError:
+                    return
+                for packet in packets:
+                    self.fanout.publish_audio(packet)
+                    if self.recorder is not None:
+                        self.recorder.write_audio(packet)
+        except MediaStreamError:
+            return
+
+    def snapshot(self) -> dict[str, object]:
+        """Pipeline figures for stream.health (the ingest adds bitrate, loss and jitter)."""
+        encode = sorted(self.encode_ms)
+        level = self.audio_encoder.level_dbfs if self.has_audio else None
+        return {
+            "width": self.resolution[0] if self.resolution else None,
+            "height": self.resolution[1] if self.resolution else None,
+            "encode_ms": round(encode[len(encode) // 2], 2) if encode else None,
+            "audio_level_dbfs": round(level, 1) if level is not None else None,
+            "silent": level is None or level < SILENCE_DBFS,
+            "viewers": len(self.fanout),
+        }
+
+    async def stop(self) -> None:
+        """Stop reading and encoding, close the viewers' queues and the recording."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._pending_event.set()
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.fanout.close()
+        loop = asyncio.get_running_loop()
+        for executor in (self._video_exec, self._audio_exec):
+            await loop.run_in_executor(None, executor.shutdown, True)
+        if self.recorder is not None:
+            await loop.run_in_executor(None, self.recorder.close)

@@ -1,0 +1,154 @@
+"""aiortc peer connections for WHIP/WHEP, with the interop fixes measured in MEDIA_NOTES.md.
+
+- ICE host candidates come from ``media.ice_host_addresses`` when set (aioice never offers
+  127.0.0.1 on its own, so loopback needs it); no STUN server is contacted.
+- The DTLS context also allows ECDHE-RSA suites (GStreamer's webrtcbin has an RSA certificate).
+- FFmpeg's WHIP muxer never answers ICE consent checks: for that connection only, consent
+  freshness is not enforced (the ingest watchdog ends a silent ingest instead).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Sequence
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver
+from aiortc.rtcdtlstransport import RTCCertificate
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.sdp import SessionDescription
+
+logger = logging.getLogger(__name__)
+
+_original_get_host_addresses = aioice.ice.get_host_addresses
+_host_addresses: list[str] = []
+
+
+def set_ice_host_addresses(addresses: Sequence[str]) -> None:
+    """Offer exactly these host candidate addresses (empty: the machine's own, as aioice does).
+
+    aioice reads its address list from a module function; this replaces it process-wide once.
+    """
+    global _host_addresses
+    _host_addresses = list(addresses)
+    if aioice.ice.get_host_addresses is not _get_host_addresses:
+        aioice.ice.get_host_addresses = _get_host_addresses
+
+
+def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    if _host_addresses:
+        return [a for a in _host_addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+    return _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+
+
+_CIPHERS = (
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-SHA:"
+    b"ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:"
+    b"ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA"
+)
+
+
+class _RsaFriendlyCertificate(RTCCertificate):
+    """aiortc's certificate whose DTLS context also accepts peers that use RSA certificates."""
+
+    def _create_ssl_context(self, srtp_profiles):  # type: ignore[no-untyped-def]
+        ctx = super()._create_ssl_context(srtp_profiles)
+        ctx.set_cipher_list(_CIPHERS)
+        return ctx
+
+
+def create_peer_connection() -> RTCPeerConnection:
+    """A peer connection with no STUN/TURN servers and an RSA-tolerant DTLS context."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    for cert in pc._RTCPeerConnection__certificates:  # type: ignore[attr-defined]
+        cert.__class__ = _RsaFriendlyCertificate
+    return pc
+
+
+async def _no_consent_checks() -> None:
+    return None
+
+
+def relax_consent(pc: RTCPeerConnection) -> int:
+    """Disable ICE consent expiry for this connection only (call after setRemoteDescription).
+
+    Returns how many ICE connections were relaxed.
+    """
+    count = 0
+    seen: set[int] = set()
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls is None:
+            continue
+        connection = dtls.transport._connection
+        if id(connection) in seen:
+            continue
+        seen.add(id(connection))
+        connection.query_consent = _no_consent_checks
+        count += 1
+    return count
+
+
+def prefer_h264(transceiver: RTCRtpTransceiver) -> None:
+    """Offer/answer H.264 only on a sending video transceiver (before setRemoteDescription)."""
+    caps = RTCRtpSender.getCapabilities("video")
+    h264 = [c for c in caps.codecs if c.mimeType.lower() in ("video/h264", "video/rtx")]
+    transceiver.setCodecPreferences(h264)
+
+
+@dataclass(frozen=True)
+class Offer:
+    sdp: str
+    has_video: bool
+    has_audio: bool
+    has_candidates: bool
+    video_codecs: tuple[str, ...]
+
+
+class SdpError(ValueError):
+    """An SDP offer that cannot be used; the message says why."""
+
+
+def check_offer(sdp: str, *, need_video: bool = True) -> Offer:
+    """Parse and check an SDP offer; raises SdpError with the reason."""
+    if not sdp.lstrip().startswith("v=0"):
+        raise SdpError("malformed SDP offer: it must start with v=0")
+    try:
+        parsed = SessionDescription.parse(sdp)
+    except Exception as exc:  # aiortc raises assorted errors on malformed input
+        raise SdpError(f"malformed SDP offer: {exc}") from None
+    kinds = [m.kind for m in parsed.media]
+    if not parsed.media:
+        raise SdpError("malformed SDP offer: no media section")
+    has_video = "video" in kinds
+    if need_video and not has_video:
+        raise SdpError("the offer has no video: send a camera or screen track")
+    for media in parsed.media:
+        if media.kind in ("audio", "video"):
+            ice = media.ice
+            if ice is None or not ice.usernameFragment or not ice.password:
+                raise SdpError("malformed SDP offer: missing ice-ufrag/ice-pwd")
+            if media.dtls is None or not media.dtls.fingerprints:
+                raise SdpError("malformed SDP offer: missing DTLS fingerprint")
+    codecs = tuple(
+        sorted({c.mimeType.split("/", 1)[1].upper() for m in parsed.media if m.kind == "video" for c in m.rtp.codecs})
+    )
+    return Offer(
+        sdp=sdp,
+        has_video=has_video,
+        has_audio="audio" in kinds,
+        has_candidates=any(m.ice_candidates for m in parsed.media),
+        video_codecs=codecs,
+    )
+
+
+__all__ = [
+    "Offer",
+    "SdpError",
+    "check_offer",
+    "create_peer_connection",
+    "prefer_h264",
+    "relax_consent",
+    "set_ice_host_addresses",
+]

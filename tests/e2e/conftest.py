@@ -1,0 +1,6 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "media"))
+
+from mediafixtures import studio  # noqa: E402,F401

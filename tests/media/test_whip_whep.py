@@ -1,0 +1,190 @@
+"""WHIP ingest and WHEP playback with real aiortc peers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import numpy as np
+from aiortc.mediastreams import AudioStreamTrack
+from rtcclients import Publisher, Viewer, peer, rgb
+
+
+async def test_publish_and_play_with_a_layer(studio) -> None:
+    publisher = Publisher()
+    status, body = await publisher.publish(studio.http, studio.base, studio.key)
+    assert status == 201, body
+    assert publisher.location and publisher.location.startswith("/whip/")
+    layer = np.zeros((64, 96, 4), np.uint8)
+    layer[:] = (255, 0, 0, 255)
+    studio.media.compositor.set_layer("box", layer, x=64, y=96)
+    viewer = Viewer()
+    try:
+        status, body = await viewer.play(studio.http, studio.base)
+        assert status == 201, body
+        await viewer.wait_frames(15)
+        img = rgb(viewer.frames[-1])
+        assert img.shape == (240, 320, 3)
+        inside = img[96 + 8 : 96 + 56, 64 + 8 : 64 + 88].reshape(-1, 3).mean(axis=0)
+        assert inside[0] > 200 and inside[1] < 60 and inside[2] < 60, inside
+        outside = np.concatenate([img[:80].reshape(-1, 3), img[170:].reshape(-1, 3), img[:, 170:].reshape(-1, 3)])
+        assert np.abs(outside.astype(int) - 128).max() < 24
+        assert studio.media.status()["viewers"] == 1
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+async def test_obs_style_offer_without_candidates_goes_live(studio) -> None:
+    publisher = Publisher()
+    viewer = Viewer()
+    try:
+        status, body = await publisher.publish(studio.http, studio.base, studio.key, strip_candidates=True)
+        assert status == 201 and "a=candidate" in body
+        status, body = await viewer.play(studio.http, studio.base)
+        assert status == 201, body
+        await viewer.wait_frames(5)
+        async with studio.http.delete(studio.base + publisher.location) as resp:
+            assert resp.status == 200
+        assert studio.media.ingest is None
+        async with studio.http.delete(studio.base + publisher.location) as resp:
+            assert resp.status == 404
+            assert "no such ingest" in (await resp.json())["error"]["message"]
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+async def test_bad_inputs_leave_the_live_stream_alone(studio) -> None:
+    publisher = Publisher()
+    viewer = Viewer()
+    try:
+        assert (await publisher.publish(studio.http, studio.base, studio.key))[0] == 201
+        assert (await viewer.play(studio.http, studio.base))[0] == 201
+        await viewer.wait_frames(5)
+        second = Publisher()
+        good_sdp = await second.offer()
+        await second.close()
+
+        async def post(path: str, data: Any, headers: dict[str, str]) -> tuple[int, str]:
+            async with studio.http.post(studio.base + path, data=data, headers=headers) as resp:
+                assert resp.headers.get("Access-Control-Allow-Origin") == "*"
+                return resp.status, (await resp.json())["error"]["message"]
+
+        sdp_type = {"Content-Type": "application/sdp"}
+        bearer = {"Authorization": f"Bearer {studio.key}", **sdp_type}
+        status, msg = await post("/whip", good_sdp, sdp_type)
+        assert status == 401 and "stream key" in msg
+        status, msg = await post("/whip", good_sdp, {**sdp_type, "Authorization": "Bearer nope"})
+        assert status == 401 and "wrong stream key" in msg
+        status, msg = await post("/whip", good_sdp, bearer)
+        assert status == 409 and "already live from another device" in msg
+        status, msg = await post("/whip", good_sdp, {**bearer, "Content-Type": "text/plain"})
+        assert status == 415 and "application/sdp" in msg
+        status, msg = await post("/whip", "hello, I am not SDP", bearer)
+        assert status == 400 and "malformed" in msg
+        status, msg = await post("/whip", io.BytesIO(b"v=0\r\na=x:" + b"y" * (1 << 20)), bearer)
+        assert status == 400 and "too large" in msg
+        audio_pc = peer()
+        audio_pc.addTrack(AudioStreamTrack())
+        await audio_pc.setLocalDescription(await audio_pc.createOffer())
+        status, msg = await post("/whep", audio_pc.localDescription.sdp, sdp_type)
+        assert status == 400 and "no video" in msg
+        await audio_pc.close()
+        async with studio.http.delete(studio.base + "/whep/unknown") as resp:
+            assert resp.status == 404
+        async with studio.http.delete(studio.base + "/whip/unknown") as resp:
+            assert resp.status == 404
+        async with studio.http.options(studio.base + "/whip") as resp:
+            assert resp.status == 204
+            assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
+            assert "Location" in resp.headers["Access-Control-Expose-Headers"]
+        # the stream is unaffected
+        before = viewer.count
+        await viewer.wait_frames(before + 10)
+        assert studio.media.ingest is not None and len(studio.media.viewers) == 1
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+async def test_a_stalled_viewer_skips_to_a_keyframe_and_does_not_slow_the_other(studio) -> None:
+    publisher = Publisher()
+    fast, slow = Viewer(), Viewer()
+    try:
+        assert (await publisher.publish(studio.http, studio.base, studio.key))[0] == 201
+        assert (await fast.play(studio.http, studio.base))[0] == 201
+        assert (await slow.play(studio.http, studio.base))[0] == 201
+        await fast.wait_frames(3)
+        await slow.wait_frames(3)
+        media = studio.media
+        stalled = next(v for v in media.viewers.values() if v.id == slow.location.rsplit("/", 1)[1])
+        queue = stalled.video
+        release = asyncio.Event()
+        original_get = queue.get
+
+        async def stuck_get():  # the server-side sender of this viewer stops consuming
+            await release.wait()
+            return await original_get()
+
+        queue.get = stuck_get  # type: ignore[method-assign]
+        program = media.program
+        out_before, fast_before = program.frames_out, fast.count
+        skips_before = queue.skips
+        # Enough frames for the stalled queue (small on purpose) to overflow at least once.
+        queue.max_packets = 8
+        await fast.wait_frames(fast_before + 40)
+        assert queue.skips > skips_before
+        assert len(queue) <= queue.max_packets
+        produced = program.frames_out - out_before
+        assert fast.count - fast_before >= produced - 3  # the fast viewer got every frame
+        slow_before = slow.count
+        release.set()
+        await slow.wait_frames(slow_before + 10)
+    finally:
+        await fast.close()
+        await slow.close()
+        await publisher.close()
+
+
+async def test_dropped_ingest_ends_the_session_and_frees_the_studio(studio) -> None:
+    from lmserver.appkeys import BUS
+
+    events: list[tuple[str, dict]] = []
+    practice_flags: list[tuple[str, bool]] = []
+    bus = studio.app[BUS]
+    for name in ("stream.started", "stream.ended", "viewer.joined", "viewer.left", "stream.health"):
+        bus.on(name, lambda record, name=name: events.append((name, record.data)))
+        bus.on(name, lambda record, name=name: practice_flags.append((name, record.practice)))
+    publisher = Publisher()
+    viewer = Viewer()
+    try:
+        assert (await publisher.publish(studio.http, studio.base, studio.key, query="?practice=1"))[0] == 201
+        status, body = await viewer.play(studio.http, studio.base)
+        assert status == 403 and "practising" in body
+        await viewer.close()
+        flowing = asyncio.Event()
+        bus.on("stream.health", lambda record: record.data["fps"] > 0 and flowing.set())
+        await asyncio.wait_for(flowing.wait(), 30)
+        ended = asyncio.Event()
+        bus.on("stream.ended", lambda record: ended.set())
+        await publisher.close()  # no DELETE: the connection just goes away
+        await asyncio.wait_for(ended.wait(), 60)
+        assert studio.media.ingest is None
+        publisher = Publisher()
+        assert (await publisher.publish(studio.http, studio.base, studio.key))[0] == 201
+        viewer = Viewer()
+        assert (await viewer.play(studio.http, studio.base))[0] == 201
+        await viewer.wait_frames(5)
+        names = [n for n, _ in events]
+        assert [d["reason"] for n, d in events if n == "stream.ended"] == ["the ingest ended"]
+        # everything of the practice session is flagged, nothing of the real one
+        first_end = names.index("stream.ended")
+        assert all(flag for _, flag in practice_flags[: first_end + 1])
+        assert not any(flag for _, flag in practice_flags[first_end + 1 :])
+        assert names.count("stream.started") == 2 and names.count("stream.ended") == 1
+        assert ("viewer.joined", {"viewer_id": None, "viewers": 1, "peak": 1}) in events
+    finally:
+        await viewer.close()
+        await publisher.close()
