@@ -653,6 +653,10 @@ async def api_event_delete(request: web.Request) -> web.Response:
     live = app[LIVE].current
     if live is not None and live.event_id == row["id"]:
         raise Conflict("this event is live: end the LIVE before deleting the event")
+    held = await app[DB].fetchval("SELECT COUNT(*) FROM sessions WHERE event_id = ? AND practice = 0", (row["id"],))
+    if held:
+        raise Conflict(f"this event already went live ({held} session{'s' if held != 1 else ''}): it is kept with its figures; "
+                       "shorten it instead")
     async with app[DB].transaction() as tx:
         await tx.execute("DELETE FROM events WHERE id = ?", (row["id"],))
     await app[BUS].publish("event.deleted", {"event_id": row["id"], "title": row["title"]})

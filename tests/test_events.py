@@ -166,7 +166,7 @@ async def test_going_live_before_the_start_is_refused_with_the_countdown(client:
 
 
 async def test_go_live_now_creates_an_event_and_sessions_pause_and_resume(client: Any) -> None:
-    await login(client)
+    csrf = await login(client)
     app = client.app
     heard: list[Any] = []
     app[BUS].on("event.created", heard.append)
@@ -185,6 +185,8 @@ async def test_go_live_now_creates_an_event_and_sessions_pause_and_resume(client
     second = await app[LIVE].begin("test", False, None)
     assert second.event_id == first.event_id and second.id != first.id
     await app[LIVE].end("host ended")
+    resp = await client.delete(f"/api/events/{first.event_id}", headers={"X-CSRF-Token": csrf})
+    assert resp.status == 409 and "already went live (2 sessions)" in (await resp.json())["error"]["message"]
     sessions = (await (await client.get(f"/api/events/{first.event_id}/sessions")).json())["sessions"]
     assert [s["id"] for s in sessions] == [first.id, second.id]
     assert all(s["ended_at"] is not None and s["duration"] >= 0 for s in sessions)

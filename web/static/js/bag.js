@@ -90,8 +90,8 @@
         return `<li class="bag-item ${this.canEdit ? "" : "readonly"} ${pinned ? "pinned" : ""}" data-id="${p.id}" ${dnd ? 'draggable="true"' : ""}>
           ${this.canEdit ? `<span class="handle" title="Drag to reorder" aria-hidden="true">⋮⋮</span>` : ""}
           ${pos}${img}
-          <div style="min-width:0"><div class="title" title="${esc(p.title)}">${pinned ? '<span class="pill pill-live">Pinned</span> ' : ""}${esc(p.title)}</div>
-            <div class="sub"><span class="price">${esc(LMS.money(p.price_cents, p.currency))}</span><span>${stock}</span>${p.sku ? `<span>SKU ${esc(p.sku)}</span>` : ""}${p.archived ? "<span>archived</span>" : ""}</div></div>
+          <div style="min-width:0"><div class="title" title="${esc(p.title)}">${esc(p.title)}</div>
+            <div class="sub">${pinned ? '<span class="pill pill-live">Pinned</span>' : ""}<span class="price">${esc(LMS.money(p.price_cents, p.currency))}</span><span>${stock}</span>${p.sku ? `<span>SKU ${esc(p.sku)}</span>` : ""}${p.archived ? "<span>archived</span>" : ""}</div></div>
           <div class="acts">${acts.join("")}</div></li>`;
       }).join("");
       const empty = s.products.length === 0;
