@@ -17,6 +17,7 @@ from .. import auth
 from ..appkeys import CONFIG
 from ..errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
 from ..openapi import doc
+from ..templating import render
 from . import MEDIA, MediaServer
 
 CORS = {
@@ -184,6 +185,16 @@ async def ingest_end(request: web.Request) -> web.Response:
     return web.json_response(media.status())
 
 
+async def publish_page(request: web.Request) -> web.Response:
+    """Publish this browser's camera over WHIP (stream key, or the staff session)."""
+    return await render(request, "media/publish.html")
+
+
+async def play_page(request: web.Request) -> web.Response:
+    """Play the program over WHEP."""
+    return await render(request, "media/play.html")
+
+
 def setup_media(app: web.Application) -> None:
     """Create the MediaServer (``app[MEDIA]``) and add the WHIP/WHEP and /api/media routes.
 
@@ -212,6 +223,8 @@ def setup_media(app: web.Application) -> None:
     app.router.add_route("OPTIONS", "/whep/{id}", options)
     app.router.add_delete("/whep/{id}", whep_delete)
     app.router.add_patch("/whep/{id}", whip_patch)
+    app.router.add_get("/media/publish", publish_page)
+    app.router.add_get("/media/play", play_page)
     app.router.add_get("/api/media/status", media_status)
     app.router.add_post("/api/media/capture", capture_start)
     app.router.add_delete("/api/media/capture", capture_stop)

@@ -63,6 +63,7 @@ class Ingest:
     client: str = ""
     started: float = field(default_factory=time.monotonic)
     relaxed_consent: bool = False
+    codec: str = ""
     _last_stats: tuple[float, int, int, int] | None = None  # time, bytes, packets received, lost
 
 
@@ -229,7 +230,8 @@ class MediaServer:
                 raise
             program = self._new_program(session)
             ingest = Ingest(secrets.token_urlsafe(16), "whip", session, program, pc=pc,
-                            client="ffmpeg" if ffmpeg else _client_name(user_agent), relaxed_consent=ffmpeg)
+                            client="ffmpeg" if ffmpeg else _client_name(user_agent), relaxed_consent=ffmpeg,
+                            codec=_video_codec(pc))
             for track in tracks:
                 program.add_track(track)
 
@@ -483,6 +485,7 @@ class MediaServer:
                 "id": ingest.id,
                 "kind": ingest.kind,
                 "client": ingest.client,
+                "codec": ingest.codec,
                 "session_id": ingest.session.id,
                 "practice": ingest.session.practice,
                 "seconds": round(time.monotonic() - ingest.started, 1),
@@ -501,6 +504,13 @@ def _client_name(user_agent: str) -> str:
         if name in ua:
             return name
     return re.sub(r"[^\w./ -]", "", user_agent)[:40] or "unknown"
+
+
+def _video_codec(pc: RTCPeerConnection) -> str:
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "video" and transceiver._codecs:
+            return transceiver._codecs[0].mimeType.split("/", 1)[1]
+    return ""
 
 
 def _stop_player(player: MediaPlayer) -> None:
