@@ -159,6 +159,11 @@ async def test_schedule_fill_bag_promote_register(aiohttp_server: Any, app_facto
     assert "BEGIN:VEVENT" in ics.read_text()
     await page.evaluate("window.scrollTo(0, 0)")
     check_screenshot(await page.screenshot(full_page=True), "event-detail-1440")
+    await page.click("#theme-toggle")
+    await page.reload()  # the theme persists; a fresh page has no colour transition in flight
+    await page.wait_for_selector("[data-bag-list] .bag-item")
+    check_screenshot(await page.screenshot(), "event-detail-dark")
+    await page.click("#theme-toggle")
 
     # --- a viewer opens the registration page (link or QR) and registers
     vctx = await browser.new_context(viewport={"width": 390, "height": 844}, timezone_id="Europe/Paris", locale="en-GB", is_mobile=True)
