@@ -111,9 +111,13 @@ async def test_no_plugins_at_all(client: Any) -> None:
 @pytest.fixture(scope="module")
 def installed_hello(tmp_path_factory: Any) -> Iterator[Path]:
     """`pip install` the fixture plugin (a real wheel build) into a private directory put on sys.path."""
+    import shutil
+
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / "hello_plugin"
+    shutil.copytree(FIXTURE, source)  # building writes build/ and *.egg-info beside the sources
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(FIXTURE)], check=True, timeout=300)
+                    "--no-index", "--target", str(target), str(source)], check=True, timeout=300)
     sys.path.insert(0, str(target))
     importlib.invalidate_caches()
     try:
