@@ -141,7 +141,7 @@ class AudioEncoder:
             else:
                 full = float(np.iinfo(samples.dtype).max)
                 rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) / full
-            self.level_dbfs = max(-120.0, 20.0 * np.log10(rms)) if rms > 0 else -120.0
+            self.level_dbfs = max(-120.0, float(20.0 * np.log10(rms))) if rms > 0 else -120.0
         packets: list[av.Packet] = []
         for out in self._resampler.resample(frame):
             if self._next_pts is None:

@@ -166,7 +166,7 @@ class Program:
             "height": self.resolution[1] if self.resolution else None,
             "encode_ms": round(encode[len(encode) // 2], 2) if encode else None,
             "audio_level_dbfs": round(level, 1) if level is not None else None,
-            "silent": level is None or level < SILENCE_DBFS,
+            "silent": bool(level is None or level < SILENCE_DBFS),
             "viewers": len(self.fanout),
         }
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession, CookieJar, web
 
 
 from lmserver import auth  # noqa: E402
@@ -34,6 +34,13 @@ class Studio:
     def media(self):  # type: ignore[no-untyped-def]
         return self.app[MEDIA]
 
+    async def login(self, role: str = "owner", name: str = "host") -> str:
+        """Log this client in as staff (cookie); returns the CSRF token."""
+        await auth.create_user(self.app[DB], name, role, "correct horse battery")
+        async with self.http.post(self.base + "/api/login", json={"name": name, "password": "correct horse battery"}) as resp:
+            assert resp.status == 200, await resp.text()
+            return (await resp.json())["csrf_token"]
+
 
 def make_app(tmp_path: Path, **media: Any) -> web.Application:
     cfg = load_config(env={}, overrides={"server": {"data_dir": str(tmp_path)}, "media": {**MEDIA_OVERRIDES, **media}})
@@ -48,6 +55,6 @@ async def studio(tmp_path: Path, aiohttp_server: Any) -> AsyncIterator[Studio]:
     app = make_app(tmp_path)
     server = await aiohttp_server(app, host="127.0.0.1")
     base = f"http://127.0.0.1:{server.port}"
-    async with ClientSession() as http:
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as http:
         key = await auth.stream_key(app[DB])
         yield Studio(app, base, http, key)

@@ -41,8 +41,8 @@ async def _post(http: ClientSession, url: str, sdp: str, headers: dict[str, str]
 class Publisher:
     """An aiortc WHIP publisher sending a pattern track (and silence)."""
 
-    def __init__(self, video: VideoStreamTrack | None = None, audio: bool = True) -> None:
-        self.pc = peer()
+    def __init__(self, video: VideoStreamTrack | None = None, audio: bool = True, pc: RTCPeerConnection | None = None) -> None:
+        self.pc = pc or peer()
         self.video = video or PatternTrack()
         self.pc.addTrack(self.video)
         if audio:

@@ -188,3 +188,29 @@ async def test_dropped_ingest_ends_the_session_and_frees_the_studio(studio) -> N
     finally:
         await viewer.close()
         await publisher.close()
+
+
+async def test_a_publisher_with_an_rsa_dtls_certificate_like_gstreamer(studio) -> None:
+    """webrtcbin's DTLS certificate is RSA: our DTLS context must also allow ECDHE-RSA suites."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from aiortc.rtcdtlstransport import RTCCertificate, generate_certificate
+
+    class RsaCertificate(RTCCertificate):
+        def _create_ssl_context(self, srtp_profiles):  # type: ignore[no-untyped-def]
+            ctx = super()._create_ssl_context(srtp_profiles)
+            ctx.set_cipher_list(b"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384")
+            return ctx
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pc = peer()
+    pc._RTCPeerConnection__certificates = [RsaCertificate(key=key, cert=generate_certificate(key))]  # type: ignore[attr-defined]
+    publisher = Publisher(pc=pc)
+    viewer = Viewer()
+    try:
+        status, body = await publisher.publish(studio.http, studio.base, studio.key)
+        assert status == 201, body
+        assert (await viewer.play(studio.http, studio.base))[0] == 201
+        await viewer.wait_frames(5)
+    finally:
+        await viewer.close()
+        await publisher.close()
