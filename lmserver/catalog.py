@@ -20,7 +20,7 @@ from aiohttp import web
 
 from .templating import page, render  # noqa: F401
 
-from . import auth
+from . import auth, validate
 from .appkeys import BUS, CONFIG, DB
 from .errors import BadRequest, Conflict, NotFound
 from .images import check_image, store_image
@@ -63,21 +63,12 @@ def parse_price(value: Any, field: str = "price") -> int:
 
 def clean_product(data: dict[str, Any], *, partial: bool, default_currency: str) -> dict[str, Any]:
     """Validate product fields from JSON; return the columns to write."""
-    known = {"title", "description", "price_cents", "price", "currency", "stock", "sku"}
-    unknown = set(data) - known
-    if unknown:
-        raise BadRequest(f"unknown product fields {sorted(unknown)}; allowed: {sorted(known)}")
+    validate.reject_unknown(data, ("title", "description", "price_cents", "price", "currency", "stock", "sku"), "product")
     out: dict[str, Any] = {}
     if "title" in data or not partial:
-        title = str(data.get("title") or "").strip()
-        if not 1 <= len(title) <= 200:
-            raise BadRequest("'title' is required: 1 to 200 characters")
-        out["title"] = title
+        out["title"] = validate.title(data, max_len=200)
     if "description" in data:
-        desc = str(data["description"] or "")
-        if len(desc) > 5000:
-            raise BadRequest("'description' is too long: at most 5000 characters")
-        out["description"] = desc
+        out["description"] = validate.description(data)
     if "price_cents" in data:
         v = data["price_cents"]
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= MAX_PRICE_CENTS:

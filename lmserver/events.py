@@ -29,7 +29,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from . import auth
+from . import auth, validate
 from .appkeys import BUS, CONFIG, DB, LIVE
 from .catalog import product_json
 from .errors import BadRequest, Conflict, NotFound
@@ -108,20 +108,12 @@ def check_duration(value: Any) -> int:
 
 
 def clean_event(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
-    unknown = set(data) - EVENT_FIELDS
-    if unknown:
-        raise BadRequest(f"unknown event fields {sorted(unknown)}; allowed: {sorted(EVENT_FIELDS)}")
+    validate.reject_unknown(data, EVENT_FIELDS, "event")
     out: dict[str, Any] = {}
     if "title" in data or not partial:
-        title = str(data.get("title") or "").strip()
-        if not 1 <= len(title) <= 120:
-            raise BadRequest("'title' is required: 1 to 120 characters")
-        out["title"] = title
+        out["title"] = validate.title(data, max_len=120)
     if "description" in data:
-        desc = str(data["description"] or "")
-        if len(desc) > 5000:
-            raise BadRequest("'description' is too long: at most 5000 characters")
-        out["description"] = desc
+        out["description"] = validate.description(data)
     if "starts_at" in data or not partial:
         out["starts_at"] = parse_time(data.get("starts_at"))
     if "duration_minutes" in data or not partial:
