@@ -127,7 +127,9 @@ class MediaServer:
         set_ice_host_addresses(self.config.ice_host_addresses)
 
     async def close(self) -> None:
-        await self.end_ingest("the server stopped")
+        """Server shutdown: stop the ingest and viewers; the session is interrupted, not ended, so
+        going live again soon after a restart resumes it (``LiveState.interrupt``)."""
+        await self.end_ingest("the server stopped", interrupt=True)
         for viewer in list(self.viewers.values()):
             await self._close_viewer(viewer, publish=False)
         for task in list(self._tasks):
@@ -296,8 +298,9 @@ class MediaServer:
             await self._after_start(ingest)
             return ingest.id
 
-    async def end_ingest(self, reason: str, *, ingest_id: str | None = None) -> bool:
-        """End the running ingest (any, or only ``ingest_id``): viewers closed, session ended."""
+    async def end_ingest(self, reason: str, *, ingest_id: str | None = None, interrupt: bool = False) -> bool:
+        """End the running ingest (any, or only ``ingest_id``): viewers closed, session ended
+        (or only interrupted, when the server stops)."""
         ingest = self.ingest
         if ingest is None or (ingest_id is not None and ingest.id != ingest_id):
             return False
@@ -314,7 +317,10 @@ class MediaServer:
         if ingest.player is not None:
             _stop_player(ingest.player)
         self.compositor.clear()
-        await self.live.end(reason)
+        if interrupt:
+            await self.live.interrupt(reason)
+        else:
+            await self.live.end(reason)
         return True
 
     async def delete_whip(self, ingest_id: str) -> None:

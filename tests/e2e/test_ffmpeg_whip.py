@@ -71,3 +71,30 @@ async def test_ffmpeg_whip_muxer_publishes_for_45_seconds(studio, tmp_path: Path
             proc.kill()
             await proc.wait()
         await viewer.close()
+
+
+async def test_a_killed_ffmpeg_publisher_ends_the_stream_cleanly(studio, tmp_path: Path) -> None:
+    """No DELETE and no consent checks (relaxed for FFmpeg): the no-video watchdog ends the session."""
+    from lmserver.appkeys import BUS
+
+    cert_file, key_file = p256_cert(tmp_path)
+    bus = studio.app[BUS]
+    flowing, ended = asyncio.Event(), asyncio.Event()
+    reasons: list[str] = []
+    bus.on("stream.health", lambda record: record.data["fps"] > 0 and flowing.set())
+    bus.on("stream.ended", lambda record: (reasons.append(record.data["reason"]), ended.set()))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).parent / "ffmpeg_whip_publisher.py"), f"{studio.base}/whip", studio.key,
+        cert_file, key_file, "60", str(FPS), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        await asyncio.wait_for(flowing.wait(), 30)
+        assert studio.media.ingest is not None and studio.media.ingest.relaxed_consent
+        proc.kill()
+        await proc.wait()
+        await asyncio.wait_for(ended.wait(), 30)
+        assert reasons == ["the ingest dropped: no video for 10 s"]
+        assert studio.media.ingest is None
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

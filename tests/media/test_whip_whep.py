@@ -31,6 +31,15 @@ async def test_publish_and_play_with_a_layer(studio) -> None:
         outside = np.concatenate([img[:80].reshape(-1, 3), img[170:].reshape(-1, 3), img[:, 170:].reshape(-1, 3)])
         assert np.abs(outside.astype(int) - 128).max() < 24
         assert studio.media.status()["viewers"] == 1
+        # A viewer's PLI (real RTCP) makes the shared encoder emit a keyframe.
+        encoder = studio.media.program.video_encoder
+        server_viewer = next(iter(studio.media.viewers.values()))
+        sender = next(t.sender for t in server_viewer.pc.getTransceivers() if t.kind == "video")
+        receiver = next(t.receiver for t in viewer.pc.getTransceivers() if t.kind == "video")
+        before = encoder.keyframes
+        await receiver._send_rtcp_pli(sender._ssrc)
+        await viewer.wait_frames(viewer.count + 10)
+        assert encoder.keyframes == before + 1
     finally:
         await viewer.close()
         await publisher.close()
