@@ -1,4 +1,6 @@
 // The LIVE console: metrics, products, LIVE feed (WHIP publish, WHEP preview), prompter; kept in sync over /ws/console.
+import { play, publish } from "./webrtc.js";
+
 (function () {
   "use strict";
   const LMS = window.LMS;
@@ -70,10 +72,10 @@
       // Go LIVE stays offered on every console that is not the one streaming: trying it while the studio is
       // live elsewhere shows the server's "already live from another device" message.
       const studioBusy = !!state.studio_live;
-      go.hidden = !!publishPc;
+      go.hidden = !!publishing;
       end.hidden = !studioBusy;
-      $("#practice-toggle").disabled = !!publishPc;
-      if (!studioBusy && !publishPc) showError("");
+      $("#practice-toggle").disabled = !!publishing;
+      if (!studioBusy && !publishing) showError("");
     }
   }
 
@@ -389,53 +391,30 @@
   setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
 
   // ------------------------------------------------------------------ WebRTC: WHEP preview, WHIP publish
-  function iceGathered(pc, ms) {
-    if (pc.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      pc.addEventListener("icegatheringstatechange", () => { if (pc.iceGatheringState === "complete") { clearTimeout(t); resolve(); } });
-    });
-  }
-  async function exchange(url, pc) {
-    const offer = await pc.createOffer();
-    await pc.setLocalDescription(offer);
-    await iceGathered(pc, 2500);
-    const res = await fetch(url, { method: "POST", credentials: "same-origin", body: pc.localDescription.sdp,
-      headers: { "Content-Type": "application/sdp", "X-CSRF-Token": LMS.csrf } });
-    const text = await res.text();
-    if (!res.ok) {
-      let msg = res.statusText;
-      try { msg = JSON.parse(text).error.message; } catch (e) { /* plain text */ }
-      const err = new Error(msg); err.status = res.status; throw err;
-    }
-    await pc.setRemoteDescription({ type: "answer", sdp: text });
-    return res.headers.get("Location");
-  }
-
   const preview = $("#program-preview");
-  let previewPc = null, previewRes = null;
+  let previewSession = null, previewToken = 0;
   async function startPreview() {
     stopPreview();
-    const pc = new RTCPeerConnection();
-    previewPc = pc;
-    pc.addTransceiver("video", { direction: "recvonly" });
-    pc.addTransceiver("audio", { direction: "recvonly" });
-    const stream = new MediaStream();
-    pc.ontrack = (ev) => { stream.addTrack(ev.track); preview.srcObject = stream; };
-    pc.onconnectionstatechange = () => {
-      if (pc !== previewPc) return;
-      if (pc.connectionState === "connected") setNote("");
-      if (pc.connectionState === "failed") { setNote("Program preview lost: retrying…"); setTimeout(syncPreview, 2000); }
-    };
+    const token = ++previewToken;
     try {
-      previewRes = await exchange("/whep", pc);
+      const sess = await play(preview, { csrf: LMS.csrf });
+      if (token !== previewToken) { sess.stop(); return; }
+      previewSession = sess;
+      const pc = sess.pc;
+      const onState = () => {
+        if (sess !== previewSession) return;
+        if (pc.connectionState === "connected") setNote("");
+        if (pc.connectionState === "failed") { setNote("Program preview lost: retrying…"); setTimeout(syncPreview, 2000); }
+      };
+      pc.addEventListener("connectionstatechange", onState);
+      onState();
     } catch (e) {
-      if (pc === previewPc) { setNote("Program preview unavailable: " + e.message); stopPreview(); }
+      if (token === previewToken) setNote("Program preview unavailable: " + e.message);
     }
   }
   function stopPreview() {
-    if (previewPc) { previewPc.close(); previewPc = null; }
-    if (previewRes) { fetch(previewRes, { method: "DELETE", credentials: "same-origin", headers: { "X-CSRF-Token": LMS.csrf } }).catch(() => {}); previewRes = null; }
+    previewToken++;
+    if (previewSession) { previewSession.stop(); previewSession = null; }
     preview.srcObject = null;
   }
   function setNote(text) { $("#preview-note").textContent = text; }
@@ -454,7 +433,7 @@
 
   // devices and publishing
   const localVideo = $("#local-preview");
-  let localStream = null, publishPc = null, publishRes = null;
+  let localStream = null, publishing = null;
   const camSel = $("#camera-select"), micSel = $("#mic-select");
   async function listDevices() {
     if (!camSel || !navigator.mediaDevices) return;
@@ -487,20 +466,13 @@
     showError("");
     try {
       const stream = localStream || (await openCamera());
-      const pc = new RTCPeerConnection();
-      stream.getTracks().forEach((t) => pc.addTransceiver(t, { direction: "sendonly", streams: [stream] }));
       const practice = $("#practice-toggle").checked;
-      try {
-        publishRes = await exchange("/whip" + (practice ? "?practice=1" : ""), pc);
-      } catch (e) {
-        pc.close();
-        throw e;
-      }
-      publishPc = pc;
+      const sess = await publish(stream, { csrf: LMS.csrf, practice });
+      publishing = sess;
       renderStatus();
-      pc.onconnectionstatechange = () => {
-        if (pc === publishPc && pc.connectionState === "failed") showError("The connection to the server was lost: the LIVE has ended.");
-      };
+      sess.pc.addEventListener("connectionstatechange", () => {
+        if (sess === publishing && sess.pc.connectionState === "failed") showError("The connection to the server was lost: the LIVE has ended.");
+      });
       LMS.toast(practice ? "Practice started" : "You are LIVE");
     } catch (e) {
       showError(e.status === 409 ? e.message : "Could not go live: " + e.message);
@@ -509,23 +481,19 @@
     }
   }
   async function endLive() {
+    const sess = publishing;
+    publishing = null;
     try {
-      if (publishRes) {
-        await fetch(publishRes, { method: "DELETE", credentials: "same-origin", headers: { "X-CSRF-Token": LMS.csrf } });
-        publishRes = null;
-      } else {
-        await LMS.api("POST", "/api/media/end");
-      }
+      if (sess) await sess.stop();  // DELETE /whip/{id}: the server ends the session
+      else await LMS.api("POST", "/api/media/end");
     } catch (e) { LMS.toast(e.message, "error"); }
-    if (publishPc) { publishPc.close(); publishPc = null; }
     renderStatus();
-    if (state.studio_live) await LMS.api("POST", "/api/media/end").catch(() => {});
   }
 
   if (camSel) {
     $("#preview-btn").addEventListener("click", () => openCamera().catch((e) => showError("Camera: " + e.message)));
-    camSel.addEventListener("change", () => { if (localStream && !publishPc) openCamera().catch((e) => showError(e.message)); });
-    micSel.addEventListener("change", () => { if (localStream && !publishPc) openCamera().catch((e) => showError(e.message)); });
+    camSel.addEventListener("change", () => { if (localStream && !publishing) openCamera().catch((e) => showError(e.message)); });
+    micSel.addEventListener("change", () => { if (localStream && !publishing) openCamera().catch((e) => showError(e.message)); });
     $("#golive-btn").addEventListener("click", goLive);
     $("#endlive-btn").addEventListener("click", () => $("#end-dialog").showModal());
     $("#end-dialog").addEventListener("close", () => { if ($("#end-dialog").returnValue === "end") endLive(); });

@@ -1,4 +1,6 @@
 // The viewer page: WHEP playback (muted autoplay, unmute), pinned product and bag with Buy, comments, follow, gifts.
+import { play as whepPlay } from "./webrtc.js";
+
 (function () {
   "use strict";
   const LMS = window.LMS;
@@ -11,7 +13,7 @@
 
   // ------------------------------------------------------------------ player
   const video = $("#program");
-  let pc = null, resource = null, retry = 0, retryTimer = null;
+  let pc = null, playToken = 0, retry = 0, retryTimer = null;  // pc: the WHEP session (webrtc.js)
 
   function overlay(title, sub) {
     const box = $("#player-overlay");
@@ -34,41 +36,25 @@
       overlay("Starting soon", span);
     }
   }
-  function iceGathered(p, ms) {
-    if (p.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      p.addEventListener("icegatheringstatechange", () => { if (p.iceGatheringState === "complete") { clearTimeout(t); resolve(); } });
-    });
-  }
   async function play() {
     stop();
     if (!state.live) return;
     overlay("Connecting…");
-    const p = new RTCPeerConnection();
-    pc = p;
-    p.addTransceiver("video", { direction: "recvonly" });
-    p.addTransceiver("audio", { direction: "recvonly" });
-    const stream = new MediaStream();
-    p.ontrack = (ev) => { stream.addTrack(ev.track); video.srcObject = stream; };
-    p.onconnectionstatechange = () => {
-      if (p !== pc) return;
-      if (p.connectionState === "connected") { retry = 0; overlay(null); video.play().catch(() => {}); $("#unmute").hidden = !video.muted; }
-      if (p.connectionState === "failed" || p.connectionState === "disconnected") scheduleRetry();
-    };
+    const token = ++playToken;
     try {
-      const offer = await p.createOffer();
-      await p.setLocalDescription(offer);
-      await iceGathered(p, 2500);
-      const res = await fetch("/whep", { method: "POST", credentials: "same-origin", body: p.localDescription.sdp,
-        headers: { "Content-Type": "application/sdp", "X-CSRF-Token": LMS.csrf } });
-      const text = await res.text();
-      if (!res.ok) throw new Error(res.status === 409 || res.status === 404 ? "not live" : text);
-      if (p !== pc) return;
-      resource = res.headers.get("Location");
-      await p.setRemoteDescription({ type: "answer", sdp: text });
+      const sess = await whepPlay(video, { csrf: LMS.csrf });
+      if (token !== playToken) { sess.stop(); return; }
+      pc = sess;
+      const onState = () => {
+        if (sess !== pc) return;
+        const st = sess.pc.connectionState;
+        if (st === "connected") { retry = 0; overlay(null); video.play().catch(() => {}); $("#unmute").hidden = !video.muted; }
+        if (st === "failed" || st === "disconnected") scheduleRetry();
+      };
+      sess.pc.addEventListener("connectionstatechange", onState);
+      onState();
     } catch (e) {
-      if (p === pc) scheduleRetry();
+      if (token === playToken) scheduleRetry();
     }
   }
   function scheduleRetry() {
@@ -79,8 +65,8 @@
     retryTimer = setTimeout(() => { retryTimer = null; play(); }, delay);
   }
   function stop() {
-    if (pc) { pc.close(); pc = null; }
-    if (resource) { fetch(resource, { method: "DELETE", credentials: "same-origin", headers: { "X-CSRF-Token": LMS.csrf } }).catch(() => {}); resource = null; }
+    playToken++;
+    if (pc) { pc.stop(); pc = null; }
     video.srcObject = null;
   }
   $("#unmute").addEventListener("click", () => { video.muted = false; video.play().catch(() => {}); $("#unmute").hidden = true; });
