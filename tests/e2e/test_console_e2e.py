@@ -279,5 +279,17 @@ async def test_go_live_story(aiohttp_server: Any, app_factory: Any, browser: Any
     assert app[LIVE].current is None
     assert errors == []
     await tab.locator("#status-pill", has_text="Offline").wait_for()
+
+    # practice: the pipeline runs with a visible "Practice" label; viewers still see the ended LIVE
+    await desk.check("#practice-toggle")
+    await desk.click("#golive-btn")
+    await desk.locator("#status-pill", has_text="Practice").wait_for(timeout=30000)
+    assert await desk.is_visible("#practice-badge")
+    assert app[LIVE].current is not None and app[LIVE].current.practice
+    assert await _frames(desk, "#program-preview", 5) >= 5
+    assert await vpage.inner_text("#overlay-title") == "LIVE ended"
+    await desk.click("#endlive-btn")
+    await desk.click("#end-confirm")
+    await desk.locator("#status-pill", has_text="Offline").wait_for()
     for c in (host_ctx, tab_ctx, viewer_ctx):
         await c.close()
