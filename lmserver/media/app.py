@@ -57,7 +57,12 @@ async def _read_offer(request: web.Request) -> str:
     too_big = f"the SDP offer is too large: at most {limit} bytes"
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(too_big)
-    body = await request.content.read(limit + 1)
+    body = b""
+    while len(body) <= limit:  # bounded: stops at EOF or once past the limit
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
     if len(body) > limit:
         raise BadRequest(too_big)
     try:

@@ -12,6 +12,9 @@ the 2x2 mean). Every program frame is then blended in place, inside each layer's
 with integer math: ``dst = (dst * (256 - a) + src * a) >> 8``. With no layer shown, frames pass
 through untouched. Layer changes may come from any thread; the worker thread that composites
 reads an immutable snapshot.
+
+``set_layer`` converts the image (about 10 ms for 480x360): from async code call it in a thread,
+``await asyncio.to_thread(compositor.set_layer, ...)``. ``move_layer`` and ``remove_layer`` are cheap.
 """
 
 from __future__ import annotations

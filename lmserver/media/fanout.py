@@ -14,6 +14,7 @@ import logging
 from typing import Callable
 
 import av
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,35 @@ class PacketTrack(MediaStreamTrack):
         super().stop()
 
 
+class SharedPacker:
+    """H.264 packetization done once per program packet for all viewers' senders.
+
+    aiortc's sender calls ``encoder.pack(packet)`` for every viewer; the result (RTP payloads and
+    timestamp) is the same for all of them, so it is computed once and cached for the last packets.
+    Install it as the sender's encoder before the sender starts.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self._packer = H264Encoder()
+        self._cache: collections.OrderedDict[int, tuple[av.Packet, tuple[list[bytes], int]]] = collections.OrderedDict()
+        self._size = size
+        self.target_bitrate = 0  # aiortc sets it on REMB; the shared encoder's rate is fixed
+
+    def pack(self, packet: av.Packet) -> tuple[list[bytes], int]:
+        key = id(packet)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is packet:
+            return hit[1]
+        result = self._packer.pack(packet)
+        self._cache[key] = (packet, result)  # holding the packet keeps its id from being reused
+        if len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return result
+
+    def encode(self, frame: object, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        raise TypeError("the program's viewers get packets, never frames")
+
+
 class Fanout:
     """Hands every program packet to each subscriber's queue (viewers, recorder, restreamers)."""
 
@@ -115,7 +145,8 @@ class Fanout:
         self.request_keyframe = request_keyframe
         self._video: set[PacketQueue] = set()
         self._audio: set[PacketQueue] = set()
-        self.last_keyframe: av.Packet | None = None
+        #: shared H.264 packetization for the viewers' senders
+        self.packer = SharedPacker()
 
     def subscribe(self) -> tuple[PacketQueue, PacketQueue]:
         """New (video, audio) queues; the video queue starts at the next keyframe, requested now."""

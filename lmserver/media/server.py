@@ -107,6 +107,7 @@ class MediaServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._health_task: asyncio.Task[None] | None = None
         self.last_health: dict[str, Any] | None = None
+        self._closed = False
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -132,6 +133,7 @@ class MediaServer:
         await self.end_ingest("the server stopped", interrupt=True)
         for viewer in list(self.viewers.values()):
             await self._close_viewer(viewer, publish=False)
+        self._closed = True  # late connection events publish nothing once the server stops
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -148,7 +150,7 @@ class MediaServer:
         return self.ingest.program if self.ingest else None
 
     async def _publish(self, name: str, data: dict[str, Any]) -> None:
-        if self.bus is None:
+        if self.bus is None or self._closed:
             return
         session = self.ingest.session if self.ingest else None
         try:
@@ -353,6 +355,8 @@ class MediaServer:
             prefer_h264(video_t)  # before setRemoteDescription: codecs are negotiated inside it
             # A viewer's PLI/FIR asks the shared encoder for a keyframe (rate-limited there).
             video_t.sender._send_keyframe = program.video_encoder.request_keyframe  # type: ignore[method-assign]
+            # Packetize each program packet once for every viewer (aiortc creates the encoder lazily).
+            video_t.sender._RTCRtpSender__encoder = program.fanout.packer  # type: ignore[attr-defined]
             if offer.has_audio:
                 pc.addTransceiver(PacketTrack("audio", audio_q), direction="sendonly")
             try:
