@@ -218,14 +218,28 @@ async def swarm(url: str, n: int, decode: int) -> tuple[asyncio.subprocess.Proce
     return proc, int(parts[1])
 
 
-async def measure(procs: list[asyncio.subprocess.Process], window: float, lag: LoopLag) -> dict[str, Any]:
-    cpu0, t0 = time.process_time(), time.perf_counter()
+def child_cpu(pids: list[int]) -> float:
+    """CPU seconds used so far by other processes of the server (its viewer processes)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+async def measure(procs: list[asyncio.subprocess.Process], window: float, lag: LoopLag,
+                  server_pids: list[int] | None = None) -> dict[str, Any]:
+    pids = server_pids or []
+    cpu0, t0 = time.process_time() + child_cpu(pids), time.perf_counter()
     lag.reset()
     for p in procs:
         p.stdin.write(f"measure {window}\n".encode())  # type: ignore[union-attr]
         await p.stdin.drain()  # type: ignore[union-attr]
     results = [json.loads(await asyncio.wait_for(p.stdout.readline(), window + 60)) for p in procs]  # type: ignore[union-attr]
-    cpu = (time.process_time() - cpu0) / (time.perf_counter() - t0)
+    cpu = (time.process_time() + child_cpu(pids) - cpu0) / (time.perf_counter() - t0)
     fps = [f for r in results for f in r["fps"]]
     decoded = [f for r in results for f in r["decoded"]]
     return {"fps_median": statistics.median(fps), "fps_min": min(fps), "decoded_fps": decoded[0] if decoded else None,
@@ -263,8 +277,10 @@ async def bench_viewers(ns: list[int], window: float, per_process: int = 150) ->
                 connected += c
                 remaining -= k
             await asyncio.sleep(2)  # let the joiners' keyframes settle before measuring
-            row = {"n": n, "connected": connected, **await measure(procs, window, lag)}
-            row["encoder_fps"] = None
+            shard_pids = [s.proc.pid for s in server.media.shards if s.proc is not None]
+            row = {"n": n, "connected": connected, **await measure(procs, window, lag, shard_pids),
+                   "viewer_processes": len(shard_pids),
+                   "in_processes": sum(1 for v in server.media.viewers.values() if v.shard is not None)}
             rows.append(row)
             print(f"viewers N={n}: {row}", flush=True)
             await quit_swarms(procs)
@@ -417,12 +433,14 @@ def render(results: dict[str, Any]) -> str:
     if viewers:
         out += ["### Viewers: one encode, packets to every viewer (720p30, ~2 Mbit/s)", "",
                 "Receivers run in other processes on the same 2 cores (one decodes for real, the others count the",
-                "frames their receiver assembles). Server CPU includes the lavfi test source and the x264 encoder.", "",
-                "| viewers | connected | fps per viewer (median / min) | decoding viewer fps | server CPU (cores) | loop lag p99 | receivers' CPU |",
-                "|---|---|---|---|---|---|---|"]
+                "frames from the RTP headers). Server CPU includes the lavfi test source, the x264 encoder and the",
+                "viewer process (`media.fanout_processes = 1`: viewers beyond the first 50 are spread evenly between",
+                "the main event loop and it). Loop lag is the main process's.", "",
+                "| viewers | connected | in the viewer process | fps per viewer (median / min) | decoding viewer fps | server CPU (cores) | loop lag p99 | receivers' CPU |",
+                "|---|---|---|---|---|---|---|---|"]
         for r in viewers:
             dec = f"{r['decoded_fps']:.1f}" if r["decoded_fps"] is not None else "-"
-            out.append(f"| {r['n']} | {r['connected']} | {r['fps_median']:.1f} / {r['fps_min']:.1f} | {dec} | "
+            out.append(f"| {r['n']} | {r['connected']} | {r.get('in_processes', 0)} | {r['fps_median']:.1f} / {r['fps_min']:.1f} | {dec} | "
                        f"{r['server_cpu']:.2f} | {r['lag_p99']:.0f} ms | {r['swarm_cpu']:.2f} |")
         out.append("")
     base = results.get("baseline")

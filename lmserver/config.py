@@ -140,6 +140,7 @@ class MediaConfig:
     capture_format: str = opt("", "Default PyAV input format of the local capture source (v4l2, avfoundation, dshow, lavfi); empty: none configured.")
     capture_device: str = opt("", "Default device or URL of the local capture source (e.g. /dev/video0).")
     max_sdp_bytes: int = opt(65536, "Largest SDP offer accepted, in bytes.", positive)
+    fanout_processes: int = opt(1, "Extra processes that serve WHEP viewers once the main process has 50 (uses more cores); 0: all viewers in the main process.", between(0, 16))
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,15 @@ class Fanout:
         self._audio: set[PacketQueue] = set()
         #: shared H.264 packetization for the viewers' senders
         self.packer = SharedPacker()
+        self._sinks: list[Callable[[str, av.Packet], None]] = []
+
+    def add_sink(self, sink: Callable[[str, av.Packet], None]) -> None:
+        """Also hand every packet to ``sink(kind, packet)`` (e.g. a viewer process)."""
+        self._sinks.append(sink)
+
+    def remove_sink(self, sink: Callable[[str, av.Packet], None]) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
 
     def subscribe(self) -> tuple[PacketQueue, PacketQueue]:
         """New (video, audio) queues; the video queue starts at the next keyframe, requested now."""
@@ -166,10 +175,14 @@ class Fanout:
     def publish_video(self, packet: av.Packet) -> None:
         for queue in self._video:
             queue.put(packet)
+        for sink in self._sinks:
+            sink("video", packet)
 
     def publish_audio(self, packet: av.Packet) -> None:
         for queue in self._audio:
             queue.put(packet)
+        for sink in self._sinks:
+            sink("audio", packet)
 
     def close(self) -> None:
         for queue in (*self._video, *self._audio):

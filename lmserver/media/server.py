@@ -23,13 +23,15 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamTrack
 
-from ..errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
+from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from ..live import ALREADY_LIVE
 from .compositor import Compositor
-from .fanout import PacketQueue, PacketTrack
+from .fanout import PacketQueue
 from .program import Program
 from .recorder import Recorder
-from .rtc import SdpError, check_offer, create_peer_connection, prefer_h264, relax_consent, set_ice_host_addresses
+from .rtc import SdpError, check_offer, create_peer_connection, relax_consent, set_ice_host_addresses
+from .shard import Shard
+from .viewers import answer_viewer
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -45,6 +47,8 @@ logger = logging.getLogger(__name__)
 MEDIA_TIMEOUT = 10.0
 #: An ingest or viewer that has not connected after this long is closed, seconds.
 CONNECT_TIMEOUT = 30.0
+#: Viewers served by the main event loop before viewer processes (``media.fanout_processes``) share them.
+LOCAL_FIRST = 50
 
 
 def is_ffmpeg(user_agent: str, sdp: str) -> bool:
@@ -70,12 +74,13 @@ class Ingest:
 @dataclass
 class Viewer:
     id: str
-    pc: RTCPeerConnection
-    video: PacketQueue
-    audio: PacketQueue
+    pc: RTCPeerConnection | None  # None when served by a viewer process
+    video: PacketQueue | None
+    audio: PacketQueue | None
     staff: bool
     viewer_id: str | None
     connected: bool = False
+    shard: Shard | None = None
 
 
 class MediaServer:
@@ -108,6 +113,9 @@ class MediaServer:
         self._health_task: asyncio.Task[None] | None = None
         self.last_health: dict[str, Any] | None = None
         self._closed = False
+        #: viewer processes (started when the main loop holds LOCAL_FIRST viewers)
+        self.shards: list[Shard] = []
+        self.local_first = LOCAL_FIRST
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -137,6 +145,9 @@ class MediaServer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        for shard in self.shards:
+            await shard.close()
+        self.shards.clear()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -174,7 +185,7 @@ class MediaServer:
             suffix = "-practice" if session.practice else ""
             path = self.data_dir / "recordings" / f"session-{session.id}-{stamp}{suffix}.mkv"
             recorder = Recorder(path, cfg.width, cfg.height, cfg.fps)
-        return Program(
+        program = Program(
             width=cfg.width,
             height=cfg.height,
             fps=cfg.fps,
@@ -188,6 +199,9 @@ class MediaServer:
             on_ended=self._on_program_ended,
             recorder=recorder,
         )
+        for shard in self.shards:
+            program.fanout.add_sink(shard.publish)
+        return program
 
     async def _on_program_ended(self, reason: str) -> None:
         self._end_soon(reason)
@@ -313,6 +327,8 @@ class MediaServer:
         self._health_task = None
         for viewer in list(self.viewers.values()):
             await self._close_viewer(viewer, publish=False)
+        for shard in self.shards:
+            shard.end_session()
         await ingest.program.stop()
         if ingest.pc is not None:
             await ingest.pc.close()
@@ -347,48 +363,80 @@ class MediaServer:
         if len(self.viewers) >= self.config.max_viewers:
             raise ServiceUnavailable(f"the stream is full ({self.config.max_viewers} viewers): try again later")
         program = ingest.program
-        pc = create_peer_connection()
-        video_q, audio_q = program.fanout.subscribe()
-        viewer = Viewer(secrets.token_urlsafe(16), pc, video_q, audio_q, staff, viewer_id)
-        try:
-            video_t = pc.addTransceiver(PacketTrack("video", video_q), direction="sendonly")
-            prefer_h264(video_t)  # before setRemoteDescription: codecs are negotiated inside it
-            # A viewer's PLI/FIR asks the shared encoder for a keyframe (rate-limited there).
-            video_t.sender._send_keyframe = program.video_encoder.request_keyframe  # type: ignore[method-assign]
-            # Packetize each program packet once for every viewer (aiortc creates the encoder lazily).
-            video_t.sender._RTCRtpSender__encoder = program.fanout.packer  # type: ignore[attr-defined]
-            if offer.has_audio:
-                pc.addTransceiver(PacketTrack("audio", audio_q), direction="sendonly")
-            try:
-                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
-            except (ValueError, AssertionError, KeyError) as exc:
-                raise BadRequest(f"the offer could not be used: {exc or type(exc).__name__}") from None
-            codecs = video_t._codecs
-            if not codecs or codecs[0].mimeType.lower() != "video/h264":
-                raise BadRequest("the viewer must accept H.264 (constrained baseline 42e01f, packetization-mode=1)")
-            answer = await pc.createAnswer()
-            await pc.setLocalDescription(answer)
-        except BaseException:
-            program.fanout.unsubscribe(video_q, audio_q)
-            await pc.close()
-            raise
+        shard = await self._pick_shard()
+        resource = secrets.token_urlsafe(16)
+        if shard is None:
+            pc, video_q, audio_q, answer = await answer_viewer(offer, program.fanout, program.video_encoder.request_keyframe)
+            viewer = Viewer(resource, pc, video_q, audio_q, staff, viewer_id)
+        else:
+            result = await shard.offer(resource, offer.sdp)
+            if "sdp" not in result:
+                raise ApiError(result["message"], status=result["status"])
+            answer = result["sdp"]
+            viewer = Viewer(resource, None, None, None, staff, viewer_id, shard=shard)
         if self.ingest is not ingest:  # the stream ended while negotiating
-            program.fanout.unsubscribe(video_q, audio_q)
-            await pc.close()
+            await self._discard_viewer(viewer)
             raise Forbidden("the studio is not live: the stream just ended")
         self.viewers[viewer.id] = viewer
+        if viewer.pc is not None:
+            pc = viewer.pc
 
-        @pc.on("connectionstatechange")
-        async def on_state() -> None:
-            if pc.connectionState == "connected":
-                viewer.connected = True
-            elif pc.connectionState in ("failed", "closed") and viewer.id in self.viewers:
-                await self._close_viewer(viewer)
+            @pc.on("connectionstatechange")
+            async def on_state() -> None:
+                if pc.connectionState == "connected":
+                    viewer.connected = True
+                elif pc.connectionState in ("failed", "closed") and viewer.id in self.viewers:
+                    await self._close_viewer(viewer)
 
         self._spawn(self._viewer_connect_timeout(viewer), "media-viewer-timeout")
         self.peak_viewers = max(self.peak_viewers, len(self.viewers))
         await self._publish("viewer.joined", {"viewer_id": viewer_id, "viewers": len(self.viewers), "peak": self.peak_viewers})
-        return viewer.id, pc.localDescription.sdp
+        return viewer.id, answer
+
+    async def _pick_shard(self) -> Shard | None:
+        """Where a new viewer goes: the main loop, or the least busy viewer process."""
+        if self.config.fanout_processes <= 0:
+            return None
+        local = sum(1 for v in self.viewers.values() if v.shard is None)
+        if local < self.local_first:
+            return None
+        if not self.shards:
+            for _ in range(self.config.fanout_processes):
+                shard = Shard(list(self.config.ice_host_addresses), self.config.viewer_queue_packets,
+                              self._shard_keyframe, self._shard_viewer_state)
+                await shard.start()
+                self.shards.append(shard)
+                if self.program is not None:
+                    self.program.fanout.add_sink(shard.publish)
+        options: list[tuple[int, Shard | None]] = [(local, None)]
+        options += [(len(s.viewers), s) for s in self.shards if s.alive]
+        return min(options, key=lambda o: o[0])[1]
+
+    def _shard_keyframe(self) -> None:
+        if self.program is not None:
+            self.program.video_encoder.request_keyframe()
+
+    async def _shard_viewer_state(self, resource: str, state: str) -> None:
+        viewer = self.viewers.get(resource)
+        if viewer is None:
+            return
+        if state == "connected":
+            viewer.connected = True
+        else:
+            await self._close_viewer(viewer)
+
+    async def _discard_viewer(self, viewer: Viewer) -> None:
+        if viewer.shard is not None:
+            viewer.shard.close_viewer(viewer.id)
+            return
+        program = self.program
+        if program is not None and viewer.video is not None and viewer.audio is not None:
+            program.fanout.unsubscribe(viewer.video, viewer.audio)
+        elif viewer.video is not None and viewer.audio is not None:
+            viewer.video.close()
+            viewer.audio.close()
+        if viewer.pc is not None:
+            await viewer.pc.close()
 
     async def _viewer_connect_timeout(self, viewer: Viewer) -> None:
         await asyncio.sleep(CONNECT_TIMEOUT)
@@ -399,13 +447,7 @@ class MediaServer:
     async def _close_viewer(self, viewer: Viewer, *, publish: bool = True) -> None:
         if self.viewers.pop(viewer.id, None) is None:
             return
-        program = self.program
-        if program is not None:
-            program.fanout.unsubscribe(viewer.video, viewer.audio)
-        else:
-            viewer.video.close()
-            viewer.audio.close()
-        await viewer.pc.close()
+        await self._discard_viewer(viewer)
         if publish:
             await self._publish("viewer.left", {"viewer_id": viewer.viewer_id, "viewers": len(self.viewers)})
 

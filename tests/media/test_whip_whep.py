@@ -223,3 +223,44 @@ async def test_a_publisher_with_an_rsa_dtls_certificate_like_gstreamer(studio) -
     finally:
         await viewer.close()
         await publisher.close()
+
+
+async def test_viewers_beyond_the_main_loop_share_go_to_a_viewer_process(studio) -> None:
+    from lmserver.appkeys import BUS
+
+    media = studio.media
+    media.local_first = 1  # the second viewer already goes to the viewer process
+    left: list[dict] = []
+    gone = asyncio.Event()
+    studio.app[BUS].on("viewer.left", lambda record: (left.append(record.data), gone.set()))
+    publisher = Publisher()
+    viewers = [Viewer(), Viewer(), Viewer()]
+    try:
+        assert (await publisher.publish(studio.http, studio.base, studio.key))[0] == 201
+        for viewer in viewers:
+            status, body = await viewer.play(studio.http, studio.base)
+            assert status == 201, body
+        for viewer in viewers:
+            await viewer.wait_frames(20)
+        placed = [media.viewers[v.location.rsplit("/", 1)[1]].shard is not None for v in viewers]
+        assert placed == [False, True, False]
+        assert len(media.shards) == 1 and media.shards[0].alive
+        assert media.status()["viewers"] == 3
+        # DELETE of a viewer in the process
+        async with studio.http.delete(studio.base + viewers[1].location) as resp:
+            assert resp.status == 200
+        assert len(media.viewers) == 2 and not media.shards[0].viewers
+        # a new viewer goes to the (now empty) process and plays; closing it there is reported back
+        late = Viewer()
+        viewers.append(late)
+        assert (await late.play(studio.http, studio.base))[0] == 201
+        await late.wait_frames(10)
+        assert media.viewers[late.location.rsplit("/", 1)[1]].shard is not None
+        gone.clear()
+        await late.close()  # the process notices the closed connection and reports it
+        await asyncio.wait_for(gone.wait(), 30)
+        assert len(media.viewers) == 2 and left[-1]["viewers"] == 2
+    finally:
+        for viewer in viewers:
+            await viewer.close()
+        await publisher.close()

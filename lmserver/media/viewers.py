@@ -1,0 +1,45 @@
+"""A WHEP viewer's peer connection fed by the program's shared packets (used in and out of process)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from ..errors import BadRequest
+from .fanout import Fanout, PacketQueue, PacketTrack
+from .rtc import Offer, create_peer_connection, prefer_h264
+
+
+async def answer_viewer(
+    offer: Offer, fanout: Fanout, request_keyframe: Callable[[], None]
+) -> tuple[RTCPeerConnection, PacketQueue, PacketQueue, str]:
+    """Answer a viewer's offer: H.264 negotiated (preferences set before setRemoteDescription),
+    the program's packets sent as they are, PLI/FIR routed to the shared encoder.
+
+    Returns (peer connection, video queue, audio queue, SDP answer); raises BadRequest.
+    """
+    pc = create_peer_connection()
+    video_q, audio_q = fanout.subscribe()
+    try:
+        video_t = pc.addTransceiver(PacketTrack("video", video_q), direction="sendonly")
+        prefer_h264(video_t)  # before setRemoteDescription: codecs are negotiated inside it
+        # A viewer's PLI/FIR asks the shared encoder for a keyframe (rate-limited there).
+        video_t.sender._send_keyframe = request_keyframe  # type: ignore[method-assign]
+        # Packetize each program packet once for every viewer (aiortc creates the encoder lazily).
+        video_t.sender._RTCRtpSender__encoder = fanout.packer  # type: ignore[attr-defined]
+        if offer.has_audio:
+            pc.addTransceiver(PacketTrack("audio", audio_q), direction="sendonly")
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
+        except (ValueError, AssertionError, KeyError) as exc:
+            raise BadRequest(f"the offer could not be used: {exc or type(exc).__name__}") from None
+        codecs = video_t._codecs
+        if not codecs or codecs[0].mimeType.lower() != "video/h264":
+            raise BadRequest("the viewer must accept H.264 (constrained baseline 42e01f, packetization-mode=1)")
+        await pc.setLocalDescription(await pc.createAnswer())
+    except BaseException:
+        fanout.unsubscribe(video_q, audio_q)
+        await pc.close()
+        raise
+    return pc, video_q, audio_q, pc.localDescription.sdp
