@@ -116,6 +116,7 @@ class MediaServer:
         #: viewer processes (started when the main loop holds LOCAL_FIRST viewers)
         self.shards: list[Shard] = []
         self.local_first = LOCAL_FIRST
+        self._shard_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -400,8 +401,8 @@ class MediaServer:
         local = sum(1 for v in self.viewers.values() if v.shard is None)
         if local < self.local_first:
             return None
-        if not self.shards:
-            for _ in range(self.config.fanout_processes):
+        async with self._shard_lock:  # concurrent joins must not start more processes
+            while len(self.shards) < self.config.fanout_processes:
                 shard = Shard(list(self.config.ice_host_addresses), self.config.viewer_queue_packets,
                               self._shard_keyframe, self._shard_viewer_state)
                 await shard.start()
