@@ -74,3 +74,23 @@ def MEDIA_KEY():  # type: ignore[no-untyped-def]
     from lmserver.media import MEDIA
 
     return MEDIA
+
+
+async def test_end_live_and_status_endpoints(studio) -> None:
+    async with studio.http.get(studio.base + "/api/media/status") as resp:
+        assert resp.status == 401
+    csrf = await studio.login()
+    headers = {"X-CSRF-Token": csrf}
+    async with studio.http.post(studio.base + "/api/media/capture", json={"device": LAVFI, "format": "lavfi"}, headers=headers) as resp:
+        assert resp.status == 201, await resp.text()
+    async with studio.http.get(studio.base + "/api/media/status") as resp:
+        status = await resp.json()
+        assert status["live"] and status["ingest"]["kind"] == "capture" and not status["ingest"]["practice"]
+    async with studio.http.post(studio.base + "/api/media/end", headers=headers) as resp:
+        assert resp.status == 200 and not (await resp.json())["live"]
+    async with studio.http.post(studio.base + "/api/media/end", headers=headers) as resp:
+        assert resp.status == 409 and "not live" in (await resp.json())["error"]["message"]
+    async with studio.http.post(studio.base + "/api/media/capture", json={"device": "/nonexistent/video9", "format": "v4l2"},
+                                headers=headers) as resp:
+        assert resp.status == 400 and "could not be opened" in (await resp.json())["error"]["message"]
+    assert studio.media.ingest is None

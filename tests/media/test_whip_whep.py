@@ -105,10 +105,15 @@ async def test_bad_inputs_leave_the_live_stream_alone(studio) -> None:
             assert resp.status == 404
         async with studio.http.delete(studio.base + "/whip/unknown") as resp:
             assert resp.status == 404
-        async with studio.http.options(studio.base + "/whip") as resp:
-            assert resp.status == 204
-            assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
-            assert "Location" in resp.headers["Access-Control-Expose-Headers"]
+        for path in ("/whip", publisher.location, "/whep"):
+            async with studio.http.options(studio.base + path) as resp:
+                assert resp.status == 204
+                assert resp.headers["Access-Control-Allow-Origin"] == "*"
+                assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
+                assert "Location" in resp.headers["Access-Control-Expose-Headers"]
+        async with studio.http.patch(studio.base + publisher.location, data="a=candidate:x",
+                                     headers={"Content-Type": "application/trickle-ice-sdpfrag"}) as resp:
+            assert resp.status == 405 and "trickle ICE" in (await resp.json())["error"]["message"]
         # the stream is unaffected
         before = viewer.count
         await viewer.wait_frames(before + 10)
