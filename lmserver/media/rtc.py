@@ -15,6 +15,7 @@ from typing import Sequence
 
 import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import SessionDescription
@@ -106,6 +107,31 @@ class Offer:
     video_codecs: tuple[str, ...]
 
 
+_H264_DEFAULT_FMTP = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+
+
+def add_default_h264_fmtp(sdp: str) -> str:
+    """Give H.264 payload types without ``a=fmtp`` the parameters aiortc requires.
+
+    GStreamer's recvonly H.264 offers carry no fmtp, and aiortc only matches H.264 with
+    packetization-mode=1 and profile-level-id 42001f/42e01f, so it would refuse them.
+    """
+    lines = sdp.splitlines()
+    with_fmtp = {line.split(":", 1)[1].split(" ", 1)[0] for line in lines if line.startswith("a=fmtp:")}
+    out = []
+    for line in lines:
+        out.append(line)
+        if line.startswith("a=rtpmap:") and " " in line and line.split(" ", 1)[1].upper().startswith("H264/"):
+            pt = line[len("a=rtpmap:") :].split(" ", 1)[0]
+            if pt not in with_fmtp:
+                out.append(f"a=fmtp:{pt} {_H264_DEFAULT_FMTP}")
+    return "\r\n".join(out) + "\r\n"
+
+
+#: What aiortc raises on an offer it cannot use (no common codec, bad parameters, ...).
+OFFER_ERRORS = (ValueError, AssertionError, KeyError, IndexError, InvalidAccessError, InvalidStateError, OperationError)
+
+
 class SdpError(ValueError):
     """An SDP offer that cannot be used; the message says why."""
 
@@ -144,8 +170,10 @@ def check_offer(sdp: str, *, need_video: bool = True) -> Offer:
 
 
 __all__ = [
+    "OFFER_ERRORS",
     "Offer",
     "SdpError",
+    "add_default_h264_fmtp",
     "check_offer",
     "create_peer_connection",
     "prefer_h264",

@@ -29,7 +29,7 @@ from .compositor import Compositor
 from .fanout import PacketQueue
 from .program import Program
 from .recorder import Recorder
-from .rtc import SdpError, check_offer, create_peer_connection, relax_consent, set_ice_host_addresses
+from .rtc import OFFER_ERRORS, SdpError, add_default_h264_fmtp, check_offer, create_peer_connection, relax_consent, set_ice_host_addresses
 from .shard import Shard
 from .viewers import answer_viewer
 
@@ -265,8 +265,9 @@ class MediaServer:
     async def _answer_whip(self, pc: RTCPeerConnection, sdp: str, ffmpeg: bool) -> str:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        except (ValueError, AssertionError, KeyError) as exc:
-            raise BadRequest(f"the offer could not be used: {exc or type(exc).__name__}") from None
+        except OFFER_ERRORS as exc:
+            raise BadRequest(f"the offer could not be used ({exc or type(exc).__name__}): send VP8 or H.264 "
+                             "(constrained baseline, packetization-mode=1)") from None
         video = [t for t in pc.getTransceivers() if t.kind == "video"]
         if not video or not video[0]._codecs:
             raise BadRequest("no common video codec: send VP8 or H.264 (constrained baseline, packetization-mode=1)")
@@ -353,7 +354,7 @@ class MediaServer:
     async def play_whep(self, sdp: str, *, staff: bool = False, viewer_id: str | None = None) -> tuple[str, str]:
         """Accept a WHEP offer: returns (viewer resource id, SDP answer). Raises 400, 403 or 503."""
         try:
-            offer = check_offer(sdp)
+            offer = check_offer(add_default_h264_fmtp(sdp))
         except SdpError as exc:
             raise BadRequest(str(exc)) from None
         ingest = self.ingest

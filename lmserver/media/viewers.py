@@ -8,7 +8,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from ..errors import BadRequest
 from .fanout import Fanout, PacketQueue, PacketTrack
-from .rtc import Offer, create_peer_connection, prefer_h264
+from .rtc import OFFER_ERRORS, Offer, create_peer_connection, prefer_h264
 
 
 async def answer_viewer(
@@ -32,8 +32,9 @@ async def answer_viewer(
             pc.addTransceiver(PacketTrack("audio", audio_q), direction="sendonly")
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
-        except (ValueError, AssertionError, KeyError) as exc:
-            raise BadRequest(f"the offer could not be used: {exc or type(exc).__name__}") from None
+        except OFFER_ERRORS as exc:
+            raise BadRequest(f"the offer could not be used ({exc or type(exc).__name__}): the viewer must accept "
+                             "H.264 constrained baseline (42e01f) with packetization-mode=1") from None
         codecs = video_t._codecs
         if not codecs or codecs[0].mimeType.lower() != "video/h264":
             raise BadRequest("the viewer must accept H.264 (constrained baseline 42e01f, packetization-mode=1)")

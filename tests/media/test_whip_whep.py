@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import numpy as np
+from aiortc import RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 from rtcclients import Publisher, Viewer, peer, rgb
 
@@ -268,4 +269,58 @@ async def test_viewers_beyond_the_main_loop_share_go_to_a_viewer_process(studio)
     finally:
         for viewer in viewers:
             await viewer.close()
+        await publisher.close()
+
+
+async def test_a_viewer_offering_h264_without_fmtp_like_gstreamer_whepsrc(studio) -> None:
+    publisher = Publisher()
+    viewer = Viewer()
+    try:
+        assert (await publisher.publish(studio.http, studio.base, studio.key))[0] == 201
+        await viewer.pc.setLocalDescription(await viewer.pc.createOffer())
+        sdp = "".join(line + "\r\n" for line in viewer.pc.localDescription.sdp.splitlines() if not line.startswith("a=fmtp:"))
+        async with studio.http.post(studio.base + "/whep", data=sdp, headers={"Content-Type": "application/sdp"}) as resp:
+            assert resp.status == 201, await resp.text()
+            answer = await resp.text()
+        assert "packetization-mode=1" in answer
+        await viewer.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        await viewer.wait_frames(5)
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+async def test_malformed_offers_get_400_with_a_reason_never_500(studio) -> None:
+    publisher = Publisher()
+    try:
+        assert (await publisher.publish(studio.http, studio.base, studio.key))[0] == 201
+        probe = Viewer()
+        await probe.pc.setLocalDescription(await probe.pc.createOffer())
+        good = probe.pc.localDescription.sdp
+        await probe.close()
+        lines = good.splitlines()
+        variants = [
+            good[: len(good) // 2],
+            "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+            "\r\n".join(l for l in lines if not l.startswith("a=fingerprint")) + "\r\n",
+            "\r\n".join(l for l in lines if not l.startswith("a=ice-ufrag")) + "\r\n",
+            "\r\n".join(l.replace("H264/90000", "AV1/90000").replace("VP8/90000", "AV1/90000") for l in lines) + "\r\n",
+            "v=0\r\n" + "m=video\r\n" * 50,
+        ]
+        bearer = {"Authorization": f"Bearer {studio.key}", "Content-Type": "application/sdp"}
+
+        async def post_all(path: str, headers: dict[str, str]) -> None:
+            for sdp in variants:
+                async with studio.http.post(studio.base + path, data=sdp, headers=headers) as resp:
+                    body = await resp.json()
+                    assert resp.status == 400, (path, sdp[:200], body)
+                    assert body["error"]["message"]
+
+        await post_all("/whep", {"Content-Type": "application/sdp"})  # while live
+        assert studio.media.ingest is not None and not studio.media.viewers
+        async with studio.http.delete(studio.base + publisher.location) as resp:
+            assert resp.status == 200
+        await post_all("/whip", bearer)  # while not live: nothing starts
+        assert studio.media.ingest is None
+    finally:
         await publisher.close()
