@@ -357,6 +357,10 @@ class MediaServer:
             offer = check_offer(add_default_h264_fmtp(sdp))
         except SdpError as exc:
             raise BadRequest(str(exc)) from None
+        if self.ingest is None and self._lock.locked():
+            # An ingest is starting (stream.started is already out): wait for it instead of refusing.
+            async with self._lock:
+                pass
         ingest = self.ingest
         if ingest is None:
             raise Forbidden("the studio is not live: the program starts when the host goes live")

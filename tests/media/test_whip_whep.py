@@ -324,3 +324,20 @@ async def test_malformed_offers_get_400_with_a_reason_never_500(studio) -> None:
         assert studio.media.ingest is None
     finally:
         await publisher.close()
+
+
+async def test_a_viewer_reacting_to_stream_started_is_not_refused(studio) -> None:
+    from lmserver.appkeys import BUS
+
+    publisher, viewer = Publisher(), Viewer()
+    plays: list[asyncio.Task] = []
+    studio.app[BUS].on("stream.started", lambda record: plays.append(asyncio.ensure_future(viewer.play(studio.http, studio.base))))
+    try:
+        assert (await publisher.publish(studio.http, studio.base, studio.key))[0] == 201
+        assert len(plays) == 1
+        status, body = await plays[0]
+        assert status == 201, body
+        await viewer.wait_frames(3)
+    finally:
+        await viewer.close()
+        await publisher.close()
