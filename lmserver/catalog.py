@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .templating import page, render  # noqa: F401
+from .templating import page
 
 from . import auth, validate
 from .appkeys import BUS, CONFIG, DB

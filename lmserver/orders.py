@@ -54,7 +54,14 @@ def order_json(row: Any) -> dict[str, Any]:
 
 def _reserve(conn: sqlite3.Connection, viewer_id: str, product_id: int, quantity: int, event_id: int | None,
              session_id: int | None, practice: bool) -> dict[str, Any]:
-    """Writer thread: decrement the stock and insert the reserved order, or raise SoldOut."""
+    """Writer thread: check the bag, decrement the stock and insert the reserved order, or raise NotFound / SoldOut.
+
+    The bag check runs here, in the writer's batch, instead of as one aiosqlite round trip per attempt:
+    in a burst of 1000 buyers that round trip alone cost more than the whole group commit."""
+    in_bag = conn.execute("SELECT 1 FROM event_products ep JOIN products p ON p.id = ep.product_id"
+                          " WHERE ep.event_id = ? AND ep.product_id = ? AND p.archived = 0", (event_id, product_id)).fetchone()
+    if in_bag is None:
+        raise NotFound(f"product {product_id} is not in this event's shopping bag")
     cur = conn.execute("UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ? AND archived = 0",
                        (quantity, product_id, quantity))
     if cur.rowcount != 1:
@@ -119,10 +126,6 @@ async def place_order(app: web.Application, viewer: dict[str, Any], event_id: in
         raise Conflict("this event is not live: buying opens when the LIVE starts")
     if viewer.get("blocked") and not cfg.blocked_can_buy:
         raise Forbidden("you cannot buy in this studio")
-    in_bag = await app[DB].fetchone("SELECT 1 FROM event_products ep JOIN products p ON p.id = ep.product_id"
-                                    " WHERE ep.event_id = ? AND ep.product_id = ? AND p.archived = 0", (event_id, product_id))
-    if in_bag is None:
-        raise NotFound(f"product {product_id} is not in this event's shopping bag")
     writer = app[WRITER]
     reserved = await writer.submit(_reserve, viewer["id"], product_id, qty, event_id, session.id, session.practice)
     try:

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from . import auth, comments, orders
-from .appkeys import BUS, CONFIG, DB, LIVE, PM, SECRET
+from .appkeys import BUS, CONFIG, DB, LIVE, SECRET
 from .catalog import product_json
 from .errors import BadRequest, Conflict, NotFound, Unauthorized
 from .openapi import doc
