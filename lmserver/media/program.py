@@ -68,6 +68,7 @@ class Program:
         self.frames_in = 0
         self.frames_out = 0
         self.frames_skipped = 0
+        self.frames_failed = 0
         self.audio_frames_in = 0
         self.last_frame_at: float | None = None
         self.resolution: tuple[int, int] | None = None
@@ -132,7 +133,13 @@ class Program:
             try:
                 packets = await loop.run_in_executor(self._video_exec, self._process_video, frame)
             except RuntimeError:  # executor shut down while stopping
-                return
+                if self._stopped:
+                    return
+                self._frame_failed()
+                continue
+            except Exception:  # one bad frame must not stop the program
+                self._frame_failed()
+                continue
             for packet in packets:
                 self.fanout.publish_video(packet)
                 if self.recorder is not None:
@@ -149,13 +156,23 @@ class Program:
                 try:
                     packets = await loop.run_in_executor(self._audio_exec, self.audio_encoder.encode, frame)
                 except RuntimeError:
-                    return
+                    if self._stopped:
+                        return
+                    continue
+                except Exception:
+                    logger.exception("Program(%s): an audio frame failed to encode", id(self))
+                    continue
                 for packet in packets:
                     self.fanout.publish_audio(packet)
                     if self.recorder is not None:
                         self.recorder.write_audio(packet)
         except MediaStreamError:
             return
+
+    def _frame_failed(self) -> None:
+        self.frames_failed += 1
+        if self.frames_failed in (1, 10, 100) or self.frames_failed % 1000 == 0:
+            logger.exception("Program(%s): a video frame failed (%d so far)", id(self), self.frames_failed)
 
     def snapshot(self) -> dict[str, object]:
         """Pipeline figures for stream.health (the ingest adds bitrate, loss and jitter)."""

@@ -518,7 +518,11 @@ class MediaServer:
             fps = (frames - last_frames) / max(now - last_t, 1e-3)
             last_frames, last_t = frames, now
             health: dict[str, Any] = {"fps": round(fps, 1)}
-            health.update(await self._ingest_stats(ingest))
+            try:
+                health.update(await self._ingest_stats(ingest))
+            except Exception:  # statistics must never stop the watchdog
+                logger.exception("MediaServer: ingest statistics failed")
+                health.update(bitrate=None, packet_loss=None, jitter=None)
             snap = ingest.program.snapshot()
             health.update(
                 width=snap["width"],
