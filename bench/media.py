@@ -71,6 +71,14 @@ def _overlay(w: int, h: int) -> np.ndarray:
     return img
 
 
+def _plugin_billboard() -> np.ndarray:
+    """A real billboard, rendered by the billboard plugin the way the console shows it (even size for 4:2:0)."""
+    from lmserver_plugins.billboard.render import render_text_billboard
+
+    img = np.asarray(render_text_billboard("promo_code").convert("RGBA"))
+    return np.ascontiguousarray(img[: img.shape[0] // 2 * 2, : img.shape[1] // 2 * 2])
+
+
 def _frame(w: int, h: int) -> av.VideoFrame:
     rng = np.random.default_rng(5)
     f = av.VideoFrame.from_ndarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), format="rgb24").reformat(format="yuv420p")
@@ -90,9 +98,11 @@ def _time(fn: Any, n: int) -> float:
 def bench_compositing(n: int = 150) -> list[dict[str, Any]]:
     rows = []
     for fw, fh in ((1280, 720), (1920, 1080)):
-        for name, (ow, oh), (x, y) in (("billboard 480x360", (480, 360), (40, 40)),
-                                       ("lower third 1280x200", (1280, 200), (0, fh - 240))):
-            rgba = _overlay(ow, oh)
+        for name, make, (x, y) in (("billboard 480x360", lambda: _overlay(480, 360), (40, 40)),
+                                   ("lower third 1280x200", lambda: _overlay(1280, 200), (0, fh - 240)),
+                                   ("billboard plugin, 'Use code LIVE10'", _plugin_billboard, (60, 60))):
+            rgba = make()
+            oh, ow = rgba.shape[:2]
             frame = _frame(fw, fh)
             comp = Compositor()
             comp.set_layer("o", rgba, x, y)

@@ -1,7 +1,8 @@
 """HTTP face of the media core: WHIP ingest, WHEP playback, and the console's media API.
 
 - ``POST /whip`` (RFC 9725): ``Authorization: Bearer <stream key>`` or a staff session with
-  ``show.run``; ``?practice=1`` starts a practice session. ``DELETE /whip/{id}`` ends it.
+  ``show.run``; ``?practice=1`` starts a practice session; ``?event=ID`` names the event to go live in
+  (default: the event whose time it is, or a new "Go LIVE now" event). ``DELETE /whip/{id}`` ends it.
 - ``POST /whep``: anyone while live; staff (``console.view``) also in practice mode (preview).
   ``DELETE /whep/{id}`` ends it.
 - Both answer CORS preflight so a page on another origin can publish with the stream key.
@@ -81,6 +82,17 @@ async def options(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=headers)
 
 
+def _event_param(value: object) -> int | None:
+    """The event a go-live is for (``?event=ID`` on WHIP, ``event_id`` for capture); None: picked by time."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise BadRequest(f"'event' must be an event id (a whole number), got {value!r}")
+
+
 async def _ingest_user(request: web.Request) -> int | None:
     token = auth.bearer_token(request)
     if token is not None:
@@ -99,7 +111,8 @@ async def whip_post(request: web.Request) -> web.Response:
     sdp = await _read_offer(request)
     media = request.app[MEDIA]
     ingest_id, answer = await media.publish_whip(
-        sdp, user_agent=request.headers.get("User-Agent", ""), practice=_flag(request, "practice"), user_id=user_id
+        sdp, user_agent=request.headers.get("User-Agent", ""), practice=_flag(request, "practice"), user_id=user_id,
+        event_id=_event_param(request.query.get("event")),
     )
     location = f"/whip/{ingest_id}"
     return web.Response(
@@ -147,7 +160,8 @@ async def media_status(request: web.Request) -> web.Response:
 @doc("Start the local capture source (a v4l2/avfoundation/dshow device, a lavfi graph or a URL) as the ingest.",
      body={"device": "device or URL; default media.capture_device", "format": "PyAV input format; default media.capture_format",
            "options": {"type": "object", "description": "PyAV input options, e.g. {\"video_size\": \"1280x720\"}"},
-           "practice": {"type": "boolean", "description": "practice session (viewers refused)"}},
+           "practice": {"type": "boolean", "description": "practice session (viewers refused)"},
+           "event_id": {"type": "integer", "description": "the event to go live in (default: by time)"}},
      returns="{\"ingest\": id, ...status}", tags=["media"], permission="show.run")
 async def capture_start(request: web.Request) -> web.Response:
     user = await auth.require(request, "show.run")
@@ -166,7 +180,8 @@ async def capture_start(request: web.Request) -> web.Response:
     if not isinstance(opts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in opts.items()):
         raise BadRequest("'options' must be an object of strings")
     media = request.app[MEDIA]
-    ingest_id = await media.start_capture(device, fmt or None, opts, practice=bool(body.get("practice")), user_id=user.id)
+    ingest_id = await media.start_capture(device, fmt or None, opts, practice=bool(body.get("practice")), user_id=user.id,
+                                          event_id=_event_param(body.get("event_id")))
     return web.json_response({"ingest": ingest_id, **media.status()}, status=201)
 
 

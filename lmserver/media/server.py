@@ -213,10 +213,10 @@ class MediaServer:
             return
         self._spawn(self.end_ingest(reason, ingest_id=ingest.id), "media-end-ingest")
 
-    async def _go_live(self, ingest_kind: str, practice: bool, user_id: int | None) -> "LiveSession":
+    async def _go_live(self, ingest_kind: str, practice: bool, user_id: int | None, event_id: int | None = None) -> "LiveSession":
         if self.ingest is not None:
             raise Conflict(ALREADY_LIVE)
-        return await self.live.begin(ingest_kind, practice, user_id)
+        return await self.live.begin(ingest_kind, practice, user_id, event_id=event_id)
 
     async def _after_start(self, ingest: Ingest) -> None:
         self.ingest = ingest
@@ -227,7 +227,7 @@ class MediaServer:
             await self.pm.call("register_overlays", app=self.app, session=ingest.session)
 
     async def publish_whip(
-        self, sdp: str, *, user_agent: str = "", practice: bool = False, user_id: int | None = None
+        self, sdp: str, *, user_agent: str = "", practice: bool = False, user_id: int | None = None, event_id: int | None = None
     ) -> tuple[str, str]:
         """Accept a WHIP offer: returns (ingest id, SDP answer). Raises 400 or 409."""
         try:
@@ -243,7 +243,7 @@ class MediaServer:
             ffmpeg = is_ffmpeg(user_agent, sdp)
             try:
                 answer = await self._answer_whip(pc, offer.sdp, ffmpeg)
-                session = await self._go_live("whip", practice, user_id)
+                session = await self._go_live("whip", practice, user_id, event_id)
             except BaseException:
                 await pc.close()
                 raise
@@ -287,6 +287,7 @@ class MediaServer:
         *,
         practice: bool = False,
         user_id: int | None = None,
+        event_id: int | None = None,
     ) -> str:
         """Use a PyAV input (v4l2/avfoundation/dshow device, lavfi graph or URL) as the ingest."""
         if not device:
@@ -304,7 +305,7 @@ class MediaServer:
             if player.video is None:
                 raise BadRequest("the capture source has no video")
             try:
-                session = await self._go_live("capture", practice, user_id)
+                session = await self._go_live("capture", practice, user_id, event_id)
             except BaseException:
                 _stop_player(player)
                 raise
@@ -395,9 +396,15 @@ class MediaServer:
                     await self._close_viewer(viewer)
 
         self._spawn(self._viewer_connect_timeout(viewer), "media-viewer-timeout")
-        self.peak_viewers = max(self.peak_viewers, len(self.viewers))
-        await self._publish("viewer.joined", {"viewer_id": viewer_id, "viewers": len(self.viewers), "peak": self.peak_viewers})
+        if not staff:  # a console's preview is not audience: it counts in no figure
+            self.peak_viewers = max(self.peak_viewers, self.audience)
+            await self._publish("viewer.joined", {"viewer_id": viewer_id, "viewers": self.audience, "peak": self.peak_viewers})
         return viewer.id, answer
+
+    @property
+    def audience(self) -> int:
+        """Viewers watching now, not counting staff previews."""
+        return sum(1 for v in self.viewers.values() if not v.staff)
 
     async def _pick_shard(self) -> Shard | None:
         """Where a new viewer goes: the main loop, or the least busy viewer process."""
@@ -454,8 +461,8 @@ class MediaServer:
         if self.viewers.pop(viewer.id, None) is None:
             return
         await self._discard_viewer(viewer)
-        if publish:
-            await self._publish("viewer.left", {"viewer_id": viewer.viewer_id, "viewers": len(self.viewers)})
+        if publish and not viewer.staff:
+            await self._publish("viewer.left", {"viewer_id": viewer.viewer_id, "viewers": self.audience})
 
     async def delete_whep(self, resource_id: str) -> None:
         viewer = self.viewers.get(resource_id)
@@ -530,7 +537,7 @@ class MediaServer:
                 audio_level=snap["audio_level_dbfs"],
                 silent=snap["silent"],
                 encode_ms=snap["encode_ms"],
-                viewers=len(self.viewers),
+                viewers=self.audience,
             )
             self.last_health = health
             if self.ingest is ingest:
@@ -552,7 +559,8 @@ class MediaServer:
                 "practice": ingest.session.practice,
                 "seconds": round(time.monotonic() - ingest.started, 1),
             },
-            "viewers": len(self.viewers),
+            "viewers": self.audience,
+            "previews": len(self.viewers) - self.audience,
             "peak_viewers": self.peak_viewers,
             "layers": [vars(layer) for layer in self.compositor.layers()],
             "health": self.last_health if ingest is not None else None,

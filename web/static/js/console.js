@@ -467,7 +467,7 @@ import { play, publish } from "./webrtc.js";
     try {
       const stream = localStream || (await openCamera());
       const practice = $("#practice-toggle").checked;
-      const sess = await publish(stream, { csrf: LMS.csrf, practice });
+      const sess = await publish(stream, { csrf: LMS.csrf, practice, event: eventId });
       publishing = sess;
       renderStatus();
       sess.pc.addEventListener("connectionstatechange", () => {

@@ -57,6 +57,7 @@ function session(pc, resource, extra = {}) {
 /**
  * Publish a MediaStream to the studio over WHIP.
  * options: url ("/whip"), key (stream key; else the staff session with csrf), csrf, practice (bool),
+ * event (the id of the event to go live in; default: the event whose time it is),
  * videoCodec ("H264" or "VP8"; default: the browser's choice).
  */
 export async function publish(stream, options = {}) {
@@ -72,6 +73,7 @@ export async function publish(stream, options = {}) {
   }
   let url = options.url || "/whip";
   if (options.practice) url += (url.includes("?") ? "&" : "?") + "practice=1";
+  if (options.event != null) url += (url.includes("?") ? "&" : "?") + "event=" + encodeURIComponent(options.event);
   try {
     const resource = await exchange(url, pc, options);
     const deleteHeaders = options.key ? { Authorization: "Bearer " + options.key } : { "X-CSRF-Token": options.csrf || "" };
