@@ -14,7 +14,6 @@ import asyncio
 import fractions
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,25 +28,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lmserver.media.compositor import Compositor, plane_view  # noqa: E402
+from bench.report import REPORT, machine, write_section  # noqa: E402
+from lmserver.media.compositor import Compositor  # noqa: E402
 
-REPORT = ROOT / "BENCHMARKS.md"
 BEGIN, END = "<!-- media:begin -->", "<!-- media:end -->"
 LAVFI_720P = "testsrc2=size=1280x720:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores (shared with other work), Python {platform.python_version()}, "
-            f"PyAV {av.__version__} (FFmpeg libavcodec {'.'.join(map(str, av.library_versions['libavcodec']))}), "
-            f"aiortc {__import__('aiortc').__version__}")
 
 
 def pct(values: list[float], p: float) -> float:
@@ -486,14 +471,7 @@ def render(results: dict[str, Any]) -> str:
 
 
 def write_report(results: dict[str, Any]) -> None:
-    section = render(results)
-    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n\nFigures measured by the scripts in `bench/`.\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    REPORT.write_text(text)
+    write_section(BEGIN, END, render(results))
     (ROOT / "bench" / "media-results.json").write_text(json.dumps(results, indent=1))
 
 

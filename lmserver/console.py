@@ -15,7 +15,6 @@ bus (``viewer.joined`` / ``viewer.left`` / ``stream.health``) and samples it eve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -27,6 +26,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from . import auth, comments, orders
+from .background import background
 from .appkeys import BUS, CONFIG, DB, LIVE, PM
 from .bus import Activity
 from .errors import BadRequest, NotFound
@@ -290,13 +290,10 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
     app[comments.LAST_COMMENT] = {}
     handler = _follow_viewers(app)
     app[BUS].on("*", handler)
-    task = asyncio.create_task(_sampler(app), name="lmserver-viewer-sampler")
     try:
-        yield
+        async with background(_sampler(app), "lmserver-viewer-sampler"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         app[BUS].remove_listener("*", handler)
 
 

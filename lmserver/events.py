@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import re
@@ -30,6 +29,7 @@ from typing import Any, AsyncIterator
 from aiohttp import web
 
 from . import auth, validate
+from .background import background
 from .appkeys import BUS, CONFIG, DB, LIVE
 from .catalog import product_json
 from .errors import BadRequest, Conflict, NotFound
@@ -316,13 +316,10 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
         return await resolve_event(app, requested, practice)
 
     app[LIVE].resolve_event = resolver
-    task = asyncio.ensure_future(_reminder_loop(app))
     try:
-        yield
+        async with background(_reminder_loop(app), "lmserver-event-reminders"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         app[LIVE].resolve_event = None
 
 
