@@ -51,7 +51,9 @@ async def test_capture_practice_preview_and_recording_with_overlay(studio) -> No
         assert banner[2] > 200 and banner[0] < 60, banner
         await asyncio.wait_for(healthy.wait(), 10)
         last = health[-1]
-        assert last["width"] == 640 and last["height"] == 480 and last["viewers"] == 1
+        # the staff preview watches, but a preview is not audience: it counts in no viewer figure
+        assert last["width"] == 640 and last["height"] == 480 and last["viewers"] == 0
+        assert studio.media.status()["previews"] == 1
         assert last["silent"] is False and last["encode_ms"] is not None
         async with studio.http.delete(studio.base + "/api/media/capture", headers=headers) as resp:
             assert resp.status == 200, await resp.text()

@@ -24,6 +24,7 @@
       this.search = root.querySelector("[data-bag-search]");
       this.results = root.querySelector("[data-bag-results]");
       this.dragId = null;
+      this.renderDeferred = false;
       this.reloadTimer = null;
       this.bind();
       this.load();
@@ -69,6 +70,9 @@
     }
 
     render() {
+      // A bus update (another console, or our own change echoed back) must not rebuild the rows under a
+      // drag in progress: that would cancel the person's drag. Render once the drag ends.
+      if (this.dragId !== null) { this.renderDeferred = true; return; }
       const s = this.state;
       this.countEl.textContent = `${s.count} / ${s.limit}`;
       const items = this.visible();
@@ -151,6 +155,8 @@
         const row = ev.target.closest("[data-id]");
         if (row) row.classList.remove("dragging");
         clear();
+        this.dragId = null;
+        if (this.renderDeferred) { this.renderDeferred = false; this.render(); }
       });
       this.list.addEventListener("dragover", (ev) => {
         const row = ev.target.closest("[data-id]");
