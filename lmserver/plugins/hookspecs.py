@@ -98,6 +98,10 @@ def console_panels(request: "web.Request", event: "dict[str, Any] | None") -> "l
     ``event`` is the console's event (a dict of its columns) or None. Return a list of
     :class:`lmserver.plugins.types.Panel` (id, title, template, context, order). The template is rendered
     with the page's context plus ``panel.context``.
+
+    Live updates: the console page keeps one WebSocket and re-dispatches every bus record as a DOM event,
+    ``document.addEventListener("lms:bus", ev => ev.detail /* the record */)``; the page says so with
+    ``<body data-bus="page">``. After a reconnect it dispatches ``{"name": "bus.reconnected"}``: reload then.
     """
 
 

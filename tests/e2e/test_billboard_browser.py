@@ -48,7 +48,9 @@ async def test_create_edit_display_and_drag_a_billboard(tmp_path: Path, aiohttp_
         assert (await publisher.publish(studio.http, studio.base, studio.key, query="?practice=1"))[0] == 201
         page = await login_page(context, studio.base, studio.owner, PASSWORD)
         errors: list[str] = []
+        sockets: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("websocket", lambda ws: sockets.append(ws.url))
         await page.goto(studio.base + (f"/events/{event_id}/console" if where == "console" else "/p/billboard/preview"))
 
         # create from a template
@@ -56,6 +58,8 @@ async def test_create_edit_display_and_drag_a_billboard(tmp_path: Path, aiohttp_
         await page.select_option("[data-bb-form] select[name=template]", "free_shipping")
         await page.click("[data-bb-save]")
         await page.wait_for_selector(".bb-item")
+        # in the console the panel shares the page's one socket; on its own page it opens one
+        assert [u.split("/", 3)[3] for u in sockets] == ["ws/console"]
         [b] = (await studio.api("GET", "/billboards"))["billboards"]
         assert b["text"] == "Free shipping today"
 

@@ -57,10 +57,14 @@ async def test_console_and_viewer_pages(aiohttp_server: Any, app_factory: Any, b
     desk_ctx, desk = await _staff_context(browser, base, owner, DESKTOP)
     tab_ctx, tab = await _staff_context(browser, base, moderator, TABLET, "dark")  # the tablet in dark mode
     errors: list[str] = []
+    sockets: list[str] = []
+    desk.on("websocket", lambda ws: sockets.append(ws.url))
     for p in (desk, tab):
         p.on("pageerror", lambda exc: errors.append(str(exc)))
         await p.goto(f"{base}/events/{eid}/console")
         await p.wait_for_function("document.body.dataset.ws === 'open'")
+    # one socket for the whole console: the bag widget listens to the page's records
+    assert [u.split("/", 3)[3] for u in sockets] == ["ws/console"]
 
     viewer_ctx = await browser.new_context(viewport=DESKTOP)
     vpage = await viewer_ctx.new_page()

@@ -289,6 +289,14 @@
   }
   setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
 
-  connect();
+  // On a page that shares its socket (the LIVE console: <body data-bus="page">), listen to its records.
+  if (document.body.dataset.bus === "page") {
+    document.addEventListener("lms:bus", (ev) => {
+      const record = ev.detail || {};
+      if (/^billboard\./.test(record.name) || ["stream.started", "stream.ended", "bus.reconnected"].includes(record.name)) loadSoon();
+    });
+  } else {
+    connect();
+  }
   load();
 })();

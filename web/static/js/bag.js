@@ -8,6 +8,7 @@
   const LMS = window.LMS;
   const esc = (s) => LMS.escape(s);
   const RELOAD_ON = new Set(["bag.changed", "product.pinned", "product.unpinned", "stream.started", "stream.ended", "event.updated"]);
+  // bus.reconnected: the host page's socket came back (records may have been missed)
 
   class BagWidget {
     constructor(root) {
@@ -224,7 +225,7 @@
     onBus(msg) {
       if (!msg || !msg.name) return;
       const mine = msg.event_id === this.eventId;
-      if ((RELOAD_ON.has(msg.name) && (mine || msg.name.startsWith("stream."))) || msg.name === "product.updated") {
+      if ((RELOAD_ON.has(msg.name) && (mine || msg.name.startsWith("stream."))) || msg.name === "product.updated" || msg.name === "bus.reconnected") {
         clearTimeout(this.reloadTimer);
         this.reloadTimer = setTimeout(() => this.load(), 120);
       }

@@ -380,12 +380,19 @@ import { play, publish } from "./webrtc.js";
     } catch (e) { LMS.toast("Could not reload the console: " + e.message, "error"); }
   }
 
+  // the page's one socket, shared with the bag widget and plugin panels (<body data-bus="page">)
+  function share(rec) { document.dispatchEvent(new CustomEvent("lms:bus", { detail: rec })); }
+
   let ws = null, wsDelay = 500;
   function connect() {
     if (readonly) return;
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/console");
-    ws.onmessage = (ev) => { let rec; try { rec = JSON.parse(ev.data); } catch (e) { return; } onRecord(rec); };
-    ws.onopen = () => { if (wsDelay > 500) reload(); wsDelay = 500; document.body.dataset.ws = "open"; };
+    ws.onmessage = (ev) => { let rec; try { rec = JSON.parse(ev.data); } catch (e) { return; } onRecord(rec); share(rec); };
+    ws.onopen = () => {
+      if (wsDelay > 500) { reload(); share({ name: "bus.reconnected" }); }  // records may have been missed: widgets reload
+      wsDelay = 500;
+      document.body.dataset.ws = "open";
+    };
     ws.onclose = () => { document.body.dataset.ws = "closed"; setTimeout(connect, wsDelay); wsDelay = Math.min(wsDelay * 2, 10000); };
   }
   setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
