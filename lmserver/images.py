@@ -1,6 +1,7 @@
 """Checking and storing uploaded images (public API: plugins use it for their uploads too).
 
-``check_image(data, ...)`` refuses, with a reason a person can act on: an empty or oversized file,
+``check_image(data, ...)`` measures the image as a person sees it (EXIF orientation applied) and refuses,
+with a reason a person can act on: an empty or oversized file,
 something that is not an image (whatever its name), a type outside the allowed set, an image over the
 pixel limit (decompression bombs are caught from the header, before decoding), an image smaller than a
 required minimum, or a truncated file. ``store_image`` writes a checked image under
@@ -16,7 +17,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -36,9 +37,10 @@ class CheckedImage:
         return ALLOWED[self.format]
 
     def open(self) -> Image.Image:
+        """The decoded image, turned upright (EXIF orientation applied, as browsers show it)."""
         img = Image.open(io.BytesIO(self.data))
         img.load()
-        return img
+        return upright(img)
 
 
 def check_image(data: bytes, *, max_bytes: int, max_pixels: int, min_size: tuple[int, int] | None = None,
@@ -58,6 +60,8 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int, min_size: tuple
         raise PayloadTooLarge(f"{what} has too many pixels: at most {max_pixels:,} allowed") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise UnsupportedMediaType(f"{what} is not an image PNG, JPEG or WebP can read: upload a real image file") from None
+    if _ORIENTATION_SWAPS.get(_orientation(img), False):  # a phone photo taken upright: show it upright
+        w, h = h, w
     if fmt not in allowed:
         raise UnsupportedMediaType(f"{what} is a {fmt or 'unknown'} file: allowed types are " + ", ".join(sorted(allowed)))
     if w * h > max_pixels:
@@ -72,6 +76,21 @@ def check_image(data: bytes, *, max_bytes: int, max_pixels: int, min_size: tuple
         raise UnsupportedMediaType(f"{what} is damaged or truncated: export it again and retry") from None
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     return CheckedImage(fmt, w, h, has_alpha, data)
+
+
+_ORIENTATION_SWAPS = {5: True, 6: True, 7: True, 8: True}
+
+
+def _orientation(img: Image.Image) -> int:
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:  # a broken EXIF block: treat as upright
+        return 1
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation (JPEG/WebP from phones), so width × height are what a person sees."""
+    return ImageOps.exif_transpose(img) if _orientation(img) != 1 else img
 
 
 def store_image(data_dir: Path, image: CheckedImage) -> str:

@@ -20,6 +20,7 @@ from PIL import Image
 from lmserver.appkeys import BUS, CONFIG, DB, LIVE
 from lmserver.bus import Activity
 from lmserver.errors import BadRequest, Conflict, NotFound
+from lmserver.images import upright
 from lmserver.live import LiveSession
 from lmserver.media import MEDIA, Compositor
 
@@ -60,7 +61,7 @@ def draw(row: Mapping[str, Any], data_dir: Path) -> Image.Image:
     size = (row["width"], row["height"])
     if row["kind"] == "image":
         with Image.open(Path(data_dir) / "uploads" / row["image"]) as img:
-            return img.convert("RGBA").resize(size, Image.Resampling.LANCZOS)
+            return upright(img).convert("RGBA").resize(size, Image.Resampling.LANCZOS)
     # Text: draw at the font size that gives this width, so enlarged text stays sharp.
     natural = natural_size(row)
     scale = size[0] / natural[0]

@@ -269,3 +269,16 @@ async def test_disabled_in_config_its_panel_and_routes_are_gone(aiohttp_client: 
         console = await client.get(f"/events/{await make_event(client.app)}/console")
         assert console.status == 200
         assert ("data-billboard-panel" in await console.text()) is there
+
+
+async def test_portrait_phone_photo_is_shown_upright(staff: Any) -> None:
+    """A JPEG stored 360×480 with EXIF orientation 6 is a 480×360 picture: accepted, sized and drawn upright."""
+    from tests.test_images import rotated_jpeg
+
+    form = upload(rotated_jpeg(360, 480, 6), "phone.jpg", "image/jpeg")
+    b = (await ok(await staff.post(f"{API}/billboards/image", data=form), 201))["billboard"]
+    assert b["width"] / b["height"] == pytest.approx(480 / 360, rel=0.02)
+    preview = np.asarray(Image.open(io.BytesIO(await (await staff.get(b["preview_url"])).read())).convert("RGB"))
+    h, w = preview.shape[:2]
+    # the stored top-left marker is at the top-right once upright
+    assert preview[h // 20, w - w // 20][0] > 200 and preview[h // 20, w // 20][0] < 80
