@@ -3,9 +3,9 @@
 - Passwords: argon2id (argon2-cffi). At least ``security.min_password_length`` characters.
 - Staff session cookie ``lms_session``: ``<token>.<hmac>`` (signed with the studio secret, HttpOnly,
   SameSite=Lax); the database keeps only the token's SHA-256, its CSRF token and its expiry (sliding).
-- CSRF: every state-changing request that is authenticated by a cookie must carry the session's token in
-  the ``X-CSRF-Token`` header (API) or a ``csrf_token`` form field (pages). Requests authenticated by
-  ``Authorization: Bearer`` (WHIP with the stream key) carry no cookie authority and are exempt.
+- CSRF: every state-changing request that carries a staff session or viewer cookie must carry that
+  cookie's token in the ``X-CSRF-Token`` header (API) or a ``csrf_token`` form field (pages), whatever
+  other credentials it has. Requests without such cookies (OBS or FFmpeg with the stream key) need none.
 - Viewers are anonymous: the signed ``lms_viewer`` cookie carries a random viewer id; their CSRF token is
   an HMAC of that id (``viewer_csrf``), handed to the viewer page.
 - Roles and permissions: :data:`PERMISSIONS`; ``await require(request, "catalog.edit")``.
@@ -237,8 +237,8 @@ async def check_csrf(request: web.Request) -> None:
     """Refuse a state-changing, cookie-authenticated request without the right token (403)."""
     if request.method in SAFE_METHODS:
         return
-    if request.headers.get("Authorization", "").lower().startswith("bearer "):
-        return
+    # An Authorization header changes nothing here: whatever else the request carries, a cookie that
+    # grants authority (staff session, viewer) must come with its token. OBS/FFmpeg send no cookie.
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.post()

@@ -68,6 +68,9 @@ async def test_csrf_required_on_state_changing_api_calls(client: Any) -> None:
     assert resp.status == 403 and "CSRF" in (await resp.json())["error"]["message"]
     resp = await client.post("/api/products", json=payload, headers={"X-CSRF-Token": "forged"})
     assert resp.status == 403
+    # a made-up Authorization header does not switch the check off for a cookie-carrying request
+    resp = await client.post("/api/products", json=payload, headers={"Authorization": "Bearer whatever"})
+    assert resp.status == 403
     assert await client.app[DB].fetchval("SELECT COUNT(*) FROM products") == 0
     resp = await client.post("/api/products", json=payload, headers={"X-CSRF-Token": csrf})
     assert resp.status == 201
