@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import pytest
 from aiohttp import web
 
-from lmserver.appkeys import BUS, PM
+from lmserver.appkeys import BUS, CONFIG, DB, PM
 from lmserver.busevents import EventSpec
 from lmserver.plugins import hookimpl, hookspecs
 from lmserver.plugins.manager import build_plugin_manager
@@ -152,6 +152,21 @@ async def test_disabled_plugin_is_gone(installed_hello: Path, aiohttp_client: An
     assert (await client.get("/api/plugins/hello")).status == 404
 
 
+async def test_installed_plugin_widget_and_shutdown(installed_hello: Path, aiohttp_client: Any, app_factory: Any) -> None:
+    from tests.livehelpers import go_live, make_event
+
+    client = await aiohttp_client(app_factory(load_entrypoints=True))
+    app = client.app
+    eid = await make_event(app, "Cosy knits")
+    await go_live(app, eid)
+    slug = await app[DB].fetchval("SELECT slug FROM events WHERE id = ?", (eid,))
+    page = await (await client.get(f"/e/{slug}")).text()
+    assert '<p class="hello-widget">Hello viewers of Cosy knits</p>' in page  # viewer_widgets, rendered in the page
+    data_dir = app[CONFIG].data_dir
+    await client.close()
+    assert (data_dir / "hello-shutdown.txt").read_text() == "bye"  # shutdown ran when the server stopped
+
+
 async def test_plugin_config_table(installed_hello: Path, aiohttp_client: Any, app_factory: Any) -> None:
     client = await aiohttp_client(app_factory(load_entrypoints=True, plugins={"hello": {"greeting": "bonjour"}}))
     assert (await (await client.get("/api/plugins/hello")).json())["greeting"] == "bonjour"
@@ -166,3 +181,35 @@ async def test_plugin_bus_event_is_declared(installed_hello: Path, aiohttp_clien
         await client.get("/api/plugins/hello", headers={"X-CSRF-Token": csrf})
         msg = await ws.receive_json(timeout=5)
     assert msg["name"] == "hello.said" and msg["data"] == {"visits": 1}
+
+
+@pytest.fixture
+def broken_plugin_installed(tmp_path: Path) -> Iterator[None]:
+    """An installed distribution (dist-info with an entry point) whose module raises on import."""
+    site = tmp_path / "broken-site"
+    (site / "lmserver_broken-0.1.dist-info").mkdir(parents=True)
+    (site / "lmserver_broken-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: lmserver-broken\nVersion: 0.1\n")
+    (site / "lmserver_broken-0.1.dist-info" / "entry_points.txt").write_text("[lmserver]\nbroken = lmserver_broken\n")
+    (site / "lmserver_broken.py").write_text("raise ImportError('this plugin needs a library that is not installed')\n")
+    sys.path.insert(0, str(site))
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        sys.path.remove(str(site))
+        sys.modules.pop("lmserver_broken", None)
+
+
+async def test_plugin_that_fails_to_import_is_skipped(broken_plugin_installed: None, aiohttp_client: Any, app_factory: Any,
+                                                      caplog: Any) -> None:
+    client = await aiohttp_client(app_factory(load_entrypoints=True))
+    assert (await client.get("/healthz")).status == 200
+    names = [p["name"] for p in await (await client.get("/-/plugins")).json()]
+    assert "broken" not in names
+    assert "plugin broken failed to load (import or register)" in caplog.text
+    assert "needs a library that is not installed" in caplog.text
+
+
+def test_misspelled_disabled_plugin_is_reported(make_config: Any, caplog: Any) -> None:
+    build_plugin_manager(make_config(plugins={"disabled": ["bilboard"]}), [], load_entrypoints=True)
+    assert "[plugins] disabled names 'bilboard', but no installed plugin has that name" in caplog.text

@@ -3,7 +3,9 @@
 ``build_plugin_manager(config, plugins=[...], load_entrypoints=True)`` registers the core defaults
 (``@hookimpl(trylast=True)``), the explicitly given plugins, then the entry points of group
 ``lmserver`` (minus ``[plugins] disabled``), and finally ``check_pending()`` so a misspelled hook
-implementation is an error at startup, not a silent no-op.
+implementation is an error at startup, not a silent no-op. An installed plugin that fails to import or
+to register is logged with its name and skipped: one broken ``pip install`` never stops the studio.
+A name in ``disabled`` that is no installed plugin is reported (a typo would otherwise go unnoticed).
 
 ``await manager.call("hook_name", **kwargs)`` calls every implementation one by one: a plugin that
 raises is logged with its name and skipped, and the others still run.
@@ -58,6 +60,7 @@ class PluginManager:
         self.pm = pluggy.PluginManager("lmserver")
         self.pm.add_hookspecs(hookspecs)
         self.failures = 0
+        self.versions: dict[str, str] = {}
 
     @property
     def hook(self) -> Any:
@@ -76,10 +79,27 @@ class PluginManager:
                 continue
             self.pm.register(plugin, name=name)
         if load_entrypoints:
-            self.pm.load_setuptools_entrypoints(GROUP)
+            self._load_entrypoints()
+        known = {name for name, _ in self.named_plugins()} | set(installed_entrypoints())
+        for name in sorted(disabled - known):
+            log.warning("[plugins] disabled names %r, but no installed plugin has that name; installed: %s",
+                        name, ", ".join(sorted(known)) or "none")
         self.pm.check_pending()
         for name, _ in self.named_plugins():
             log.info("plugin loaded: %s", name)
+
+    def _load_entrypoints(self) -> None:
+        """Like pluggy's ``load_setuptools_entrypoints``, but one failing plugin is skipped, not fatal."""
+        for dist in importlib.metadata.distributions():
+            for ep in dist.entry_points:
+                if ep.group != GROUP or self.pm.get_plugin(ep.name) is not None or self.pm.is_blocked(ep.name):
+                    continue
+                try:
+                    self.pm.register(ep.load(), name=ep.name)
+                except Exception:
+                    self._failed(ep.name, None)
+                    continue
+                self.versions[ep.name] = dist.version
 
     def named_plugins(self) -> list[tuple[str, Any]]:
         return [(n, p) for n, p in self.pm.list_name_plugin() if p is not None and n != CORE_PLUGIN]
@@ -109,14 +129,11 @@ class PluginManager:
         return out
 
     def info(self) -> list[PluginInfo]:
-        versions: dict[int, str] = {}
-        for plugin, dist in self.pm.list_plugin_distinfo():
-            versions[id(plugin)] = dist.version
         assets = self.asset_dirs()
         out = []
         for name, plugin in self.named_plugins():
             hooks = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
-            version = versions.get(id(plugin)) or getattr(plugin, "__version__", None)
+            version = self.versions.get(name) or getattr(plugin, "__version__", None)
             out.append(PluginInfo(name, version, hooks, str(assets[name].get("templates") or "") or None,
                                   str(assets[name].get("static") or "") or None,
                                   getattr(plugin, "__name__", type(plugin).__module__)))
@@ -180,9 +197,10 @@ class PluginManager:
             self._failed(impl.plugin_name, hook_name)
             return None
 
-    def _failed(self, plugin: str, hook: str) -> None:
+    def _failed(self, plugin: str, hook: str | None) -> None:
         self.failures += 1
-        log.exception("plugin %s failed in hook %s; it is skipped, the server goes on", plugin, hook)
+        where = f"in hook {hook}" if hook else "to load (import or register)"
+        log.exception("plugin %s failed %s; it is skipped, the server goes on", plugin, where)
 
 
 def _default_name(plugin: Any) -> str:
