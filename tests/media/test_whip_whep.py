@@ -46,6 +46,46 @@ async def test_publish_and_play_with_a_layer(studio) -> None:
         await publisher.close()
 
 
+async def test_the_publishers_audio_reaches_the_viewer(studio) -> None:
+    publisher = Publisher(audio=True)
+    viewer = Viewer()
+    try:
+        assert (await publisher.publish(studio.http, studio.base, studio.key))[0] == 201
+        status, body = await viewer.play(studio.http, studio.base)
+        assert status == 201, body
+        await viewer.wait_frames(10)
+        # audio frames are 20 ms: by 10 video frames (~330 ms) plenty have arrived; wait a bounded
+        # number of further video frames for the first ones, not wall-clock time
+        for _ in range(30):
+            if viewer.audio_count > 0:
+                break
+            await viewer.wait_frames(viewer.count + 1)
+        assert viewer.audio_count > 0
+        # the program has no audio of its own: what the viewer hears came from the publisher
+        assert studio.media.program.has_audio and studio.media.program.audio_frames_in > 0
+    finally:
+        await viewer.close()
+        await publisher.close()
+
+
+async def test_an_audio_only_whip_offer_is_refused_and_nothing_starts(studio) -> None:
+    from lmserver.appkeys import LIVE
+
+    audio_pc = peer()
+    audio_pc.addTrack(AudioStreamTrack())
+    try:
+        await audio_pc.setLocalDescription(await audio_pc.createOffer())
+        headers = {"Authorization": f"Bearer {studio.key}", "Content-Type": "application/sdp"}
+        async with studio.http.post(studio.base + "/whip", data=audio_pc.localDescription.sdp, headers=headers) as resp:
+            assert resp.status == 400
+            assert "no video" in (await resp.json())["error"]["message"]
+        assert studio.media.ingest is None
+        assert studio.media.status()["live"] is False
+        assert studio.app[LIVE].current is None  # no session began
+    finally:
+        await audio_pc.close()
+
+
 async def test_obs_style_offer_without_candidates_goes_live(studio) -> None:
     publisher = Publisher()
     viewer = Viewer()
@@ -180,8 +220,14 @@ async def test_dropped_ingest_ends_the_session_and_frees_the_studio(studio) -> N
         assert status == 403 and "practising" in body
         await viewer.close()
         flowing = asyncio.Event()
-        bus.on("stream.health", lambda record: record.data["fps"] > 0 and flowing.set())
+        # the first record has no rates yet (they are differences to the previous second)
+        bus.on("stream.health", lambda record: record.data["fps"] > 0 and record.data["bitrate"] is not None and flowing.set())
         await asyncio.wait_for(flowing.wait(), 30)
+        health = [d for n, d in events if n == "stream.health" and d["fps"] > 0 and d["bitrate"] is not None][-1]
+        assert isinstance(health["bitrate"], int) and health["bitrate"] > 0, health
+        loss = health["packet_loss"]
+        assert isinstance(loss, (int, float)) and 0 <= loss < 0.05, health  # loopback
+        assert isinstance(health["jitter"], (int, float)) and health["jitter"] >= 0, health
         ended = asyncio.Event()
         bus.on("stream.ended", lambda record: ended.set())
         await publisher.close()  # no DELETE: the connection just goes away
