@@ -13,12 +13,17 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-# Headless Chromium for the browser tests (Debian/Ubuntu package; never a downloaded browser build).
+# Headless Chromium for the browser tests (Debian/Ubuntu package; never a downloaded browser build), and a
+# colour emoji font so the gift emoji in screenshots are not empty boxes.
 browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  echo "installing Chromium for the browser tests (apt-get)"; \
+	@pkgs=; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || pkgs="$$pkgs chromium"; \
+	dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || fc-list 2>/dev/null | grep -qi emoji || pkgs="$$pkgs fonts-noto-color-emoji"; \
+	if [ -n "$$pkgs" ]; then \
+	  echo "installing for the browser tests (apt-get):$$pkgs"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$pkgs >/dev/null; \
+	fi
 
 run: $(BIN)/.installed
 	$(BIN)/lmserver serve --demo --host $(HOST) --port $(PORT)
