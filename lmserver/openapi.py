@@ -1,7 +1,8 @@
 """OpenAPI description of every JSON endpoint, kept true by walking the router.
 
-Decorate each ``/api/`` handler with :func:`doc`; ``GET /api/openapi.json`` is built from the router
-at request time, so a route without documentation shows up (and a test fails).
+Decorate each JSON handler (everything under ``/api/``, and the few JSON paths outside it listed in
+:data:`JSON_PATHS`) with :func:`doc`; ``GET /api/openapi.json`` is built from the router at request
+time, so a route without documentation shows up (and a test fails).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from lmserver import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 ATTR = "__openapi__"
+#: JSON endpoints outside /api/ (health and plugin listing are conventional paths)
+JSON_PATHS = ("/healthz", "/-/plugins")
 
 
 def doc(summary: str, *, body: dict[str, Any] | None = None, query: dict[str, str] | None = None,
@@ -48,7 +51,7 @@ def api_routes(app: web.Application) -> list[tuple[str, str, Any]]:
         path = info.get("path") or info.get("formatter")
         if not path or route.method in ("HEAD", "OPTIONS", "*"):
             continue
-        if path.startswith("/api/"):
+        if path.startswith("/api/") or path in JSON_PATHS:
             out.append((route.method, path, route.handler))
     return out
 

@@ -31,6 +31,8 @@ async def json_body(request: web.Request) -> dict[str, Any]:
 
 
 @routes.get("/healthz")
+@doc("Health: the version and the state of the database (503 when it does not answer)",
+     returns="{status, version, database, live}", tags=["meta"])
 async def healthz(request: web.Request) -> web.Response:
     db_state = await request.app[DB].healthy()
     live = request.app[LIVE].current
@@ -40,6 +42,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 @routes.get("/-/plugins")
+@doc("The loaded plugins: name, version, implemented hooks, static files prefix",
+     returns="[{name, version, hooks, module, static}]", tags=["meta"])
 async def plugins_list(request: web.Request) -> web.Response:
     return web.json_response([
         {"name": p.name, "version": p.version, "hooks": p.hooks, "module": p.module,

@@ -26,6 +26,8 @@ async def test_every_api_route_is_documented(aiohttp_client: Any, app_factory: A
     for method, path, _ in api_routes(app):
         assert (method.lower(), re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)) in documented
     assert "/api/products" in spec["paths"] and "post" in spec["paths"]["/api/products"]
+    assert spec["paths"]["/healthz"]["get"]["summary"].startswith("Health")
+    assert "/-/plugins" in spec["paths"]
 
 
 async def test_metrics(client: Any) -> None:
