@@ -41,7 +41,13 @@ async def test_registration_page_and_api(client: Any) -> None:
     client.app[BUS].on("registration.created", heard.append)
     h = await viewer_headers(client, ev["slug"])
     html = await (await client.get(f"/e/{ev['id']}")).text()  # by id too
-    assert "Sneaker drop" in html and "Get a reminder" in html and 'data-countdown="' in html
+    assert "Sneaker drop" in html and "Register for this LIVE" in html and 'data-countdown="' in html
+    # no email is ever sent: the form says what the email is for, and the reminder is the calendar file
+    assert "for the reminder" not in html and "remind you" not in html
+    assert "lets the host contact you about this event; no reminder email is sent" in html
+    assert f'href="/e/{ev["slug"]}/event.ics" download>add the event to your calendar</a>' in html
+    assert 'id="ready-banner"' in html and 'data-ready-minutes="10"' in html  # two hours ahead: hidden until the ready window
+    assert re.search(r'id="ready-banner"[^>]*\bhidden\b', html)
     url = f"/api/events/{ev['id']}/registrations"
     bad = await client.post(url, json={"nickname": "Ann", "email": "not-an-email"}, headers=h)
     assert bad.status == 400 and "email" in (await bad.json())["error"]["message"]
@@ -65,6 +71,14 @@ async def test_registration_page_and_api(client: Any) -> None:
     await login(client)
     regs = await (await client.get(url)).json()
     assert regs["count"] == 2 and [r["nickname"] for r in regs["registrations"]] == ["Annie", "Bo"]
+
+
+async def test_registration_page_in_the_ready_window_says_the_live_opens_here(client: Any) -> None:
+    ev = await make_event(client.app, "Soon drop", 5 * 60)  # inside events.ready_minutes (10)
+    html = await (await client.get(f"/e/{ev['slug']}")).text()
+    banner = re.search(r'<div class="banner banner-ready" id="ready-banner"[^>]*>', html)
+    assert banner and "hidden" not in banner.group(0)
+    assert "stay on this page, the LIVE opens here automatically" in html
 
 
 async def test_registration_needs_the_viewer_cookie_and_closes_after_the_event(client: Any) -> None:
@@ -154,11 +168,11 @@ async def test_live_event_page_is_the_viewer_page(client: Any) -> None:
     ev = await make_event(app, "On air", -60)
     await app[LIVE].begin("test", True, None, event_id=ev["id"])
     practice = await (await client.get(f"/e/{ev['slug']}")).text()
-    assert "Get a reminder" in practice  # viewers can't watch practice
+    assert "Register for this LIVE" in practice  # viewers can't watch practice
     await app[LIVE].end("host ended")
     await app[LIVE].begin("test", False, None, event_id=ev["id"])
     resp = await client.get(f"/e/{ev['slug']}")
     assert resp.status == 200
     html = await resp.text()
-    assert "Get a reminder" not in html and "On air" in html
+    assert "Register for this LIVE" not in html and "On air" in html
     await app[LIVE].end("host ended")

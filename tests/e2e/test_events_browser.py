@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from lmserver.appkeys import DB
+from lmserver.appkeys import DB, HUB, LIVE
 from lmserver.demo import seed_demo
 from tests.browser import check_screenshot, login_page
 from tests.conftest import PASSWORD, make_user
@@ -174,6 +175,7 @@ async def test_schedule_fill_bag_promote_register(aiohttp_server: Any, app_facto
     assert "19:30" in await viewer.inner_text(".when")  # shown in the viewer's own time zone
     countdown = await viewer.inner_text("#countdown")
     assert countdown.startswith("in ") and "d" in countdown
+    assert not await viewer.is_visible("#ready-banner")  # two days ahead: not in the ready window yet
     assert await viewer.inner_text("#reg-count") == "0"
     await viewer.fill("#reg-form input[name=nickname]", "Mia <3")
     await viewer.fill("#reg-form input[name=email]", "mia@example.com")
@@ -199,6 +201,52 @@ async def test_schedule_fill_bag_promote_register(aiohttp_server: Any, app_facto
         assert await page.get_attribute(f"[data-check={key}]", "data-done") == "1", key
     assert await page.get_attribute("[data-check=practice]", "data-done") == "0"
     check_screenshot(await page.screenshot(full_page=True), "home-events-1440")
+    assert errors == []
+    await ctx.close()
+
+
+async def test_registration_page_in_the_ready_window(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
+    """An event 5 minutes ahead (inside events.ready_minutes): the page says the LIVE opens here, and does so when it starts."""
+    app = app_factory()
+    server = await aiohttp_server(app)
+    base = f"http://127.0.0.1:{server.port}"
+    now = time.time()
+    async with app[DB].transaction() as tx:
+        cur = await tx.execute("INSERT INTO events (slug, title, description, starts_at, duration_minutes, created_at, updated_at)"
+                               " VALUES ('soon', 'Sunday sneaker drop', 'Limited pairs, live only.', ?, 60, ?, ?)", (now + 5 * 60 + 20, now, now))
+        eid = cur.lastrowid
+    ctx = await browser.new_context(viewport={"width": 390, "height": 844}, timezone_id="Europe/Paris", locale="en-GB", is_mobile=True)
+    page = await ctx.new_page()
+    errors: list[str] = []
+    watch_errors(page, errors)
+    await page.goto(base + "/e/soon")
+    banner = page.locator("#ready-banner")
+    await banner.wait_for(state="visible")
+    text = await banner.inner_text()
+    assert "Starting in 5 minutes" in text, text  # the countdown shows 5:1x
+    assert "stay on this page, the LIVE opens here automatically" in text
+    # the form is honest about the email: nothing is mailed; the calendar file is the reminder
+    assert "lets the host contact you about this event" in await page.inner_text("#email-hint")
+    assert "reminder" not in (await page.inner_text("#email-hint")).replace("no reminder email is sent", "")
+    assert await page.get_attribute("#reg-intro a", "href") == "/e/soon/event.ics"
+    check_screenshot(await page.screenshot(full_page=True), "event-register-ready-mobile")
+    await page.fill("#reg-form input[name=nickname]", "Kai")
+    await page.click("#reg-submit")
+    await page.wait_for_selector("#reg-done:not([hidden])")
+    assert "add it to your calendar" in await page.inner_text("#reg-reminder")
+    assert await page.get_attribute("#reg-reminder a", "href") == "/e/soon/event.ics"
+    check_screenshot(await page.screenshot(), "event-registered-ready-mobile")
+    # the start comes (moved to now, without telling the page), the host goes LIVE: stream.started turns the page into the viewer page
+    for _ in range(100):
+        if app[HUB].count("public") >= 1:
+            break
+        await asyncio.sleep(0.05)
+    async with app[DB].transaction() as tx:
+        await tx.execute("UPDATE events SET starts_at = ? WHERE id = ?", (time.time() - 1, eid))
+    await app[LIVE].begin("test", False, None, event_id=eid)
+    await page.wait_for_selector("#program", timeout=10000)
+    assert await page.locator("#reg-form").count() == 0
+    await app[LIVE].end("host ended")
     assert errors == []
     await ctx.close()
 
