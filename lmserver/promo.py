@@ -191,22 +191,19 @@ async def studio_public_home(request: web.Request) -> web.Response:
         "studio_name": app[CONFIG].server.studio_name})
 
 
-@routes.get("/e/{ident}/qr.png")
-async def event_qr_png(request: web.Request) -> web.Response:
-    row = await find_event(request.app[DB], request.match_info["ident"])
-    headers = {"Cache-Control": "public, max-age=300"}
-    if request.query.get("download"):
-        headers["Content-Disposition"] = f'attachment; filename="{row["slug"]}-qr.png"'
-    return web.Response(body=qr_png(event_url(request, row)), content_type="image/png", headers=headers)
+QR_FORMATS = {"png": (qr_png, "image/png"), "svg": (qr_svg, "image/svg+xml")}
 
 
-@routes.get("/e/{ident}/qr.svg")
-async def event_qr_svg(request: web.Request) -> web.Response:
+@routes.get(r"/e/{ident}/qr.{fmt:(png|svg)}")
+async def event_qr(request: web.Request) -> web.Response:
+    """The event URL's QR code as PNG or SVG; ``?download=1`` saves it as a file."""
     row = await find_event(request.app[DB], request.match_info["ident"])
+    fmt = request.match_info["fmt"]
+    make, content_type = QR_FORMATS[fmt]
     headers = {"Cache-Control": "public, max-age=300"}
     if request.query.get("download"):
-        headers["Content-Disposition"] = f'attachment; filename="{row["slug"]}-qr.svg"'
-    return web.Response(body=qr_svg(event_url(request, row)), content_type="image/svg+xml", headers=headers)
+        headers["Content-Disposition"] = f'attachment; filename="{row["slug"]}-qr.{fmt}"'
+    return web.Response(body=make(event_url(request, row)), content_type=content_type, headers=headers)
 
 
 @routes.get("/e/{ident}/event.ics")
