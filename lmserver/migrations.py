@@ -194,3 +194,17 @@ ALTER TABLE comments ADD COLUMN hidden_reason TEXT;
 CREATE INDEX comments_pinned ON comments(event_id) WHERE pinned = 1;
 CREATE INDEX orders_viewer_real ON orders(viewer_id) WHERE practice = 0;
 """)
+
+
+migration(name="031_timers", sql="""
+-- the persisted scheduler (lmserver.scheduler): one row per pending timer; a row is deleted once its handler ran
+CREATE TABLE timers (
+    key TEXT PRIMARY KEY,                -- unique, chosen by the plugin ("giveaway.draw:12")
+    handler TEXT NOT NULL,               -- a name registered through the register_timers hook
+    payload TEXT NOT NULL DEFAULT 'null',-- JSON
+    due_at REAL NOT NULL,                -- UNIX seconds (wall clock)
+    token TEXT NOT NULL,                 -- changes each time the timer is (re)set: the delete after firing matches it
+    created_at REAL NOT NULL
+);
+CREATE INDEX timers_due ON timers(due_at, key);
+""")
