@@ -102,7 +102,7 @@ async def require_viewer(request: web.Request) -> dict[str, Any]:
     """The viewer of this request, from the signed viewer cookie: ``{"id", "nickname", "blocked"}``.
 
     Raises 401 when the browser has no viewer identity yet (it gets one by opening the event's page).
-    Use it in every viewer route of a plugin (enter a giveaway, claim a deal); the core CSRF-checks
+    Use it in every viewer route of a plugin (enter a draw, claim a deal); the core CSRF-checks
     state-changing requests with the viewer's token before the handler runs.
     """
     from .viewer import current_viewer
@@ -151,7 +151,7 @@ async def writer_batch(app: web.Application, fn: Any, *args: Any) -> Any:
 
     ``fn`` runs synchronously in the writer's thread, in its own SAVEPOINT of the current batch, with a
     ``sqlite3.Connection``: raise to roll back just this write. Use it for bursts of small writes (a
-    thousand viewers entering a giveaway at once); never await or touch the event loop inside ``fn``.
+    thousand viewers voting at once); never await or touch the event loop inside ``fn``.
     """
     return await app[_WRITER].submit(fn, *args)
 
@@ -223,7 +223,7 @@ def is_practice(app: web.Application) -> bool:
 Z_BANNER = 10
 #: product cards and offers (a deal's price):
 Z_CARD = 20
-#: countdowns and timers (a giveaway's draw, a sale's end):
+#: countdowns and timers (a draw, a deal's end):
 Z_COUNTDOWN = 30
 #: short alerts over everything (a winner, "sold out"):
 Z_ALERT = 40

@@ -199,7 +199,7 @@ CREATE INDEX orders_viewer_real ON orders(viewer_id) WHERE practice = 0;
 migration(name="031_timers", sql="""
 -- the persisted scheduler (lmserver.scheduler): one row per pending timer; a row is deleted once its handler ran
 CREATE TABLE timers (
-    key TEXT PRIMARY KEY,                -- unique, chosen by the plugin ("giveaway.draw:12")
+    key TEXT PRIMARY KEY,                -- unique, chosen by the plugin ("poll.close:12")
     handler TEXT NOT NULL,               -- a name registered through the register_timers hook
     payload TEXT NOT NULL DEFAULT 'null',-- JSON
     due_at REAL NOT NULL,                -- UNIX seconds (wall clock)

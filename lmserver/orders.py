@@ -10,7 +10,7 @@ The order path (:func:`place_order`) is built for bursts (a pinned product, thou
    row is inserted as ``reserved`` with its unit price at this moment, the session, the practice flag
    and the first-time-buyer flag (no earlier non-practice order of this viewer in the studio);
    Plugins take part in the same savepoint (:func:`_reserve_with_plugins`): ``order_price`` may set the
-   unit price (a flash sale's deal), ``reserve_order`` may refuse the order with a reason (409: quotas,
+   unit price (a timed deal's price), ``reserve_order`` may refuse the order with a reason (409: quotas,
    per-buyer limits) or write its own rows, which commit or roll back with the order;
 3. **checkout** through the plugins' ``checkout`` hook (first answer wins; the core's default answers
    ``placed``), then, again in the writer, the order gets its status and the ``order.created`` activity
@@ -27,6 +27,7 @@ Practice sessions' orders are stored with ``practice = 1`` and left out of GMV, 
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from typing import Any
@@ -41,6 +42,7 @@ from .openapi import doc
 from .plugins.manager import HookFailed
 from .plugins.types import CheckoutRequest, CheckoutResult, OrderDraft
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
@@ -170,6 +172,7 @@ async def place_order(app: web.Application, viewer: dict[str, Any], event_id: in
     try:
         reserved = await writer.submit(_reserve_with_plugins, app, viewer["id"], product_id, qty, event_id, session.id, session.practice)
     except HookFailed as exc:  # nothing was written: the savepoint was rolled back
+        log.error("an order of product %s fails closed before checkout: %s", product_id, exc)
         raise ServiceUnavailable(FAILED_CLOSED) from exc
     try:
         result = await app[PM].call_first("checkout", app=app, request=CheckoutRequest(
@@ -180,6 +183,7 @@ async def place_order(app: web.Application, viewer: dict[str, Any], event_id: in
                              ValueError(f"checkout must answer CheckoutResult(status='placed' or 'pending_payment'), got {result!r}"))
         order, record = await writer.submit(_confirm, reserved["id"], result.status, app[BUS].specs["order.created"])
     except HookFailed as exc:  # fail closed: the stock goes back, the order is cancelled, no order is placed
+        log.error("order %s fails closed in checkout: %s; its stock is released", reserved["id"], exc)
         await writer.submit(_release, reserved["id"])
         raise ServiceUnavailable(FAILED_CLOSED) from exc
     except BaseException:

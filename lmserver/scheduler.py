@@ -4,11 +4,11 @@ A plugin names its callbacks once, through the ``register_timers`` hook, and set
 
     @hookimpl
     def register_timers():
-        return {"giveaway.draw": draw}            # handler(app, timer), may be async
+        return {"poll.close": close_poll}      # handler(app, timer), may be async
 
-    await api.schedule_at(app, time.time() + 300, f"giveaway.draw:{gid}", "giveaway.draw", {"id": gid})
-    await api.cancel_timer(app, f"giveaway.draw:{gid}")
-    await api.pending_timers(app, "giveaway.draw:")   # [Timer(key, handler, payload, due_at)]
+    await api.schedule_at(app, time.time() + 300, f"poll.close:{pid}", "poll.close", {"id": pid})
+    await api.cancel_timer(app, f"poll.close:{pid}")
+    await api.pending_timers(app, "poll.close:")   # [Timer(key, handler, payload, due_at)]
 
 A timer is a row of the ``timers`` table: (key, handler name, JSON payload, due time). Nothing of it
 lives only in memory, so a 5-minute countdown set before a restart fires at its wall-clock time after
@@ -21,7 +21,7 @@ it was due, the handler decides what that means).
   that setting of the timer (same key and same token: a timer the handler or anyone else re-set
   meanwhile is kept). If the server stops or crashes while a handler runs, or before that delete
   commits, the timer fires again at the next start. So make handlers idempotent: check your own state
-  ("draw the winner unless this giveaway has one"), or do the handler's writes and a "done" mark in
+  ("close the poll unless it is closed"), or do the handler's writes and a "done" mark in
   one transaction of your own.
 - A handler that raises is logged with its plugin's name and its timer is deleted (not retried: a
   bug would fire forever). A handler whose name is no longer registered (plugin disabled or
@@ -79,6 +79,7 @@ class Scheduler:
                 self.handlers[name] = (plugin, fn)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.fired = 0
 
     # ------------------------------------------------------------------ API
@@ -132,6 +133,7 @@ class Scheduler:
         self._task = asyncio.create_task(self._run(), name="lmserver-scheduler")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             try:
@@ -148,7 +150,7 @@ class Scheduler:
             f"SELECT * FROM timers WHERE handler IN ({', '.join('?' * len(names))}) ORDER BY due_at, key LIMIT 1", names)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 row = await self._next()
@@ -160,9 +162,10 @@ class Scheduler:
             if row is not None and delay <= 0:
                 await self._fire(row)
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), min(delay, MAX_WAIT))
-            except asyncio.TimeoutError:
+            try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that races a wake-up
+                async with asyncio.timeout(min(delay, MAX_WAIT)):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
 
     async def _fire(self, row: Any) -> None:

@@ -231,7 +231,7 @@ def home_checklist(app: "web.Application", events: "list[dict[str, Any]]") -> "l
 
     ``events`` are the upcoming events (dicts with ``id``, ``title``, ``starts_at``, ``console_url``,
     ...; the next one first). Return :class:`lmserver.api.ChecklistItem` (key, label, done, detail,
-    href, order): e.g. "Prepare a giveaway", done when the next event has one.
+    href, order): e.g. "Prepare a poll", done when the next event has one.
     """
 
 
@@ -241,7 +241,7 @@ def session_figures(app: "web.Application", session: "dict[str, Any]") -> "list[
 
     ``session`` is the session's row as a dict (``id``, ``event_id``, ``practice``, ``started_at``,
     ``ended_at``, ...). Return :class:`lmserver.api.Figure` (name, label, value, order):
-    ``Figure("giveaways_run", "Giveaways run", 2)``. Practice sessions are asked too (``practice`` says
+    ``Figure("polls_run", "Polls run", 2)``. Practice sessions are asked too (``practice`` says
     which). Display policy: a failing plugin's figures are left out.
     """
 
@@ -264,7 +264,7 @@ def register_overlays(app: "web.Application", session: "LiveSession") -> None:
 
 @hookspec(firstresult=True)
 def order_price(app: "web.Application", conn: "sqlite3.Connection", draft: "OrderDraft") -> "int | None":
-    """The unit price, in cents, this viewer pays for this product in this session (a flash sale's deal).
+    """The unit price, in cents, this viewer pays for this product in this session (a timed deal's price).
 
     First non-None answer wins; None leaves the catalog price (``draft.unit_price_cents``). Runs
     **synchronously in the order writer's thread**, inside the batch transaction that reserves the
@@ -283,7 +283,7 @@ def reserve_order(app: "web.Application", conn: "sqlite3.Connection", draft: "Or
     recorded at), in the same savepoint. Use ``conn`` to read and write your own tables (quotas,
     per-buyer limits, allocated units): your writes commit with the order, or roll back with it. A
     refusal rolls the whole reservation back and the buyer gets ``409`` with your reason (say what to do:
-    "one per viewer in this flash sale: you already bought one"). Never await, never commit. Money
+    "one per viewer at this deal price: you already bought one"). Never await, never commit. Money
     policy: raising fails the order closed (503), nothing is written.
     """
 

@@ -76,7 +76,7 @@ class OrderDraft:
 
 @dataclass(frozen=True)
 class Figure:
-    """A named figure of a session (``session_figures``): ``Figure("giveaways_run", "Giveaways run", 2)``.
+    """A named figure of a session (``session_figures``): ``Figure("polls_run", "Polls run", 2)``.
 
     ``name`` is a stable key (JSON, tests); ``label`` is what people read; ``order`` sorts figures.
     """
