@@ -221,7 +221,8 @@ def menu_links(request: "web.Request", user: "User") -> "list[MenuLink]":
     """Add links to the main menu of staff pages, for this logged-in ``user``. Display policy.
 
     Return :class:`lmserver.api.MenuLink` (label, href, order); return none for a user whose role could
-    not use the page (``user.can("<permission>")``). Links are shown after the core's, by ``order``.
+    not use the page (``user.can("<permission>")``). Links are shown after the core's main links (before
+    Settings), by ``order``; ``href`` must be a local path.
     """
 
 
