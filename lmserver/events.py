@@ -79,21 +79,8 @@ def slugify(title: str) -> str:
 
 
 def parse_time(value: Any, field: str = "starts_at") -> float:
-    """UNIX seconds, or ISO 8601 (``2026-12-01T19:00:00+01:00``; without an offset it is UTC)."""
-    if isinstance(value, bool):
-        raise BadRequest(f"'{field}' must be a time: ISO 8601 such as 2026-12-01T19:00:00Z, or UNIX seconds")
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value or "").strip()
-    if not text:
-        raise BadRequest(f"'{field}' is required: ISO 8601 such as 2026-12-01T19:00:00Z, or UNIX seconds")
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"'{field}' must be ISO 8601 such as 2026-12-01T19:00:00Z, got {text!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.timestamp()
+    """UNIX seconds, or ISO 8601 (``2026-12-01T19:00:00+01:00``; without an offset it is UTC), 2000..2100."""
+    return validate.as_time(value, field)
 
 
 def check_duration(value: Any) -> int:
@@ -165,8 +152,11 @@ def event_json(app: web.Application, row: Any, now: float | None = None) -> dict
 async def find_event(db: Any, ident: str | int) -> Any:
     """An event by id or slug; 404 when absent."""
     text = str(ident)
-    if text.isdigit():
-        row = await db.fetchone("SELECT * FROM events WHERE id = ?", (int(text),))
+    number = validate.ascii_int(text)
+    if number is not None:
+        row = await db.fetchone("SELECT * FROM events WHERE id = ?", (number,))
+    elif text.isdigit() or validate.has_surrogate(text) or len(text) > 200:
+        row = None
     else:
         row = await db.fetchone("SELECT * FROM events WHERE slug = ?", (text,))
     if row is None:
@@ -515,18 +505,11 @@ async def event_detail(app: web.Application, row: Any) -> dict[str, Any]:
 
 
 def _int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        raise BadRequest(f"'{field}' must be an integer, got {value!r}")
-    return value
+    return validate.as_int(value, field, min=None)
 
 
 def _pid(request: web.Request) -> int:
-    raw = request.match_info["pid"]
-    if not raw.isdigit():
-        raise NotFound("the product id must be a number")
-    return int(raw)
+    return validate.path_int(request, "pid")
 
 
 # --------------------------------------------------------------------------------------------- API: events
@@ -561,6 +544,7 @@ async def api_event_create(request: web.Request) -> web.Response:
 async def api_event_now(request: web.Request) -> web.Response:
     user = await auth.require(request, "show.run")
     data = await json_body(request) if request.can_read_body else {}
+    title = validate.text(data, "title", max_len=120)
     app = request.app
     now = time.time()
     current = await app[DB].fetchone(
@@ -569,7 +553,6 @@ async def api_event_now(request: web.Request) -> web.Response:
         return web.json_response({"event": await event_detail(app, current), "existing": True})
     event_id = await resolve_event(app, None, False)
     row = await find_event(app[DB], event_id or 0)
-    title = str(data.get("title") or "").strip()
     if title:
         row = await _update_event(app, row, clean_event({"title": title}, partial=True))
     async with app[DB].transaction() as tx:
@@ -699,7 +682,7 @@ async def api_event_sessions(request: web.Request) -> web.Response:
 async def api_bag(request: web.Request) -> web.Response:
     await auth.require(request)
     row = await _event_from_path(request)
-    return web.json_response(await bag_json(request.app, row["id"], request.query.get("q", "").strip()))
+    return web.json_response(await bag_json(request.app, row["id"], validate.query_text(request, "q").strip()))
 
 
 @routes.post("/api/events/{id}/bag")
@@ -826,10 +809,11 @@ async def event_page(request: web.Request) -> web.Response:
 async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]:
     from .sessionstats import session_stats, viewers_chart
 
-    if not sid_text.isdigit():
+    sid = validate.ascii_int(sid_text)
+    if sid is None:
         raise NotFound("the session id must be a number")
     db = app[DB]
-    row = await db.fetchone("SELECT * FROM sessions WHERE id = ?", (int(sid_text),))
+    row = await db.fetchone("SELECT * FROM sessions WHERE id = ?", (sid,))
     if row is None:
         raise NotFound(f"session {sid_text} does not exist")
     stats = await session_stats(db, row)

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth, comments, orders
+from . import auth, comments, orders, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, SECRET
 from .catalog import product_json
 from .errors import BadRequest, Conflict, NotFound, Unauthorized
@@ -45,9 +45,10 @@ def gifts_json() -> list[dict[str, str]]:
 async def event_row(app: web.Application, ident: str | int) -> dict[str, Any]:
     db = app[DB]
     row = None
-    if isinstance(ident, int) or str(ident).isdigit():
-        row = await db.fetchone("SELECT * FROM events WHERE id = ?", (int(ident),))
-    if row is None:
+    number = ident if isinstance(ident, int) else validate.ascii_int(str(ident))
+    if number is not None:
+        row = await db.fetchone("SELECT * FROM events WHERE id = ?", (number,))
+    if row is None and not validate.has_surrogate(str(ident)):
         row = await db.fetchone("SELECT * FROM events WHERE slug = ?", (str(ident),))
     if row is None:
         raise NotFound(f"there is no event {ident!r}")
@@ -139,10 +140,7 @@ async def current_viewer(request: web.Request) -> dict[str, Any]:
 
 
 def _event_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound(f"nothing here: {request.path}") from None
+    return validate.path_int(request)
 
 
 def _ids(app: web.Application, event_id: int) -> dict[str, Any]:
@@ -222,7 +220,7 @@ async def api_gift(request: web.Request) -> web.Response:
     app = request.app
     viewer = await current_viewer(request)
     event_id = _event_id(request)
-    gift = (await json_body(request)).get("gift")
+    gift = validate.text(await json_body(request), "gift", max_len=40)
     if gift not in GIFTS:
         raise BadRequest(f"unknown gift {gift!r}: send one of {', '.join(GIFTS)}")
     ids = _ids(app, event_id)
@@ -245,6 +243,7 @@ async def api_gift(request: web.Request) -> web.Response:
 async def api_buy(request: web.Request) -> web.Response:
     viewer = await current_viewer(request)
     data = await json_body(request)
-    order = await orders.place_order(request.app, viewer, _event_id(request), data.get("product_id"), data.get("quantity", 1))
+    order = await orders.place_order(request.app, viewer, _event_id(request), validate.integer(data, "product_id"),
+                                     validate.integer(data, "quantity", min=None, required=False, default=1))
     order.pop("viewer_id", None)
     return web.json_response({"order": order}, status=201)
