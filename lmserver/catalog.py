@@ -82,7 +82,7 @@ def clean_product(data: dict[str, Any], *, partial: bool, default_currency: str)
     elif not partial:
         raise BadRequest("'price_cents' (integer cents) or 'price' (e.g. 12.50) is required")
     if "currency" in data or not partial:
-        cur = (validate.text(data, "currency", max_len=3) or default_currency).upper()
+        cur = (validate.text(data, "currency", max_len=40) or default_currency).upper()
         if not CURRENCY_RE.match(cur):
             raise BadRequest(f"'currency' must be a 3-letter ISO code such as USD or EUR, got {cur!r}")
         out["currency"] = cur
@@ -146,8 +146,8 @@ async def api_products(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/products")
-@doc("Create a product", body={"title": "1–200 characters", "description": "text", "price_cents": "integer cents (or price: '12.50')",
-     "currency": "ISO code (default catalog.default_currency)", "stock": "units in stock", "sku": "unique stock-keeping unit (optional)"},
+@doc("Create a product", body={"title": "string: 1–200 characters", "description": "string", "price_cents": "integer: cents (or price: '12.50')",
+     "currency": "string: ISO code (default catalog.default_currency)", "stock": "integer: units in stock", "sku": "string: unique stock-keeping unit (optional)"},
      returns="{product}", tags=["catalog"], permission="catalog.edit")
 async def api_product_create(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
@@ -171,8 +171,8 @@ async def api_product_get(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/products/{id}")
-@doc("Edit a product (any subset of the create fields)", body={"title": "", "description": "", "price_cents": "", "currency": "",
-     "stock": "", "sku": ""}, returns="{product}", tags=["catalog"], permission="catalog.edit")
+@doc("Edit a product (any subset of the create fields)", body={"title": "string", "description": "string", "price_cents": "integer", "currency": "string",
+     "stock": "integer", "sku": "string"}, returns="{product}", tags=["catalog"], permission="catalog.edit")
 async def api_product_update(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
     pid = _int_param(request, "id")

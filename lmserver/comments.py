@@ -160,7 +160,7 @@ def _session_of(app: web.Application, event_id: int | None) -> tuple[int | None,
 
 
 @routes.post("/api/comments/{id}/reply")
-@doc("Reply to a comment as staff: shown to every viewer, threaded under the comment", body={"body": "the reply text"},
+@doc("Reply to a comment as staff: shown to every viewer, threaded under the comment", body={"body": "string: the reply text"},
      returns="{comment}", tags=["comments"], permission="comments.moderate")
 async def api_reply(request: web.Request) -> web.Response:
     user = await auth.require(request, "comments.moderate")
@@ -239,7 +239,7 @@ async def _viewer_row(app: web.Application, viewer_id: str) -> Any:
 
 @routes.post("/api/viewers/{viewer_id}/block")
 @doc("Block a viewer: their comments stop appearing (their visible ones in the event are hidden); buying still works "
-     "unless live.blocked_can_buy is false", body={"event_id": "the event whose comments to hide now (optional)"},
+     "unless live.blocked_can_buy is false", body={"event_id": "integer: the event whose comments to hide now (optional)"},
      returns="{viewer: {id, nickname, blocked}, hidden: [comment ids]}", tags=["comments"], permission="comments.moderate")
 async def api_block(request: web.Request) -> web.Response:
     user = await auth.require(request, "comments.moderate")

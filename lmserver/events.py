@@ -526,7 +526,7 @@ async def api_events(request: web.Request) -> web.Response:
 
 @routes.post("/api/events")
 @doc("Schedule an event; 409 (naming the other event) when it overlaps one",
-     body={"title": "1–120 characters", "description": "text (optional)", "starts_at": "ISO 8601 (UTC when no offset) or UNIX seconds",
+     body={"title": "string: 1–120 characters", "description": "string: optional", "starts_at": "ISO 8601 (UTC when no offset) or UNIX seconds",
            "duration_minutes": f"{MIN_DURATION}–{MAX_DURATION}"},
      returns="{event}", tags=["events"], permission="show.run")
 async def api_event_create(request: web.Request) -> web.Response:
@@ -540,7 +540,7 @@ async def api_event_create(request: web.Request) -> web.Response:
 
 @routes.post("/api/events/now")
 @doc("Go LIVE now without scheduling: create an event starting now (events.default_duration_minutes, shortened to end before the next event)",
-     body={"title": "optional title"}, returns="{event}", tags=["events"], permission="show.run")
+     body={"title": "string: optional title"}, returns="{event}", tags=["events"], permission="show.run")
 async def api_event_now(request: web.Request) -> web.Response:
     user = await auth.require(request, "show.run")
     data = await json_body(request) if request.can_read_body else {}
@@ -592,7 +592,7 @@ async def _update_event(app: web.Application, row: Any, cols: dict[str, Any]) ->
 
 @routes.patch("/api/events/{id}")
 @doc("Edit an event that has not ended (any subset of the create fields); 409 on overlap or for a past event",
-     body={"title": "", "description": "", "starts_at": "", "duration_minutes": ""}, returns="{event}", tags=["events"], permission="show.run")
+     body={"title": "string", "description": "string", "starts_at": "", "duration_minutes": "integer"}, returns="{event}", tags=["events"], permission="show.run")
 async def api_event_update(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
     app = request.app
@@ -637,7 +637,7 @@ async def api_event_delete(request: web.Request) -> web.Response:
 
 @routes.post("/api/events/{id}/recommend")
 @doc("Turn 'recommend this event' on or off: while on and until the event's end, the studio's public pages link to its registration page",
-     body={"on": "true or false"}, returns="{event}", tags=["events"], permission="show.run")
+     body={"on": "boolean: true or false"}, returns="{event}", tags=["events"], permission="show.run")
 async def api_event_recommend(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
     app = request.app
@@ -687,7 +687,7 @@ async def api_bag(request: web.Request) -> web.Response:
 
 @routes.post("/api/events/{id}/bag")
 @doc(f"Add products to the end of the bag (at most {BAG_LIMIT} per event: 409 beyond)",
-     body={"product_id": "one product", "product_ids": "or several"}, returns="the bag", tags=["bag"], permission="catalog.edit")
+     body={"product_id": "integer: one product", "product_ids": "integer[]: or several"}, returns="the bag", tags=["bag"], permission="catalog.edit")
 async def api_bag_add(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
     row = await _event_from_path(request)
@@ -703,7 +703,7 @@ async def api_bag_add(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/events/{id}/bag/order")
-@doc("Reorder the whole bag (drag and drop)", body={"product_ids": "every product id of the bag, in the new order"},
+@doc("Reorder the whole bag (drag and drop)", body={"product_ids": "integer[]: every product id of the bag, in the new order"},
      returns="the bag", tags=["bag"], permission="catalog.edit")
 async def api_bag_reorder(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
@@ -717,7 +717,7 @@ async def api_bag_reorder(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/events/{id}/bag/{pid}/move")
-@doc("Move a product to a position (1 = top)", body={"position": "1..N"}, returns="the bag", tags=["bag"], permission="catalog.edit")
+@doc("Move a product to a position (1 = top)", body={"position": "integer: 1..N"}, returns="the bag", tags=["bag"], permission="catalog.edit")
 async def api_bag_move(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
     row = await _event_from_path(request)
@@ -745,7 +745,7 @@ async def api_bag_refresh(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/events/{id}/pin")
-@doc("Pin a product of the bag (only while this event is live; replaces the pinned one)", body={"product_id": "a product in the bag"},
+@doc("Pin a product of the bag (only while this event is live; replaces the pinned one)", body={"product_id": "integer: a product in the bag"},
      returns="the bag", tags=["bag"], permission="show.run")
 async def api_pin(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")

@@ -223,7 +223,7 @@ async def event_ics(request: web.Request) -> web.Response:
 @routes.post("/api/events/{id}/registrations")
 @doc("Register this viewer (viewer cookie) for an upcoming event; registering again updates the nickname/email."
      " No email is sent (the reminder is the event's .ics calendar file)",
-     body={"nickname": "1–40 characters", "email": "optional, stored so the host can contact the viewer about this event"}, returns="{registered: true, registrations: count, nickname}",
+     body={"nickname": "string: 1–40 characters", "email": "string: optional, stored so the host can contact the viewer about this event"}, returns="{registered: true, registrations: count, nickname}",
      tags=["promotion"])
 async def api_register(request: web.Request) -> web.Response:
     app = request.app

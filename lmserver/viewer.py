@@ -166,7 +166,7 @@ async def api_state(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/viewer/nickname")
-@doc("Choose this viewer's nickname (once)", body={"nickname": f"1–{NICKNAME_MAX} characters"}, returns="{viewer}",
+@doc("Choose this viewer's nickname (once)", body={"nickname": f"string: 1–{NICKNAME_MAX} characters"}, returns="{viewer}",
      tags=["viewer"])
 async def api_nickname(request: web.Request) -> web.Response:
     viewer = await current_viewer(request)
@@ -184,7 +184,7 @@ async def api_nickname(request: web.Request) -> web.Response:
 
 @routes.post("/api/e/{id}/comments")
 @doc("Post a comment on the live event (needs a nickname; rate- and length-limited: live.comment_rate_seconds, "
-     "live.comment_max_length)", body={"body": "the comment"}, returns="{comment}", tags=["viewer"])
+     "live.comment_max_length)", body={"body": "string: the comment"}, returns="{comment}", tags=["viewer"])
 async def api_comment(request: web.Request) -> web.Response:
     viewer = await current_viewer(request)
     body = (await json_body(request)).get("body")
@@ -215,7 +215,7 @@ async def api_follow(request: web.Request) -> web.Response:
 
 @routes.post("/api/e/{id}/gifts")
 @doc("Send a gift from the fixed set (an activity, never GMV); rate-limited like comments",
-     body={"gift": "one of " + ", ".join(GIFTS)}, returns="{gift: {id, label, emoji}}", tags=["viewer"])
+     body={"gift": "string: one of " + ", ".join(GIFTS)}, returns="{gift: {id, label, emoji}}", tags=["viewer"])
 async def api_gift(request: web.Request) -> web.Response:
     app = request.app
     viewer = await current_viewer(request)
@@ -237,13 +237,13 @@ async def api_gift(request: web.Request) -> web.Response:
 
 @routes.post("/api/e/{id}/orders")
 @doc("Buy a product of the live event's shopping bag: stock is decremented atomically (409 'sold out' or 'only N left')",
-     body={"product_id": "the product", "quantity": "1 to live.max_order_quantity, at most the stock"},
+     body={"product_id": "integer: the product", "quantity": "integer: 1 to live.max_order_quantity, at most the stock"},
      returns="{order: {id, product_id, product_title, quantity, unit_price_cents, amount_cents, currency, status, first_time, practice}}",
      tags=["viewer"])
 async def api_buy(request: web.Request) -> web.Response:
     viewer = await current_viewer(request)
     data = await json_body(request)
     order = await orders.place_order(request.app, viewer, _event_id(request), validate.integer(data, "product_id"),
-                                     validate.integer(data, "quantity", min=None, required=False, default=1))
+                                     validate.as_int(data.get("quantity", 1), "quantity", min=None))
     order.pop("viewer_id", None)
     return web.json_response({"order": order}, status=201)

@@ -58,7 +58,7 @@ async def ws_viewer(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/api/login")
 @doc("Log in as staff; sets the session cookie and returns the CSRF token for later calls",
-     body={"name": "user name", "password": "password"}, returns="{user: {id, name, role}, csrf_token}", tags=["accounts"])
+     body={"name": "string: user name", "password": "string: password"}, returns="{user: {id, name, role}, csrf_token}", tags=["accounts"])
 async def api_login(request: web.Request) -> web.Response:
     data = await json_body(request)
     user, cookie = await auth.login(request, validate.text(data, "name", max_len=200, strip=False),
@@ -85,7 +85,7 @@ async def api_users(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/users")
-@doc("Create a staff account", body={"name": "2–32 letters, digits, _ . -", "role": "owner, moderator or assistant",
+@doc("Create a staff account", body={"name": "string: 2–32 letters, digits, _ . -", "role": "string: owner, moderator or assistant",
      "password": "at least security.min_password_length characters"}, returns="{user: {id, name, role}}", tags=["accounts"],
      permission="accounts.manage")
 async def api_users_create(request: web.Request) -> web.Response:

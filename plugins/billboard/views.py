@@ -97,9 +97,9 @@ async def list_billboards(request: web.Request) -> web.Response:
 
 
 @doc("Create a text billboard from a template", body={
-    "template": "template id (see /templates)", "name": "optional, defaults to the template's title",
-    "text": "optional, up to 3 lines", "text_colour": "#rrggbb or #rrggbbaa", "background_colour": "#rrggbb or #rrggbbaa",
-    "font_size": "12–200 px", "event_id": "optional: attach it to this event"}, returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
+    "template": "string: template id (see /templates)", "name": "string: optional, defaults to the template's title",
+    "text": "string: optional, up to 3 lines", "text_colour": "string: #rrggbb or #rrggbbaa", "background_colour": "string: #rrggbb or #rrggbbaa",
+    "font_size": "integer: 12–200 px", "event_id": "integer: optional: attach it to this event"}, returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def create_text(request: web.Request) -> web.Response:
     await auth.require(request, PERMISSION)
     data = await json_body(request)
@@ -163,9 +163,9 @@ async def get_billboard(request: web.Request) -> web.Response:
 
 
 @doc("Edit a billboard: its content and/or its place on the program (a shown billboard changes at once)", body={
-    "name": "1–80 characters", "template": "template id (text)", "text": "up to 3 lines (text)",
-    "text_colour": "#rrggbb[aa] (text)", "background_colour": "#rrggbb[aa] (text)", "font_size": "12–200 (text)",
-    "x": "program pixels", "y": "program pixels", "width": "program pixels", "height": "program pixels"},
+    "name": "string: 1–80 characters", "template": "string: template id (text)", "text": "string: up to 3 lines (text)",
+    "text_colour": "string: #rrggbb[aa] (text)", "background_colour": "string: #rrggbb[aa] (text)", "font_size": "integer: 12–200 (text)",
+    "x": "integer: program pixels", "y": "integer: program pixels", "width": "integer: program pixels", "height": "integer: program pixels"},
     returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def patch_billboard(request: web.Request) -> web.Response:
     await auth.require(request, PERMISSION)
