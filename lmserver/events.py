@@ -527,7 +527,7 @@ async def api_events(request: web.Request) -> web.Response:
 @routes.post("/api/events")
 @doc("Schedule an event; 409 (naming the other event) when it overlaps one",
      body={"title": "string: 1–120 characters", "description": "string: optional", "starts_at": "ISO 8601 (UTC when no offset) or UNIX seconds",
-           "duration_minutes": f"{MIN_DURATION}–{MAX_DURATION}"},
+           "duration_minutes": f"integer: {MIN_DURATION}–{MAX_DURATION}"},
      returns="{event}", tags=["events"], permission="show.run")
 async def api_event_create(request: web.Request) -> web.Response:
     user = await auth.require(request, "show.run")
