@@ -29,7 +29,7 @@ from . import auth, comments, orders, validate
 from .background import background
 from .appkeys import BUS, CONFIG, DB, LIVE, PM
 from .bus import Activity
-from .errors import BadRequest, NotFound
+from .errors import NotFound
 from .openapi import doc
 from .templating import BASE_CONTEXT, as_dict, render
 from .views import public_base
