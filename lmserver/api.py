@@ -22,7 +22,8 @@ Families (each name has its own docstring below or where it is defined):
   :func:`require_event`;
 - errors: :class:`ApiError` and its family, :class:`ConfigError`;
 - images: :func:`check_image`, :func:`store_image`, :func:`upright`, :func:`uploads_dir`;
-- HTTP: :func:`doc` (OpenAPI), :func:`json_body`, :func:`public_base`, :func:`render` (pages);
+- HTTP: :func:`doc` (OpenAPI), :func:`json_body`, :mod:`validate` (the validation layer: ``text``,
+  ``integer``, ``path_int``, ... each a 400 naming the field), :func:`public_base`, :func:`render` (pages);
 - settings: :func:`plugin_config`, :func:`program_size`;
 - live state: :func:`current_session`, :func:`is_live`, :func:`is_practice`, :class:`LiveSession`;
 - the program's overlays: :func:`compositor`, :class:`Compositor`, :class:`LayerInfo`, the z bands
@@ -64,6 +65,7 @@ from .plugins.types import (CheckoutRequest, CheckoutResult, ChecklistItem, Figu
 from .scheduler import SCHEDULER as _SCHEDULER
 from .templating import render
 from .views import json_body, public_base
+from . import validate
 
 __all__ = [
     # hooks and their value types
@@ -81,7 +83,7 @@ __all__ = [
     # images
     "check_image", "store_image", "upright", "CheckedImage", "uploads_dir",
     # HTTP and pages
-    "doc", "json_body", "public_base", "render",
+    "doc", "json_body", "validate", "public_base", "render",
     # settings
     "plugin_config", "program_size", "data_dir",
     # live state
