@@ -211,4 +211,5 @@ CREATE TABLE order_idempotency (
     PRIMARY KEY (viewer_id, key)
 );
 CREATE INDEX order_idempotency_created ON order_idempotency(created_at);
+CREATE INDEX order_idempotency_order ON order_idempotency(order_id);
 """)
