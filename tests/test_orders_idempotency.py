@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from lmserver.appkeys import DB, LIVE
@@ -117,3 +118,24 @@ async def test_bad_keys_are_refused_with_the_reason(client: Any) -> None:
     assert (await buy(client, viewer, eid, pid, 1, key="k" * 128)).status == 201
     assert (await buy(client, viewer, eid, pid, 1, key="~ !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}")).status == 201
     assert await orders_of(app, pid) == 2
+
+
+async def test_a_key_whose_checkout_still_runs_elsewhere_answers_retry_later(client: Any) -> None:
+    """The key is stored with the reservation, the answer only with the confirmation: a request finding the key
+    without an answer (its checkout runs in another request the process does not know of) gets 409, no order."""
+    app = client.app
+    eid = await make_event(app)
+    pid = await make_product(app, stock=5, event_id=eid)
+    session = await go_live(app, eid)
+    viewer = await new_viewer(app, "Eve")
+    async with app[DB].transaction() as tx:
+        await tx.execute("UPDATE products SET stock = stock - 1 WHERE id = ?", (pid,))
+        cur = await tx.execute(
+            "INSERT INTO orders (viewer_id, product_id, event_id, session_id, quantity, unit_price_cents, amount_cents, currency,"
+            " status, practice, created_at) VALUES (?, ?, ?, ?, 1, 1250, 1250, 'USD', 'reserved', 0, ?)",
+            (viewer["id"], pid, eid, session.id, time.time()))
+        await tx.execute("INSERT INTO order_idempotency (viewer_id, key, order_id, created_at) VALUES (?, 'k', ?, ?)",
+                         (viewer["id"], cur.lastrowid, time.time()))
+    resp = await buy(client, viewer, eid, pid, 1, key="k")
+    assert resp.status == 409 and "still being checked out" in (await resp.json())["error"]["message"]
+    assert await orders_of(app, pid) == 1 and await stock(app, pid) == 4
