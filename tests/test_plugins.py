@@ -562,12 +562,14 @@ async def test_money_hooks_fail_closed(title: str, aiohttp_client: Any, app_fact
     eid = await make_event(app)
     pid = await make_product(app, title, stock=4, event_id=eid)
     await go_live(app, eid)
-    resp = await client.post(f"/api/e/{eid}/orders", json={"product_id": pid, "quantity": 2}, headers=vh(await new_viewer(app)))
+    headers = {**vh(await new_viewer(app)), "Idempotency-Key": f"key-{title}"}
+    resp = await client.post(f"/api/e/{eid}/orders", json={"product_id": pid, "quantity": 2}, headers=headers)
     assert resp.status == 503, await resp.text()
     assert "nothing was bought or charged" in (await resp.json())["error"]["message"]
     db = app[DB]
     assert await db.fetchval("SELECT stock FROM products WHERE id = ?", (pid,)) == 4
     assert await db.fetchval("SELECT COUNT(*) FROM orders") == 0 and await db.fetchval("SELECT COUNT(*) FROM follows") == 0
+    assert await db.fetchval("SELECT COUNT(*) FROM order_idempotency") == 0  # the key is free: a retry buys anew
     assert "fails closed" in caplog.text
 
 
