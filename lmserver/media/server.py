@@ -10,6 +10,8 @@ shared packets -> the ingest stops (DELETE, capture stopped, connection lost, or
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -17,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
@@ -25,6 +27,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from ..live import ALREADY_LIVE
+from .capture import CaptureSource
 from .compositor import Compositor
 from .fanout import PacketQueue
 from .program import Program
@@ -49,6 +52,13 @@ MEDIA_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 30.0
 #: Viewers served by the main event loop before viewer processes (``media.fanout_processes``) share them.
 LOCAL_FIRST = 50
+#: While an ingest published with the stream key lives, the key is re-read this often, seconds: once it
+#: changed (rotated in the settings, or by ``lmserver stream-key --rotate`` in another process) the ingest ends.
+KEY_CHECK_SECONDS = 2.0
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
 
 
 def is_ffmpeg(user_agent: str, sdp: str) -> bool:
@@ -69,6 +79,11 @@ class Ingest:
     relaxed_consent: bool = False
     codec: str = ""
     _last_stats: tuple[float, int, int, int] | None = None  # time, bytes, packets received, lost
+    #: sha256 of the bearer token the publisher sent (None: published with a staff session, or capture);
+    #: DELETE/PATCH of the resource must send the same token (or come from staff with show.run)
+    publisher_digest: bytes | None = None
+    #: sha256 of the stream key this ingest runs under; when the stored key differs, the ingest ends
+    key_digest: bytes | None = None
 
 
 @dataclass
@@ -117,6 +132,7 @@ class MediaServer:
         self.shards: list[Shard] = []
         self.local_first = LOCAL_FIRST
         self._shard_lock = asyncio.Lock()
+        self._key_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -227,9 +243,13 @@ class MediaServer:
             await self.pm.call("register_overlays", app=self.app, session=ingest.session)
 
     async def publish_whip(
-        self, sdp: str, *, user_agent: str = "", practice: bool = False, user_id: int | None = None, event_id: int | None = None
+        self, sdp: str, *, user_agent: str = "", practice: bool = False, user_id: int | None = None, event_id: int | None = None,
+        stream_key: str | None = None,
     ) -> tuple[str, str]:
-        """Accept a WHIP offer: returns (ingest id, SDP answer). Raises 400 or 409."""
+        """Accept a WHIP offer: returns (ingest id, SDP answer). Raises 400 or 409.
+
+        ``stream_key``: the bearer token the publisher was let in with (None: a staff session). Only that
+        token ends or patches the resource, and the ingest ends when the studio's key is rotated."""
         try:
             offer = check_offer(sdp)
         except SdpError as exc:
@@ -251,6 +271,8 @@ class MediaServer:
             ingest = Ingest(secrets.token_urlsafe(16), "whip", session, program, pc=pc,
                             client="ffmpeg" if ffmpeg else _client_name(user_agent), relaxed_consent=ffmpeg,
                             codec=_video_codec(pc))
+            if stream_key is not None:
+                ingest.publisher_digest = ingest.key_digest = _digest(stream_key)
             for track in tracks:
                 program.add_track(track)
 
@@ -260,6 +282,8 @@ class MediaServer:
                     self._end_soon("the ingest connection was lost", ingest.id)
 
             await self._after_start(ingest)
+            if ingest.key_digest is not None and self.app is not None:
+                self._spawn(self._watch_stream_key(ingest), "media-key-watch")
             return ingest.id, answer
 
     async def _answer_whip(self, pc: RTCPeerConnection, sdp: str, ffmpeg: bool) -> str:
@@ -281,25 +305,23 @@ class MediaServer:
 
     async def start_capture(
         self,
-        device: str,
-        format: str | None = None,
+        source: CaptureSource,
         options: dict[str, str] | None = None,
         *,
         practice: bool = False,
         user_id: int | None = None,
         event_id: int | None = None,
     ) -> str:
-        """Use a PyAV input (v4l2/avfoundation/dshow device, lavfi graph or URL) as the ingest."""
-        if not device:
-            raise BadRequest("no capture device: give 'device' or set media.capture_device")
+        """Use an allowed capture source (:mod:`lmserver.media.capture`: a device, an owner-configured URL or
+        a test pattern) as the ingest. ``options`` must come from :func:`~lmserver.media.capture.check_options`."""
+        cfg = self.config
+        device, fmt, opts = source.ffmpeg_input(options, width=cfg.width, height=cfg.height, fps=cfg.fps)
         async with self._lock:
             if self.ingest is not None:
                 raise Conflict(ALREADY_LIVE)
             loop = asyncio.get_running_loop()
             try:
-                player = await loop.run_in_executor(
-                    None, lambda: MediaPlayer(device, format=format or None, options=options or {}, timeout=10)
-                )
+                player = await loop.run_in_executor(None, lambda: MediaPlayer(device, format=fmt, options=opts, timeout=10))
             except Exception as exc:
                 raise BadRequest(f"the capture source could not be opened: {exc}") from None
             if player.video is None:
@@ -310,7 +332,7 @@ class MediaServer:
                 _stop_player(player)
                 raise
             program = self._new_program(session)
-            ingest = Ingest(secrets.token_urlsafe(16), "capture", session, program, player=player, client=device)
+            ingest = Ingest(secrets.token_urlsafe(16), "capture", session, program, player=player, client=source.label)
             program.add_track(player.video)
             if player.audio is not None:
                 program.add_track(player.audio)
@@ -349,6 +371,51 @@ class MediaServer:
         if ingest is None or ingest.kind != "whip" or ingest.id != ingest_id:
             raise NotFound("no such ingest: it has already ended or never existed")
         await self.end_ingest("the host ended the stream", ingest_id=ingest_id)
+
+    def published_with(self, ingest_id: str, token: str) -> bool | None:
+        """Whether the live WHIP ingest ``ingest_id`` was published with bearer ``token``
+        (None: no such ingest is live)."""
+        ingest = self.ingest
+        if ingest is None or ingest.kind != "whip" or ingest.id != ingest_id:
+            return None
+        return ingest.publisher_digest is not None and hmac.compare_digest(ingest.publisher_digest, _digest(token))
+
+    # ------------------------------------------------------------------------------------ stream key
+
+    async def rotate_stream_key(self, rotate: Callable[[], Awaitable[str]], *, end_stream: bool = True) -> tuple[str, bool]:
+        """Rotate the studio's stream key with ``rotate()`` (it stores and returns the new key).
+
+        An ingest published with the old key ends (``end_stream``), or is let run under the new key.
+        Returns (new key, whether an ingest was ended)."""
+        async with self._key_lock:  # the key watch must not see the new key before the ingest is rebound
+            key = await rotate()
+            ingest = self.ingest
+            if ingest is None or ingest.key_digest is None:
+                return key, False
+            if not end_stream:
+                ingest.key_digest = _digest(key)
+                return key, False
+        return key, await self.end_ingest("the stream key was rotated", ingest_id=ingest.id)
+
+    async def _watch_stream_key(self, ingest: Ingest) -> None:
+        """While ``ingest`` (published with the stream key) lives: end it once the stored key is another.
+        This is how ``lmserver stream-key --rotate``, run in another process, ends the stream."""
+        from ..appkeys import DB
+
+        assert self.app is not None
+        while self.ingest is ingest:
+            await asyncio.sleep(KEY_CHECK_SECONDS)
+            async with self._key_lock:
+                if self.ingest is not ingest or ingest.key_digest is None:
+                    return
+                try:
+                    key = await self.app[DB].fetchval("SELECT value FROM settings WHERE key = 'stream_key'")
+                except Exception:  # a busy or closing database: look again next time
+                    logger.exception("MediaServer: reading the stream key failed")
+                    continue
+                if not key or not hmac.compare_digest(_digest(key), ingest.key_digest):
+                    self._end_soon("the stream key was rotated", ingest.id)
+                    return
 
     # ------------------------------------------------------------------------------------ viewers
 
