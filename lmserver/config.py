@@ -22,6 +22,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
 
 __all__ = ["Config", "ConfigError", "load_config", "SECTIONS"]
 
@@ -90,6 +91,10 @@ def capture_entry_problem(entry: str) -> str | None:
         scheme, rest = entry.split("://", 1)
         host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
         ok = scheme.lower() in CAPTURE_URL_SCHEMES and host not in ("", ":") and not any(c.isspace() for c in entry)
+        try:
+            urlsplit(entry).port  # a port that is not a number
+        except ValueError:
+            ok = False
         return None if ok else _CAPTURE_ENTRY
     fmt, sep, device = entry.partition(":")
     if not sep or fmt not in CAPTURE_DEVICE_FORMATS or not device.strip():

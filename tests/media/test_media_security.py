@@ -76,7 +76,7 @@ def test_the_configuration_allows_network_sources_and_devices_never_files() -> N
               capture_device="/dev/video0", capture_format="v4l2")
     assert len(ok.media.capture_sources) == 3
     for bad in (["/srv/data/lmserver.sqlite3"], ["file:///etc/passwd"], ["tty:/etc/passwd"], ["lavfi:movie=/etc/passwd"],
-                ["v4l2:/etc/passwd"], ["concat:/a|/b"], ["http://"]):
+                ["v4l2:/etc/passwd"], ["concat:/a|/b"], ["http://"], ["rtsp://cam:port/x"]):
         with pytest.raises(ConfigError, match="media.capture_sources"):
             load(capture_sources=bad)
     for fmt, device in (("tty", "/etc/passwd"), ("lavfi", "testsrc"), ("", "/srv/data/lmserver.sqlite3")):
