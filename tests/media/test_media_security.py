@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import ClientSession, CookieJar, web
-from rtcclients import Publisher
+from rtcclients import Publisher, Viewer
 
 from lmserver import auth
 from lmserver.appkeys import BUS, DB
@@ -144,6 +144,19 @@ async def test_only_the_publisher_or_show_run_ends_a_whip_stream(studio) -> None
         assert shown["kind"] == "whip" and "id" not in shown and ingest_id not in str(shown)
         async with moderator.get(studio.base + "/api/media/status") as resp:
             assert (await resp.json())["ingest"]["id"] == ingest_id
+
+        # a WHEP resource id is that viewer's capability: 128 random bits, not guessable
+        viewer = Viewer(read=False)
+        try:
+            async with ClientSession() as audience:
+                assert (await viewer.play(audience, studio.base))[0] == 201
+                viewer_id = viewer.location.rsplit("/", 1)[1]
+                assert len(viewer_id) >= 22 and viewer_id != ingest_id
+                async with audience.delete(studio.base + "/whep/" + viewer_id[:-1] + ("A" if viewer_id[-1] != "A" else "B")) as resp:
+                    assert resp.status == 404
+                assert len(studio.media.viewers) == 1
+        finally:
+            await viewer.close()
 
         url = studio.base + publisher.location
         async with assistant.delete(url, headers=asst_h) as resp:
