@@ -29,7 +29,8 @@ from .compositor import Compositor
 from .fanout import PacketQueue
 from .program import Program
 from .recorder import Recorder
-from .rtc import OFFER_ERRORS, SdpError, add_default_h264_fmtp, check_offer, create_peer_connection, relax_consent, set_ice_host_addresses
+from .rtc import (OFFER_ERRORS, SdpError, add_default_h264_fmtp, check_offer, create_peer_connection, relax_consent,
+                  set_ice_host_addresses, trust_peer_nomination)
 from .shard import Shard
 from .viewers import answer_viewer
 
@@ -283,6 +284,7 @@ class MediaServer:
             transceiver.direction = "recvonly"
         if ffmpeg:
             relax_consent(pc)
+            trust_peer_nomination(pc)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         return pc.localDescription.sdp
@@ -536,7 +538,8 @@ class MediaServer:
         return (f"{ingest.video_packets} video packets (last {ago(ingest.last_packet_at)}), {program.frames_in} frames "
                 f"decoded (last {ago(program.last_frame_at)}), {program.frames_out} encoded, "
                 f"{program.frames_skipped} skipped, live {now - ingest.started:.1f} s"
-                + (f", connection {ingest.pc.connectionState}/ICE {ingest.pc.iceConnectionState}" if ingest.pc else ""))
+                + (f", {_decode_backlog(ingest.pc)} frames waiting to decode, connection {ingest.pc.connectionState}"
+                   f"/ICE {ingest.pc.iceConnectionState}" if ingest.pc else ""))
 
     async def _health_loop(self, ingest: Ingest) -> None:
         """Once a second while this ingest lives: stream.health, and the drop watchdog."""
@@ -616,6 +619,15 @@ def _video_codec(pc: RTCPeerConnection) -> str:
         if transceiver.kind == "video" and transceiver._codecs:
             return transceiver._codecs[0].mimeType.split("/", 1)[1]
     return ""
+
+
+def _decode_backlog(pc: RTCPeerConnection) -> int:
+    """Encoded frames queued for aiortc's decoder thread (grows when the machine starves it)."""
+    total = 0
+    for transceiver in pc.getTransceivers():
+        q = getattr(transceiver.receiver, "_RTCRtpReceiver__decoder_queue", None)
+        total += q.qsize() if q is not None else 0
+    return total
 
 
 def _stop_player(player: MediaPlayer) -> None:
