@@ -544,12 +544,14 @@ class MediaServer:
     async def _health_loop(self, ingest: Ingest) -> None:
         """Once a second while this ingest lives: stream.health, and the drop watchdog."""
         last_frames, last_t = ingest.program.frames_in, time.monotonic()
+        deferred = False
         while self.ingest is ingest:
+            slept = time.monotonic()
             await asyncio.sleep(1.0)
             if self.ingest is not ingest:
                 return
             now = time.monotonic()
-            lag = now - last_t - 1.0
+            lag = now - slept - 1.0
             frames = ingest.program.frames_in
             fps = (frames - last_frames) / max(now - last_t, 1e-3)
             last_frames, last_t = frames, now
@@ -559,10 +561,14 @@ class MediaServer:
             except Exception:  # statistics must never stop the watchdog
                 logger.exception("MediaServer: ingest statistics failed")
                 health.update(bitrate=None, packet_loss=None, jitter=None)
-            if lag > LOOP_STALL:
-                # The loop was starved: what arrived meanwhile is still queued. Judge next tick.
-                logger.info("MediaServer: health tick %.1f s late (busy machine); %s", lag, self._ingest_figures(ingest))
+            if lag > LOOP_STALL and not deferred:
+                # The loop was starved: what arrived meanwhile is still queued. Judge next tick
+                # (only once in a row: a saturated loop still ends a publisher that went away).
+                deferred = True
+                logger.log(logging.INFO if lag > 2.0 else logging.DEBUG,
+                           "MediaServer: health tick %.1f s late (busy machine); %s", lag, self._ingest_figures(ingest))
             else:
+                deferred = False
                 reason = self._watchdog(ingest)
                 if reason is not None:
                     logger.warning("MediaServer: ingest %s watchdog: %s; %s", ingest.id, reason, self._ingest_figures(ingest))
