@@ -32,7 +32,8 @@ from .compositor import Compositor
 from .fanout import PacketQueue
 from .program import Program
 from .recorder import Recorder
-from .rtc import OFFER_ERRORS, SdpError, add_default_h264_fmtp, check_offer, create_peer_connection, relax_consent, set_ice_host_addresses
+from .rtc import (OFFER_ERRORS, SdpError, add_default_h264_fmtp, check_offer, create_peer_connection, relax_consent,
+                  set_ice_host_addresses, trust_peer_nomination)
 from .shard import Shard
 from .viewers import answer_viewer
 
@@ -46,10 +47,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: An ingest that sends no video for this long is considered dropped, seconds.
+#: An ingest that sends no video for this long is considered dropped, seconds. "Video" is video
+#: RTP packets received (or decoded frames, for a capture ingest): a starved decoder, or one waiting
+#: for a keyframe (FFmpeg's WHIP muxer ignores keyframe requests), is not a dropped publisher.
 MEDIA_TIMEOUT = 10.0
 #: An ingest or viewer that has not connected after this long is closed, seconds.
 CONNECT_TIMEOUT = 30.0
+#: A health tick this much later than due means the event loop was starved: the watchdog waits a
+#: tick, so media that queued up during the stall is counted before anything is judged silent.
+LOOP_STALL = 0.5
 #: Viewers served by the main event loop before viewer processes (``media.fanout_processes``) share them.
 LOCAL_FIRST = 50
 #: While an ingest published with the stream key lives, the key is re-read this often, seconds: once it
@@ -84,6 +90,9 @@ class Ingest:
     publisher_digest: bytes | None = None
     #: sha256 of the stream key this ingest runs under; when the stored key differs, the ingest ends
     key_digest: bytes | None = None
+    #: video RTP packets received so far, and when that count last grew (liveness of a WHIP ingest)
+    video_packets: int = 0
+    last_packet_at: float | None = None
 
 
 @dataclass
@@ -299,6 +308,7 @@ class MediaServer:
             transceiver.direction = "recvonly"
         if ffmpeg:
             relax_consent(pc)
+            trust_peer_nomination(pc)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         return pc.localDescription.sdp
@@ -346,7 +356,7 @@ class MediaServer:
         if ingest is None or (ingest_id is not None and ingest.id != ingest_id):
             return False
         self.ingest = None
-        logger.info("MediaServer: ingest %s ends: %s", ingest.id, reason)
+        logger.info("MediaServer: ingest %s ends: %s; %s", ingest.id, reason, self._ingest_figures(ingest))
         if self._health_task is not None and self._health_task is not asyncio.current_task():
             self._health_task.cancel()
         self._health_task = None
@@ -543,7 +553,7 @@ class MediaServer:
         out: dict[str, Any] = {"bitrate": None, "packet_loss": None, "jitter": None}
         if ingest.pc is None:
             return out
-        bytes_rx = received = lost = 0
+        bytes_rx = received = lost = video = 0
         jitter = None
         for transceiver in ingest.pc.getTransceivers():
             report = await transceiver.receiver.getStats()
@@ -553,9 +563,12 @@ class MediaServer:
                     lost += max(0, stat.packetsLost)
                     if stat.kind == "video":
                         jitter = stat.jitter / 90000.0
+                        video += stat.packetsReceived
                 elif stat.type == "transport":
                     bytes_rx = max(bytes_rx, stat.bytesReceived)
         now = time.monotonic()
+        if video > ingest.video_packets:
+            ingest.video_packets, ingest.last_packet_at = video, now
         if ingest._last_stats is not None:
             t0, b0, r0, l0 = ingest._last_stats
             dt = max(now - t0, 1e-3)
@@ -567,8 +580,13 @@ class MediaServer:
         return out
 
     def _watchdog(self, ingest: Ingest) -> str | None:
+        """Why this ingest should end now (None: it is alive).
+
+        Alive means video arrives: RTP packets of a WHIP ingest (counted in ``_ingest_stats``), or
+        decoded frames. Frames alone would end a publisher whose decoder is starved by a busy
+        machine or waits for a keyframe, while its packets still arrive."""
         now = time.monotonic()
-        last = ingest.program.last_frame_at
+        last = max((t for t in (ingest.program.last_frame_at, ingest.last_packet_at) if t is not None), default=None)
         if last is None:
             if now - ingest.started > CONNECT_TIMEOUT:
                 return f"the ingest sent no video within {CONNECT_TIMEOUT:.0f} s"
@@ -576,18 +594,31 @@ class MediaServer:
             return f"the ingest dropped: no video for {MEDIA_TIMEOUT:.0f} s"
         return None
 
+    def _ingest_figures(self, ingest: Ingest) -> str:
+        """What the watchdog saw, for the log line of an ending or a stall."""
+        now = time.monotonic()
+        program = ingest.program
+
+        def ago(t: float | None) -> str:
+            return "never" if t is None else f"{now - t:.1f} s ago"
+
+        return (f"{ingest.video_packets} video packets (last {ago(ingest.last_packet_at)}), {program.frames_in} frames "
+                f"decoded (last {ago(program.last_frame_at)}), {program.frames_out} encoded, "
+                f"{program.frames_skipped} skipped, live {now - ingest.started:.1f} s"
+                + (f", {_decode_backlog(ingest.pc)} frames waiting to decode, connection {ingest.pc.connectionState}"
+                   f"/ICE {ingest.pc.iceConnectionState}" if ingest.pc else ""))
+
     async def _health_loop(self, ingest: Ingest) -> None:
         """Once a second while this ingest lives: stream.health, and the drop watchdog."""
         last_frames, last_t = ingest.program.frames_in, time.monotonic()
+        deferred = False
         while self.ingest is ingest:
+            slept = time.monotonic()
             await asyncio.sleep(1.0)
             if self.ingest is not ingest:
                 return
-            reason = self._watchdog(ingest)
-            if reason is not None:
-                self._end_soon(reason, ingest.id)
-                return
             now = time.monotonic()
+            lag = now - slept - 1.0
             frames = ingest.program.frames_in
             fps = (frames - last_frames) / max(now - last_t, 1e-3)
             last_frames, last_t = frames, now
@@ -597,6 +628,19 @@ class MediaServer:
             except Exception:  # statistics must never stop the watchdog
                 logger.exception("MediaServer: ingest statistics failed")
                 health.update(bitrate=None, packet_loss=None, jitter=None)
+            if lag > LOOP_STALL and not deferred:
+                # The loop was starved: what arrived meanwhile is still queued. Judge next tick
+                # (only once in a row: a saturated loop still ends a publisher that went away).
+                deferred = True
+                logger.log(logging.INFO if lag > 2.0 else logging.DEBUG,
+                           "MediaServer: health tick %.1f s late (busy machine); %s", lag, self._ingest_figures(ingest))
+            else:
+                deferred = False
+                reason = self._watchdog(ingest)
+                if reason is not None:
+                    logger.warning("MediaServer: ingest %s watchdog: %s; %s", ingest.id, reason, self._ingest_figures(ingest))
+                    self._end_soon(reason, ingest.id)
+                    return
             snap = ingest.program.snapshot()
             health.update(
                 width=snap["width"],
@@ -648,6 +692,15 @@ def _video_codec(pc: RTCPeerConnection) -> str:
         if transceiver.kind == "video" and transceiver._codecs:
             return transceiver._codecs[0].mimeType.split("/", 1)[1]
     return ""
+
+
+def _decode_backlog(pc: RTCPeerConnection) -> int:
+    """Encoded frames queued for aiortc's decoder thread (grows when the machine starves it)."""
+    total = 0
+    for transceiver in pc.getTransceivers():
+        q = getattr(transceiver.receiver, "_RTCRtpReceiver__decoder_queue", None)
+        total += q.qsize() if q is not None else 0
+    return total
 
 
 def _stop_player(player: MediaPlayer) -> None:
