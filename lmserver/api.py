@@ -17,7 +17,7 @@ Families (each name has its own docstring below or where it is defined):
   :class:`Figure`, :class:`ChecklistItem`, :class:`MenuLink`, :class:`OrderDraft`,
   :class:`CheckoutRequest`, :class:`CheckoutResult`, :class:`Timer`);
 - permissions: :func:`require` (staff), :func:`staff_user`, :class:`User`, :func:`require_viewer`;
-- the bus: :func:`publish`, :class:`EventSpec`, :class:`Activity`;
+- the bus: :func:`publish`, :class:`EventSpec`, :class:`Activity`, :func:`bus_event_names`;
 - the database: :func:`db` (reads and ``transaction()``), :func:`writer_batch`, :class:`Migration`,
   :func:`require_event`;
 - errors: :class:`ApiError` and its family, :class:`ConfigError`;
@@ -29,7 +29,10 @@ Families (each name has its own docstring below or where it is defined):
 - the program's overlays: :func:`compositor`, :class:`Compositor`, :class:`LayerInfo`, the z bands
   :data:`Z_BANNER`, :data:`Z_CARD`, :data:`Z_COUNTDOWN`, :data:`Z_ALERT`;
 - the scheduler: :func:`schedule_at`, :func:`cancel_timer`, :func:`pending_timers`;
-- figures: :func:`session_figures` (the core's and the plugins' figures of one session).
+- figures: :func:`session_figures` (the core's and the plugins' figures of one session);
+- the shopping bag: :func:`event_bag` (an event's products in order, and the pinned one);
+- the prompter: :func:`report_finding`, :func:`resolve_finding` (findings shown in the console's
+  Suggestions and Content quality tabs; see :mod:`lmserver.prompter`).
 
 App state is reached through these functions (``api.db(app)``, not ``app[...]``): the core's app
 keys are private.
@@ -74,7 +77,7 @@ __all__ = [
     # permissions
     "require", "staff_user", "User", "require_viewer",
     # bus
-    "publish", "EventSpec", "Activity",
+    "publish", "EventSpec", "Activity", "bus_event_names",
     # database
     "db", "Database", "writer_batch", "Migration", "require_event",
     # errors
@@ -94,6 +97,10 @@ __all__ = [
     "schedule_at", "cancel_timer", "pending_timers",
     # figures
     "session_figures",
+    # shopping bag
+    "event_bag",
+    # prompter
+    "report_finding", "resolve_finding",
 ]
 
 
@@ -133,6 +140,14 @@ async def publish(app: web.Application, name: str, data: dict[str, Any] | None =
     else:
         event_id, session_id, practice = None, None, False
     return await app[_BUS].publish(name, data or {}, event_id=event_id, session_id=session_id, practice=practice)
+
+
+def bus_event_names(app: web.Application) -> list[str]:
+    """The names of every declared bus event (the core's and the installed plugins'), sorted.
+
+    Lets a plugin react to what another plugin publishes only when that plugin is installed (a rule
+    configured with ``"<other>.started"`` stays off when nothing declares it)."""
+    return sorted(app[_BUS].specs)
 
 
 # --------------------------------------------------------------------------------------------- database
@@ -278,6 +293,51 @@ async def session_figures(app: web.Application, session_id: int) -> dict[str, An
 
     row = await app[_DB].fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
     return await session_stats(app, row) if row is not None else None
+
+
+# --------------------------------------------------------------------------------------------- shopping bag
+
+
+async def event_bag(app: web.Application, event_id: int) -> dict[str, Any]:
+    """An event's shopping bag: ``{"products": [...], "pinned_product_id": id or None, "live": bool}``.
+
+    Each product has ``id``, ``title``, ``price_cents``, ``currency``, ``stock``, ``position`` (1-based),
+    ... as the console's bag shows them; ``pinned_product_id`` is the product pinned in the running
+    session when it is this event's. Read-only: change the bag through the console's routes.
+    """
+    from .events import bag_json
+
+    return await bag_json(app, event_id)
+
+
+# --------------------------------------------------------------------------------------------- prompter
+
+
+async def report_finding(app: web.Application, plugin: str, finding: Mapping[str, Any], *,
+                         session: LiveSession | Activity | None | bool = True) -> dict[str, Any] | None:
+    """Show a finding in the console's prompter (Suggestions or Content quality), stored with the session.
+
+    ``finding`` is ``{"key", "kind": "suggestion" | "violation", "level": "info" | "warning" |
+    "critical", "text", "trigger": {"metric", "value", "threshold", "window"}, "actions": [...],
+    "subject": {...}, "area": "stream"}`` (see :mod:`lmserver.prompter` for each field). A finding with
+    the same ``plugin`` and ``key`` that is still open is **updated in place**; one that staff dismissed
+    stays hidden (the call returns None) until you resolve it. An action is ``{"label", "method",
+    "url", "body"}`` (one of the studio's ``/api/`` routes, called from the staff member's browser with
+    their permissions), ``{"label", "comment_id"}`` (jump to a comment) or ``{"label", "panel"}`` (open
+    a console panel by id). Raises ValueError naming what is wrong. Returns the stored finding
+    (``id``, ``status``, ...). Cooldowns and minimum-activity gates are the rule's business.
+    """
+    from .prompter import report
+
+    return await report(app, plugin, dict(finding), session=session)
+
+
+async def resolve_finding(app: web.Application, plugin: str, key: str, *, session_id: int | None | bool = True) -> dict[str, Any] | None:
+    """The condition behind ``plugin``'s finding ``key`` ended: mark it resolved (in the running session by
+    default). Returns the resolved finding, or None when none was open."""
+    from .prompter import resolve
+
+    return await resolve(app, plugin, key, session_id=session_id)
 
 
 def _check_surface() -> None:  # pragma: no cover - import-time sanity

@@ -32,6 +32,18 @@ class EventSpec:
     activity: bool = False
 
 
+#: the fields of a prompter finding (see :mod:`lmserver.prompter`), published whole on each change
+FINDING_FIELDS = {
+    "id": "the finding's id", "key": "its stable key", "plugin": "the rule's plugin", "kind": "suggestion or violation",
+    "level": "info, warning or critical", "text": "what the rule says",
+    "trigger": "{metric, value, threshold, window} or null: what the rule saw",
+    "actions": "[{label, method, url, body} | {label, comment_id} | {label, panel} | {label, href}]: one-click fixes",
+    "subject": "{comment_id, viewer_id, product_id, ...} or null", "area": "'stream' for LIVE diagnosis, else null",
+    "status": "active, resolved or dismissed", "updates": "times reported", "session_id": "session", "event_id": "event",
+    "practice": "practice session", "created_at": "first seen", "updated_at": "last reported", "resolved_at": "when it ended",
+    "dismissed_at": "when staff dismissed it", "dismissed_by": "who dismissed it", "acted": "the action staff took",
+}
+
 CORE_EVENTS: list[EventSpec] = [
     # stream lifecycle (media)
     EventSpec("stream.started", "A session went live (or practice started).",
@@ -71,10 +83,10 @@ CORE_EVENTS: list[EventSpec] = [
     EventSpec("viewer.followed", "A viewer followed the host.", {"viewer_id": "id", "nickname": "name", "followers": "count"}, "public", activity=True),
     EventSpec("gift.sent", "A viewer sent a gift.", {"viewer_id": "id", "nickname": "name", "gift": "gift name"}, "public", activity=True),
     # prompter (findings of plugins' prompter rules)
-    EventSpec("prompter.suggestion", "A prompter rule suggests something to the host.",
-              {"text": "what to do", "level": "info, warning or critical", "plugin": "the rule's plugin"}),
-    EventSpec("prompter.violation", "A prompter rule found a content-quality violation.",
-              {"text": "what is wrong", "level": "info, warning or critical", "plugin": "the rule's plugin"}),
+    EventSpec("prompter.suggestion", "A prompter finding (suggestion or LIVE diagnosis) appeared, changed, resolved or was dismissed.",
+              FINDING_FIELDS | {"text": "what to do"}),
+    EventSpec("prompter.violation", "A prompter finding about content quality appeared, changed, resolved or was dismissed.",
+              FINDING_FIELDS | {"text": "what is wrong"}),
     # accounts
     EventSpec("user.created", "A staff account was created.", {"user_id": "id", "name": "name", "role": "role"}),
     EventSpec("stream_key.rotated", "The studio's stream key was rotated.", {}),

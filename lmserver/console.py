@@ -31,6 +31,7 @@ from .appkeys import BUS, CONFIG, DB, LIVE, PM
 from .bus import Activity
 from .errors import NotFound
 from .openapi import doc
+from .prompter import finding_record, session_findings
 from .templating import BASE_CONTEXT, as_dict, render
 from .views import public_base
 from .viewer import event_row, gifts_json
@@ -121,8 +122,7 @@ async def console_state(app: web.Application, event: dict[str, Any], session_id:
             f"SELECT * FROM activity WHERE session_id = ? AND name IN ({', '.join('?' for _ in names)}) ORDER BY id DESC LIMIT 200",
             (sid, *names))
         acts = [activity_json(r) for r in reversed(rows)]
-        rows = await db.fetchall("SELECT * FROM activity WHERE session_id = ? AND name LIKE 'prompter.%' ORDER BY id DESC LIMIT 100", (sid,))
-        prompter = [activity_json(r) for r in reversed(rows)]
+        prompter = [finding_record(f) for f in await session_findings(app, sid)]
     live = app[LIVE].current
     pinned = await comments.pinned_comment(app, event["id"])
     return {
@@ -294,7 +294,9 @@ def setup(app: web.Application) -> None:
     """Add the console's, the viewer page's, the comments' and the orders' routes and the live context."""
     from . import viewer
 
-    for module_routes in (routes, viewer.routes, comments.routes, orders.routes):
+    from . import prompter
+
+    for module_routes in (routes, viewer.routes, comments.routes, orders.routes, prompter.routes):
         app.router.add_routes(module_routes)
     app.cleanup_ctx.append(live_ctx)
     app.cleanup_ctx.append(orders.orders_ctx)  # releases reservations left by a crash, then reconciles periodically

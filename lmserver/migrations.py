@@ -227,3 +227,32 @@ CREATE TABLE timers (
 );
 CREATE INDEX timers_due ON timers(due_at, key);
 """)
+
+
+migration(name="040_prompter_findings", sql="""
+-- the prompter's findings (lmserver.prompter): one row per finding of a session, updated in place while it lasts
+CREATE TABLE prompter_findings (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+    event_id INTEGER REFERENCES events(id) ON DELETE SET NULL,
+    practice INTEGER NOT NULL DEFAULT 0,
+    plugin TEXT NOT NULL,                -- the plugin whose rule found it
+    key TEXT NOT NULL,                   -- stable: the same condition updates the same finding
+    kind TEXT NOT NULL CHECK (kind IN ('suggestion', 'violation')),
+    level TEXT NOT NULL CHECK (level IN ('info', 'warning', 'critical')),
+    text TEXT NOT NULL,
+    trigger TEXT NOT NULL DEFAULT 'null',-- JSON {metric, value, threshold, window}: what the rule saw
+    actions TEXT NOT NULL DEFAULT '[]',  -- JSON [{label, method, url, body} | {label, comment_id} | {label, panel}]
+    subject TEXT NOT NULL DEFAULT 'null',-- JSON {comment_id, product_id, viewer_id, ...}: what it is about
+    area TEXT,                           -- "stream" for LIVE diagnosis (the console's health line), else NULL
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'resolved', 'dismissed')),
+    updates INTEGER NOT NULL DEFAULT 1,  -- how many times the rule reported it
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    resolved_at REAL,
+    dismissed_at REAL,
+    dismissed_by TEXT,                   -- the staff member's name
+    acted TEXT                           -- the action's label when staff dismissed it by acting
+);
+CREATE INDEX prompter_findings_session ON prompter_findings(session_id, key, status);
+""")

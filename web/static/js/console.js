@@ -137,9 +137,53 @@ import { play, publish } from "./webrtc.js";
       `<span class="amount">${LMS.money(o.amount_cents, o.currency)}</span>` +
       `<span class="detail">${o.quantity} × ${esc(o.product_title)} @ ${LMS.money(o.unit_price_cents, o.currency)}</span><span class="detail when">${timeOf(o.created_at)}</span></li>`;
   }
+  // a finding (lmserver/prompter.py): what the rule saw, its one-click actions (the console's own APIs), dismiss
   function prompterHtml(a) {
     const d = a.data || {};
-    return `<li class="feed-item level-${esc(d.level || "info")}"><div class="body">${esc(d.text)}</div><span class="when">${esc(d.plugin || "")} · ${timeOf(a.at)}</span></li>`;
+    const t = d.trigger;
+    const saw = t ? `<div class="detail small muted trigger">${esc(t.metric)} ${esc(t.value)}` +
+      (t.threshold != null ? ` (threshold ${esc(t.threshold)})` : "") + (t.window ? ` · ${esc(t.window)} s window` : "") + `</div>` : "";
+    const open = d.status === "active";
+    const acts = open && !readonly ? (d.actions || []).map((x, i) =>
+      `<button type="button" class="btn btn-sm" data-finding="${d.id}" data-action="${i}">${esc(x.label)}</button>`).join("") +
+      `<button type="button" class="btn btn-sm btn-ghost" data-finding="${d.id}" data-action="dismiss">Dismiss</button>` : "";
+    const state_ = d.status === "resolved" ? '<span class="tag">resolved</span>' :
+      d.status === "dismissed" ? `<span class="tag">dismissed${d.dismissed_by ? " by " + esc(d.dismissed_by) : ""}${d.acted ? ": " + esc(d.acted) : ""}</span>` : "";
+    return `<li class="feed-item finding level-${esc(d.level || "info")} status-${esc(d.status || "active")}" data-finding-id="${d.id}" data-key="${esc(d.key || "")}">` +
+      `<div class="body">${esc(d.text)}</div>${state_}${saw}${acts ? `<div class="actions-row">${acts}</div>` : ""}` +
+      `<span class="when">${esc(d.plugin || "")} · ${timeOf(a.at)}</span></li>`;
+  }
+  function findingById(id) { const r = state.prompter.find((x) => x.data && x.data.id === id); return r && r.data; }
+  document.addEventListener("click", async (ev) => {
+    const btn = ev.target.closest("[data-finding]");
+    if (!btn) return;
+    const f = findingById(parseInt(btn.dataset.finding, 10));
+    if (!f) return;
+    try {
+      if (btn.dataset.action === "dismiss") { await LMS.api("POST", `/api/prompter/findings/${f.id}/dismiss`, {}); return; }
+      const x = f.actions[parseInt(btn.dataset.action, 10)];
+      if (x.comment_id != null) {
+        selectTab("comments");
+        const el = document.querySelector(`[data-comment="${x.comment_id}"]`);
+        if (el) { el.scrollIntoView({ block: "center" }); el.classList.add("flash"); }
+        return;
+      }
+      if (x.href) { window.open(x.href, "_blank", "noopener"); return; }
+      if (x.panel) { const el = document.getElementById("panel-" + x.panel) || document.getElementById(x.panel); if (el) el.scrollIntoView(); return; }
+      if (x.confirm && !confirm(x.confirm)) return;
+      await LMS.api(x.method || "POST", x.url, x.body || undefined);
+      LMS.toast(x.label + ": done");
+      await LMS.api("POST", `/api/prompter/findings/${f.id}/dismiss`, { action: x.label }).catch(() => {});
+    } catch (e) { LMS.toast(e.message, "error"); }
+  });
+  // the health line turns amber/red with an open LIVE-diagnosis finding
+  function renderHealthLevel() {
+    const el = $("#health");
+    if (!el) return;
+    const open = state.prompter.map((r) => r.data).filter((d) => d.area === "stream" && d.status === "active");
+    const level = open.some((d) => d.level === "critical") ? "critical" : open.some((d) => d.level === "warning") ? "warning" : "";
+    el.dataset.level = level;
+    el.title = open.map((d) => d.text).join("\n");
   }
 
   function scrollKeep(list, fn) {
@@ -174,12 +218,16 @@ import { play, publish } from "./webrtc.js";
     $("#count-orders").textContent = state.orders.length || "";
   }
   function renderPrompter() {
-    const sug = state.prompter.filter((a) => a.name === "prompter.suggestion").reverse();
-    const vio = state.prompter.filter((a) => a.name === "prompter.violation").reverse();
+    // open findings first, newest first; then resolved and dismissed ones
+    const rank = (a) => (a.data && a.data.status === "active" ? 0 : 1);
+    const sorted = state.prompter.slice().reverse().sort((x, y) => rank(x) - rank(y));
+    const sug = sorted.filter((a) => a.name === "prompter.suggestion");
+    const vio = sorted.filter((a) => a.name === "prompter.violation");
+    renderHealthLevel();
     $("#feed-suggestions").innerHTML = sug.map(prompterHtml).join("");
     $("#feed-quality").innerHTML = vio.map(prompterHtml).join("");
-    $("#count-suggestions").textContent = sug.length || "";
-    $("#count-quality").textContent = vio.length || "";
+    $("#count-suggestions").textContent = sug.filter((a) => rank(a) === 0).length || "";
+    $("#count-quality").textContent = vio.filter((a) => rank(a) === 0).length || "";
   }
   function renderAll() {
     renderStatus(); renderMetrics(); renderPinned(); renderComments(); renderOrders(); renderPrompter(); renderBag();
@@ -344,7 +392,12 @@ import { play, publish } from "./webrtc.js";
       case "bag.changed": loadBag(); break;
       case "prompter.suggestion": case "prompter.violation":
         if (rec.session_id != null && rec.session_id !== sid) return;
-        state.prompter.push(rec); renderPrompter(); break;
+        {  // a finding is updated in place (same id)
+          const i = state.prompter.findIndex((x) => x.data && rec.data && x.data.id === rec.data.id);
+          if (i >= 0) state.prompter[i] = rec; else state.prompter.push(rec);
+          if (state.prompter.length > 300) state.prompter.splice(0, state.prompter.length - 300);
+        }
+        renderPrompter(); break;
       default:
         if ((state.activity_names || []).includes(rec.name)) pushActivity(rec);
     }
