@@ -51,6 +51,10 @@ RULES: web.AppKey[list[tuple[str, Any]]] = web.AppKey("prompter_rules")
 routes = web.RouteTableDef()
 
 
+class FindingError(ValueError):
+    """A rule's finding is malformed (the message says which field)."""
+
+
 async def load_rules(app: web.Application) -> None:
     """Ask the plugins for their rules (once, at startup)."""
     app[RULES] = [(plugin, rule) for plugin, rules in await app[PM].call_named("prompter_rules", app=app) for rule in rules]
@@ -69,8 +73,10 @@ async def run_rules(app: web.Application, event: Activity) -> None:
                     await resolve(app, plugin, str(f["key"]), session_id=event.session_id)
                 else:
                     await report(app, plugin, f, session=event)
-            except ValueError as e:
+            except FindingError as e:
                 log.warning("prompter rule of plugin %s returned an invalid finding %r: %s", plugin, f, e)
+            except Exception:
+                log.exception("prompter: storing a finding of plugin %s failed", plugin)
 
 
 # --------------------------------------------------------------------------------------------- the model
@@ -78,14 +84,14 @@ async def run_rules(app: web.Application, event: Activity) -> None:
 
 def _clean_action(a: Any) -> dict[str, Any]:
     if not isinstance(a, dict) or not isinstance(a.get("label"), str) or not a["label"].strip():
-        raise ValueError("an action is a dict with a label")
+        raise FindingError("an action is a dict with a label")
     out: dict[str, Any] = {"label": a["label"].strip()[:60]}
     if "url" in a:
         if not isinstance(a["url"], str) or not a["url"].startswith("/api/"):
-            raise ValueError("an action's url is one of the studio's /api/ routes")
+            raise FindingError("an action's url is one of the studio's /api/ routes")
         method = str(a.get("method", "POST")).upper()
         if method not in METHODS:
-            raise ValueError(f"an action's method is one of {', '.join(METHODS)}")
+            raise FindingError(f"an action's method is one of {', '.join(METHODS)}")
         out.update(url=a["url"], method=method, body=a.get("body"))
         if a.get("confirm"):
             out["confirm"] = str(a["confirm"])
@@ -95,27 +101,27 @@ def _clean_action(a: Any) -> dict[str, Any]:
         out["panel"] = str(a["panel"])
     elif "href" in a:
         if not isinstance(a["href"], str) or not a["href"].startswith("/") or a["href"].startswith("//"):
-            raise ValueError("an action's href is a local path (/catalog?...)")
+            raise FindingError("an action's href is a local path (/catalog?...)")
         out["href"] = a["href"]
     else:
-        raise ValueError("an action has a url (an API call), a comment_id (jump to it), a panel (open it) or an href (a page)")
+        raise FindingError("an action has a url (an API call), a comment_id (jump to it), a panel (open it) or an href (a page)")
     return out
 
 
 def clean_finding(f: Any) -> dict[str, Any]:
-    """Check a finding from a rule; raise ValueError saying what is wrong."""
+    """Check a finding from a rule; raise :class:`FindingError` saying what is wrong."""
     if not isinstance(f, dict):
-        raise ValueError("a finding is a dict")
+        raise FindingError("a finding is a dict")
     kind, level, text = f.get("kind", "suggestion"), f.get("level", "info"), f.get("text")
     if kind not in KINDS:
-        raise ValueError(f"kind is one of {KINDS}")
+        raise FindingError(f"kind is one of {KINDS}")
     if level not in LEVELS:
-        raise ValueError(f"level is one of {LEVELS}")
+        raise FindingError(f"level is one of {LEVELS}")
     if not isinstance(text, str) or not text.strip():
-        raise ValueError("text is a non-empty string")
+        raise FindingError("text is a non-empty string")
     trigger = f.get("trigger")
     if trigger is not None and (not isinstance(trigger, dict) or "metric" not in trigger):
-        raise ValueError("trigger is {metric, value, threshold, window}")
+        raise FindingError("trigger is {metric, value, threshold, window}")
     key = str(f.get("key") or f"{kind}:{text.strip()}")[:200]
     return {"key": key, "kind": kind, "level": level, "text": text.strip()[:500],
             "trigger": {k: trigger.get(k) for k in ("metric", "value", "threshold", "window")} if trigger else None,
@@ -149,7 +155,7 @@ async def report(app: web.Application, plugin: str, finding: Any, *, session: An
     dismissed and unchanged: staff said they don't want to see it while it lasts).
 
     ``session``: True for the running session, an :class:`Activity` or session-like object (``id`` or
-    ``session_id``, ``event_id``, ``practice``), or None (studio-wide). Raises ValueError on a bad finding.
+    ``session_id``, ``event_id``, ``practice``), or None (studio-wide). Raises :class:`FindingError` (a ValueError) on a bad finding.
     """
     f = clean_finding(finding)
     sid, eid, practice = _target(app, session)

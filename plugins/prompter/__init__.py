@@ -54,10 +54,9 @@ class State:
 STATE: web.AppKey[State] = web.AppKey("prompter_state", State)
 
 
-def state(app: web.Application) -> State:
-    if STATE not in app:  # registered directly without routes (tests): defaults
-        app[STATE] = State(Settings())
-    return app[STATE]
+def state(app: web.Application) -> State | None:
+    """None when the settings were refused at build time (logged): then the plugin does nothing."""
+    return app.get(STATE)
 
 
 @hookimpl
@@ -73,6 +72,8 @@ def register_routes(app: web.Application) -> list[web.RouteDef]:
 @hookimpl
 def moderate_comment(app: web.Application, comment: dict[str, Any]) -> str | None:
     st = state(app)
+    if st is None:
+        return None
     found = st.screen.check(comment["body"], comment.get("viewer_id"))
     if found is None:
         return None
@@ -151,6 +152,8 @@ def prompter_rules(app: web.Application) -> list[Any]:
 async def on_event(app: web.Application, event: Activity) -> list[dict[str, Any]] | None:
     """The prompter rule run on every bus event: content quality now, and what the window rules count."""
     st, name, now = state(app), event.name, time.time()
+    if st is None:
+        return None
     s = st.settings
     if name == "comment.held":
         return [f] if (f := _held_violation(st, event)) else None
@@ -229,6 +232,8 @@ async def _apply(app: web.Application, f: dict[str, Any]) -> None:
 @hookimpl
 async def tick(app: web.Application, session: LiveSession, now: float) -> None:
     st = state(app)
+    if st is None:
+        return
     live = st.live
     if live is None or live.session_id != session.id:
         live = await start_live(app, st, session)
