@@ -21,6 +21,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from .compositor import Compositor
 from .encoder import AudioEncoder, VideoEncoder
 from .fanout import Fanout
+from .framestats import FrameStats
 from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class Program:
         self.encode_ms: collections.deque[float] = collections.deque(maxlen=120)
         self.latency_ms: collections.deque[float] = collections.deque(maxlen=2000)
         self.has_audio = False
+        #: luma mean and frame difference of the program's frames (before overlays): black / frozen video
+        self.frame_stats = FrameStats()
 
     def _spawn(self, coro: Awaitable[None], name: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -116,6 +119,7 @@ class Program:
             scaled = frame.reformat(width=self.width, height=self.height, format="yuv420p")
             scaled.pts, scaled.time_base = frame.pts, frame.time_base
             frame = scaled
+        self.frame_stats.measure(frame)  # the ingest's picture, before overlays (a banner over black is still black)
         frame = self.compositor.composite(frame)
         packets = self.video_encoder.encode(frame)
         self.encode_ms.append((time.perf_counter() - start) * 1000.0)
@@ -185,6 +189,7 @@ class Program:
             "audio_level_dbfs": round(level, 1) if level is not None else None,
             "silent": bool(level is None or level < SILENCE_DBFS),
             "viewers": len(self.fanout),
+            **self.frame_stats.snapshot(),
         }
 
     async def stop(self) -> None:

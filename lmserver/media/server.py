@@ -648,6 +648,8 @@ class MediaServer:
                 audio_level=snap["audio_level_dbfs"],
                 silent=snap["silent"],
                 encode_ms=snap["encode_ms"],
+                luma_mean=snap["luma_mean"],
+                frame_diff=snap["frame_diff"],
                 viewers=self.audience,
             )
             self.last_health = health
