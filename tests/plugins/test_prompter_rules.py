@@ -236,3 +236,22 @@ def test_bad_settings_are_refused_naming_the_key(table: dict[str, Any], message:
     with pytest.raises(ConfigError, match=None) as e:
         Settings.from_table(table)
     assert message in str(e.value)
+
+
+def test_the_shipped_config_lists_every_key_with_its_comment_and_default() -> None:
+    import dataclasses
+    import tomllib
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parents[2] / "config.toml").read_text().splitlines()
+    start = lines.index("# [plugins.prompter]")
+    block = []
+    for i, line in enumerate(lines[start + 1:], start + 1):
+        if not line.startswith("# "):
+            break
+        if not line.startswith("# # "):
+            assert lines[i - 1].startswith("# # "), f"{line} has no comment"
+            block.append(line[2:])
+    table = tomllib.loads("\n".join(block))
+    assert list(table) == [f.name for f in dataclasses.fields(Settings)]
+    assert Settings.from_table(table) == Settings()
