@@ -44,3 +44,39 @@ async def test_readme_plugin_example_works(aiohttp_client: Any, app_factory: Any
     h = {"X-CSRF-Token": await login(client, "assistant")}  # its own permission: not an assistant's
     resp = await client.post("/api/plugins/shoutout", json={"text": "hi"}, headers=h)
     assert resp.status == 403 and "'shoutout.send' permission" in (await resp.json())["error"]["message"]
+
+
+async def test_readme_prompter_rule_works(aiohttp_client: Any, app_factory: Any) -> None:
+    import asyncio
+
+    from tests.livehelpers import go_live, make_event, make_product, new_viewer, staff_cookie, vh
+
+    m = re.search(r"```python\n# lmserver_pricecheck/__init__\.py\n(.*?)```", README.read_text(), re.S)
+    assert m, "the README lost its prompter rule example"
+    assert len(m.group(1).strip().splitlines()) <= 30
+    plugin = types.ModuleType("lmserver_pricecheck")
+    exec(compile(m.group(1), "README.md (prompter rule)", "exec"), plugin.__dict__)
+    plugin.PLUGIN_NAME = "pricecheck"
+    client = await aiohttp_client(app_factory(plugins=(plugin,)))
+    app = client.app
+    eid = await make_event(app)
+    mug = await make_product(app, "Blue mug", event_id=eid)
+    await go_live(app, eid)
+    found: asyncio.Queue[Any] = asyncio.Queue()
+    app[BUS].on("prompter.suggestion", found.put_nowait)
+    for n in range(3):
+        viewer = await new_viewer(app, f"v{n}")
+        resp = await client.post(f"/api/e/{eid}/comments", json={"body": "How much is it?"}, headers=vh(viewer))
+        assert resp.status == 201
+    f = (await asyncio.wait_for(found.get(), 10)).data
+    assert f["key"] == "price-asks" and f["status"] == "active" and f["plugin"] == "pricecheck"
+    assert f["trigger"] == {"metric": "price questions", "value": 3, "threshold": 3, "window": 60}
+    [pin] = f["actions"]
+    staff = await staff_cookie(client, "moderator")
+    resp = await client.request(pin["method"], pin["url"], json=pin["body"], headers=staff)
+    assert resp.status == 200 and pin["body"] == {"product_id": mug}
+    for _ in range(10):  # bounded
+        done = (await asyncio.wait_for(found.get(), 10)).data
+        if done["status"] == "resolved":
+            break
+    assert done["id"] == f["id"] and done["status"] == "resolved"

@@ -176,10 +176,14 @@ def on_bus_event(app: "web.Application", event: "Activity") -> None:
 def prompter_rules(app: "web.Application") -> "list[PrompterRule]":
     """Add prompter rules: callables ``rule(app, event) -> list[dict] | None`` run on every bus event.
 
-    Each returned dict is ``{"kind": "suggestion" | "violation", "text": str, "level": "info" |
-    "warning" | "critical"}``; the core publishes it as ``prompter.suggestion`` or ``prompter.violation``
-    so every console's prompter shows it. A rule may be a coroutine function. Display policy (for the
-    hook and for each rule).
+    Each returned dict is a *finding* (:mod:`lmserver.prompter` documents every field): ``{"key",
+    "kind": "suggestion" | "violation", "level": "info" | "warning" | "critical", "text", "trigger":
+    {"metric", "value", "threshold", "window"}, "actions": [...], "subject": {...}, "area": "stream"}``
+    (only ``text`` is required). The core stores it with the session and publishes it as
+    ``prompter.suggestion`` or ``prompter.violation`` so every console's prompter shows it; a finding
+    with the same ``key`` is updated in place, ``{"key": k, "resolved": True}`` resolves it. Rules over
+    windows of figures use ``tick`` with ``lmserver.api.report_finding`` / ``resolve_finding``. A rule may
+    be a coroutine function. Display policy (for the hook and for each rule).
     """
 
 
