@@ -51,6 +51,14 @@ class Live:
     health: deque[tuple[float, dict[str, Any]]] = field(default_factory=lambda: deque(maxlen=120))
     program_size: tuple[int, int] = (1280, 720)
 
+    def prune(self, now: float, keep: float) -> None:
+        """Forget comments, joins and orders older than ``keep`` seconds (no window looks further back)."""
+        for q in (self.comments, self.joins):
+            while q and now - q[0] > keep:
+                q.popleft()
+        while self.orders and now - self.orders[0][0] > keep and self.orders[0][1] != self.pinned_id:
+            self.orders.popleft()
+
     def product(self, pid: int | None) -> dict[str, Any] | None:
         return next((p for p in self.bag if p["id"] == pid), None)
 
@@ -303,6 +311,7 @@ class Engine:
     def step(self, live: Live, now: float) -> list[tuple[str, Any]]:
         """What to do now: ``("report", finding)`` (new or updated) and ``("resolve", key)``."""
         s, out = self.settings, []
+        live.prune(now, max(s.engagement_window, s.new_viewers_window, s.pinned_no_sale_seconds, s.traffic_drop_window) + 60)
         holding: dict[str, Finding] = {}
         for rule_id, rule in self.rules.items():
             for key, f in rule(live, now, s).items():
