@@ -52,11 +52,12 @@ class Live:
     program_size: tuple[int, int] = (1280, 720)
 
     def prune(self, now: float, keep: float) -> None:
-        """Forget comments, joins and orders older than ``keep`` seconds (no window looks further back)."""
+        """Forget comments, joins and orders older than ``keep`` seconds (no window looks further back;
+        the best seller is the best seller of that span)."""
         for q in (self.comments, self.joins):
             while q and now - q[0] > keep:
                 q.popleft()
-        while self.orders and now - self.orders[0][0] > keep and self.orders[0][1] != self.pinned_id:
+        while self.orders and now - self.orders[0][0] > keep:
             self.orders.popleft()
 
     def product(self, pid: int | None) -> dict[str, Any] | None:
