@@ -19,6 +19,7 @@ from aiohttp import web
 
 from . import auth, comments, orders
 from .appkeys import BUS, CONFIG, DB, LIVE, SECRET
+from .busevents import PUBLIC_PRODUCT
 from .catalog import product_json
 from .errors import BadRequest, Conflict, NotFound, Unauthorized
 from .openapi import doc
@@ -62,8 +63,7 @@ async def bag(app: web.Application, event_id: int) -> list[dict[str, Any]]:
 
 
 def _public_product(p: dict[str, Any]) -> dict[str, Any]:
-    keep = ("id", "title", "description", "price_cents", "currency", "stock", "image_url")
-    return {k: p.get(k) for k in keep}
+    return {k: p.get(k) for k in PUBLIC_PRODUCT}
 
 
 async def live_state(app: web.Application, event: dict[str, Any]) -> dict[str, Any]:

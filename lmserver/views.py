@@ -9,7 +9,7 @@ from aiohttp import web
 
 from . import __version__, auth
 from .appkeys import BUS, CONFIG, DB, HUB, LIVE, PM, SECRET
-from .errors import BadRequest
+from .errors import BadRequest, NotFound
 from .openapi import doc
 
 routes = web.RouteTableDef()
@@ -60,8 +60,13 @@ async def ws_console(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/ws/viewer")
 async def ws_viewer(request: web.Request) -> web.StreamResponse:
-    raw = request.query.get("event")
-    event_id = int(raw) if raw and raw.isdigit() else None
+    """Anonymous: the public records of one event (see :mod:`lmserver.busevents` for what that is)."""
+    raw = request.query.get("event", "")
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 19):
+        raise BadRequest("say which event to follow: /ws/viewer?event=ID (the event's numeric id)")
+    event_id = int(raw)
+    if await request.app[DB].fetchval("SELECT 1 FROM events WHERE id = ?", (event_id,)) is None:
+        raise NotFound(f"there is no event {event_id}")
     return await request.app[HUB].serve(request, "public", event_id, {"name": "hello", "data": {"audience": "public"}})
 
 

@@ -4,8 +4,10 @@ Every client has a bounded queue (``live.ws_queue_messages``). A client whose qu
 tablet on bad Wi-Fi — is dropped with close code :data:`CLOSE_TOO_SLOW` and a logged reason, so it never
 delays the others; its page reconnects and reloads the state.
 
-Endpoints: ``/ws/console`` (staff; every message) and ``/ws/viewer?event=<id>`` (public messages of that
-event, and studio-wide public messages).
+Endpoints: ``/ws/console`` (staff; every record whole) and ``/ws/viewer?event=<id>`` (anonymous; only the
+public records of that event, reduced to their public fields by the bus: see :mod:`lmserver.busevents`).
+The hub itself never decides what is public: a ``"public"`` message is queued only for the viewer
+sockets of its event, a ``"staff"`` message only for consoles.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class Client:
 
     def wants(self, audience: str, event_id: int | None) -> bool:
         if self.audience == "staff":
-            return True
-        return audience == "public" and (event_id is None or self.event_id is None or event_id == self.event_id)
+            return audience == "staff"
+        return audience == "public" and event_id is not None and event_id == self.event_id
 
 
 class Hub:
@@ -55,13 +57,14 @@ class Hub:
         return sum(1 for c in self.clients if audience is None or c.audience == audience)
 
     def broadcast(self, message: dict[str, Any], audience: str = "staff", event_id: int | None = None) -> None:
-        """Serialize ``message`` once and queue it for every client that should see it."""
-        if not self.clients:
+        """Serialize ``message`` once and queue it for every client of ``audience``: ``"staff"`` for the
+        consoles, ``"public"`` for the viewer sockets of ``event_id`` (none when it is None). A public
+        message must already hold only public fields (:meth:`lmserver.bus.Bus.dispatch` reduces it)."""
+        targets = [c for c in self.clients if not c.dropped and c.wants(audience, event_id)]
+        if not targets:
             return
         text = json.dumps(message, separators=(",", ":"), default=str)
-        for client in list(self.clients):
-            if client.dropped or not client.wants(audience, event_id):
-                continue
+        for client in targets:
             try:
                 client.queue.put_nowait(text)
             except asyncio.QueueFull:
