@@ -19,7 +19,7 @@ from aiohttp import web
 
 from . import auth, comments, orders
 from .appkeys import BUS, CONFIG, DB, LIVE, SECRET
-from .busevents import PUBLIC_PRODUCT
+from .busevents import PUBLIC_COMMENT, PUBLIC_PRODUCT
 from .catalog import product_json
 from .errors import BadRequest, Conflict, NotFound, Unauthorized
 from .openapi import doc
@@ -66,6 +66,10 @@ def _public_product(p: dict[str, Any]) -> dict[str, Any]:
     return {k: p.get(k) for k in PUBLIC_PRODUCT}
 
 
+def _public_comment(c: dict[str, Any]) -> dict[str, Any]:
+    return {k: c.get(k) for k in PUBLIC_COMMENT}  # the same fields as on the viewer socket (no viewer ids)
+
+
 async def live_state(app: web.Application, event: dict[str, Any]) -> dict[str, Any]:
     """What a viewer page needs to (re)draw itself: live session, pinned product, bag, comments."""
     db = app[DB]
@@ -88,8 +92,8 @@ async def live_state(app: web.Application, event: dict[str, Any]) -> dict[str, A
         "ended_at": None if live else last_ended,
         "pinned_product": pinned_product,
         "bag": await bag(app, event["id"]),
-        "pinned_comment": comments.public_json(pinned) if pinned else None,
-        "comments": await comments.public_comments(app, event["id"], limit=80),
+        "pinned_comment": _public_comment(pinned) if pinned else None,
+        "comments": [_public_comment(c) for c in await comments.public_comments(app, event["id"], limit=80)],
         "followers": await db.fetchval("SELECT COUNT(*) FROM follows", default=0),
         "gifts": gifts_json(),
         "max_quantity": app[CONFIG].live.max_order_quantity,

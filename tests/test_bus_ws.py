@@ -165,6 +165,17 @@ async def test_practice_reaches_no_viewer_but_the_bag_still_does(client: Any) ->
     assert after["name"] == "comment.unpinned"  # stream.ended of the practice session was not sent either
 
 
+async def test_the_viewer_pages_state_shows_comments_without_viewer_ids(client: Any) -> None:
+    a = await _event(client.app, "A")
+    async with client.app[DB].transaction() as tx:
+        await tx.execute("INSERT INTO viewers (id, nickname, created_at) VALUES ('v-secret', 'Ann', 1)")
+        await tx.execute("INSERT INTO comments (event_id, viewer_id, nickname, body, pinned, created_at) VALUES (?, 'v-secret', 'Ann', 'hi', 1, 1)", (a,))
+    async with _anonymous(client) as anon, anon.get(f"/api/e/{a}/state") as resp:
+        state = await resp.json()
+    assert [c["body"] for c in state["comments"]] == ["hi"] and state["pinned_comment"]["body"] == "hi"
+    assert set(state["comments"][0]) == set(PUBLIC_COMMENT) and set(state["pinned_comment"]) == set(PUBLIC_COMMENT)
+
+
 async def test_viewer_socket_needs_an_existing_event(client: Any) -> None:
     assert (await client.get("/ws/viewer")).status == 400
     assert (await client.get("/ws/viewer?event=x1")).status == 400
