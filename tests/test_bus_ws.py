@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
-from lmserver.appkeys import BUS, DB, HUB, LIVE
+from lmserver.appkeys import BUS, CONFIG, DB, HUB, LIVE
 from lmserver.busevents import CORE_EVENTS, PUBLIC_COMMENT, PUBLIC_PRODUCT, EventSpec
 from lmserver.ws import CLOSE_TOO_SLOW
 from tests.conftest import login
@@ -174,6 +174,21 @@ async def test_the_viewer_pages_state_shows_comments_without_viewer_ids(client: 
         state = await resp.json()
     assert [c["body"] for c in state["comments"]] == ["hi"] and state["pinned_comment"]["body"] == "hi"
     assert set(state["comments"][0]) == set(PUBLIC_COMMENT) and set(state["pinned_comment"]) == set(PUBLIC_COMMENT)
+
+
+async def test_a_staff_reply_reaches_viewers_under_the_studio_name(client: Any) -> None:
+    csrf = await login(client, "moderator", "mod.alice")
+    a = await _event(client.app, "A")
+    async with client.app[DB].transaction() as tx:
+        cur = await tx.execute("INSERT INTO comments (event_id, nickname, body, created_at) VALUES (?, 'Ann', 'size?', 1)", (a,))
+        parent = cur.lastrowid
+    async with _anonymous(client) as anon, anon.ws_connect(f"/ws/viewer?event={a}") as ws:
+        assert (await _next(ws))["name"] == "hello"
+        resp = await client.post(f"/api/comments/{parent}/reply", json={"body": "M and L"}, headers={"X-CSRF-Token": csrf})
+        assert resp.status == 201, await resp.text()
+        msg = await _next(ws)
+    assert msg["data"]["comment"]["nickname"] == client.app[CONFIG].server.studio_name and msg["data"]["comment"]["staff"] is True
+    assert "alice" not in json.dumps(msg)
 
 
 async def test_viewer_socket_needs_an_existing_event(client: Any) -> None:
