@@ -191,6 +191,27 @@ async def test_a_staff_reply_reaches_viewers_under_the_studio_name(client: Any) 
     assert "alice" not in json.dumps(msg)
 
 
+async def test_the_viewer_pages_state_shows_nothing_of_a_practice_session(client: Any) -> None:
+    csrf = await login(client)
+    h = {"X-CSRF-Token": csrf}
+    a = await _event(client.app, "A")
+    pid = (await (await client.post("/api/products", json={"title": "P", "price_cents": 100, "stock": 3}, headers=h)).json())["product"]["id"]
+    assert (await client.post(f"/api/events/{a}/bag", json={"product_id": pid}, headers=h)).status in (200, 201)
+    live = client.app[LIVE]
+    session = await live.begin("test", True, None, event_id=a)
+    try:
+        assert (await client.post(f"/api/events/{a}/pin", json={"product_id": pid}, headers=h)).status == 200
+        async with client.app[DB].transaction() as tx:
+            await tx.execute("INSERT INTO comments (event_id, session_id, nickname, body, pinned, practice, created_at)"
+                             " VALUES (?, ?, 'Staff', 'rehearsal', 1, 1, 1)", (a, session.id))
+        async with _anonymous(client) as anon, anon.get(f"/api/e/{a}/state") as resp:
+            state = await resp.json()
+    finally:
+        await live.end("host ended")
+    assert state["live"] is False and state["session"] is None and state["pinned_product"] is None
+    assert state["comments"] == [] and state["pinned_comment"] is None and "practice" not in state
+
+
 async def test_viewer_socket_needs_an_existing_event(client: Any) -> None:
     assert (await client.get("/ws/viewer")).status == 400
     assert (await client.get("/ws/viewer?event=x1")).status == 400
