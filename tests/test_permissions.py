@@ -225,6 +225,7 @@ class Walk:
         self.ids: dict[str, Any] = {}
         self.failures: list[str] = []
         self.events = 0
+        self.login_token: dict[str, str | None] = {}
 
     def url(self, path: str) -> str:
         return str(self.server.make_url(path))
@@ -233,6 +234,7 @@ class Walk:
         for who in IDENTITIES:
             self.sessions[who] = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
             self.csrf[who] = None
+            self.login_token[who] = await self.login_page_token(who)  # every browser saw the login page once
         db = self.app[DB]
         for role in STAFF:
             await auth.create_user(db, f"{role}1", role, "correct horse battery")
@@ -264,6 +266,12 @@ class Walk:
                                    " VALUES (?, ?, 'other-viewer', 'Other', 'hello', ?)", (self.ids["event"], session.id, now))
             self.ids["comment"] = cur.lastrowid
         self.ids["billboard"] = await self.new_billboard()
+
+    async def login_page_token(self, who: str) -> str | None:
+        """The login form's own token, when the login page shows this browser a form (staff are sent on)."""
+        async with self.sessions[who].get(self.url("/login"), allow_redirects=False) as page:
+            found = re.search(r'name="csrf_token" value="([^"]*)"', await page.text())
+        return found.group(1) if found else None
 
     async def new_event(self) -> tuple[int, str]:
         self.events += 1
@@ -313,10 +321,9 @@ class Walk:
         if path in ("/whip", "/whep"):
             kwargs = {"data": b"v=0\r\n"}
             headers["Content-Type"] = "application/sdp"
-        if (method, path) == ("POST", "/login"):  # the form, with the token the login page gives (if it gives one)
-            async with self.sessions[who].get(self.url("/login"), allow_redirects=False) as page:
-                found = re.search(r'name="csrf_token" value="([^"]*)"', await page.text())
-            kwargs = {"data": {"name": "", "password": "", **({"csrf_token": found.group(1)} if found else {})}}
+        if (method, path) == ("POST", "/login"):  # the form, with the token its page gave this browser
+            token = await self.login_page_token(who) or self.login_token[who]
+            kwargs = {"data": {"name": "", "password": "", **({"csrf_token": token} if token else {})}}
         if method in ("GET", "OPTIONS"):
             kwargs = {}
         else:  # a browser's write names its page's origin
