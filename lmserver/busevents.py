@@ -31,8 +31,9 @@ Who sees a record (the rule; :meth:`lmserver.bus.Bus.dispatch` applies it, ``tes
 
   So viewers never see: SKUs, archived products or products of no public bag, comments held or hidden
   by moderators (``comment.held`` is staff; ``comment.hidden`` sends only the id to remove), who is
-  blocked, staff user ids or accounts, orders (theirs come back in the HTTP answer), viewer ids,
-  stream health, prompter findings, or anything of a practice session.
+  blocked, staff user ids or login names (a staff reply carries the studio's name), orders (theirs come
+  back in the HTTP answer), viewer ids, stream health, prompter findings, or anything of a practice
+  session. The viewer page's HTTP state (``/api/e/{id}/state``) shows the same fields.
 """
 
 from __future__ import annotations
