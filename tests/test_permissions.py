@@ -150,15 +150,17 @@ TABLE: dict[tuple[str, str], str] = {
     ("OPTIONS", "/whip"): PUBLIC,
     ("POST", "/whip"): "show.run",         # or the stream key as a bearer token
     ("OPTIONS", "/whip/{id}"): PUBLIC,
-    ("DELETE", "/whip/{id}"): "show.run",  # secmedia: the publisher's key or show.run
-    ("PATCH", "/whip/{id}"): "show.run",   # secmedia: the publisher's key or show.run
+    ("DELETE", "/whip/{id}"): "show.run",  # or the key the stream was published with (secmedia)
+    ("PATCH", "/whip/{id}"): "show.run",   # or the key the stream was published with (secmedia)
     ("OPTIONS", "/whep"): PUBLIC,
     ("POST", "/whep"): PUBLIC,
     ("OPTIONS", "/whep/{id}"): PUBLIC,
     ("DELETE", "/whep/{id}"): PUBLIC,      # the unguessable resource id is the capability
     ("PATCH", "/whep/{id}"): PUBLIC,
     ("GET", "/api/media/status"): "console.view",
-    ("POST", "/api/media/capture"): "show.run",   # secmedia: show.run to start; settings.manage to choose a new source
+    ("POST", "/api/media/capture"): "show.run",   # the chosen source; another source (it becomes the chosen one) needs settings.manage
+    ("GET", "/api/media/capture/sources"): "show.run",
+    ("PUT", "/api/media/capture/source"): "settings.manage",
     ("DELETE", "/api/media/capture"): "show.run",
     ("POST", "/api/media/end"): "show.run",
     # --- the billboard plugin
@@ -179,8 +181,6 @@ TABLE: dict[tuple[str, str], str] = {
 
 #: rows whose intended policy has not landed yet: (method, path) → why (strict xfail: remove the row once it passes)
 PENDING: dict[tuple[str, str], str] = {
-    ("DELETE", "/whip/{id}"): "secmedia: ending an ingest will need the publisher's key or show.run (today anyone may)",
-    ("PATCH", "/whip/{id}"): "secmedia: the WHIP resource will check the publisher's key or show.run before anything else",
 }
 
 #: the login and logout routes: their 401 (wrong password) or redirect to /login is their answer, not a demand to log in
