@@ -125,6 +125,8 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/events/{id}/pin"): "show.run",
     ("DELETE", "/api/events/{id}/pin"): "show.run",
     ("GET", "/api/sessions/{sid}"): "console.view",
+    ("GET", "/api/sessions/{sid}/findings"): "console.view",
+    ("POST", "/api/prompter/findings/{id}/dismiss"): "console.view",
     ("POST", "/api/events/{id}/registrations"): PUBLIC,
     ("GET", "/api/events/{id}/registrations"): "console.view",
     ("GET", "/api/events/{id}/console"): "console.view",
