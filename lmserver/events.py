@@ -807,6 +807,7 @@ async def event_page(request: web.Request) -> web.Response:
 
 
 async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]:
+    from .prompter import session_findings
     from .sessionstats import session_stats, viewers_chart
 
     sid = validate.ascii_int(sid_text)
@@ -830,12 +831,13 @@ async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]
     return {"session": stats, "event": event_json(app, event) if event is not None else None,
             "samples": [{"at": t, "viewers": v} for t, v in samples],
             "chart": viewers_chart(samples, row["started_at"], row["ended_at"]),
-            "top_products": [dict(r) for r in products], "featured": [dict(r) for r in pinned]}
+            "top_products": [dict(r) for r in products], "featured": [dict(r) for r in pinned],
+            "findings": await session_findings(app, row["id"])}
 
 
 @routes.get("/api/sessions/{sid}")
 @doc("A session's analytics: figures, viewers over time, products sold and featured",
-     returns="{session: {started_at, ended_at, duration, gmv_cents, orders, items_sold, buyers, first_time_buyers, peak_viewers, avg_viewers, comments, products_featured, figures: [{name, label, value, plugin}]}, event, samples, top_products, featured}",
+     returns="{session: {started_at, ended_at, duration, gmv_cents, orders, items_sold, buyers, first_time_buyers, peak_viewers, avg_viewers, comments, products_featured, figures: [{name, label, value, plugin}]}, event, samples, top_products, featured, findings}",
      tags=["events"], permission="console.view")
 async def api_session(request: web.Request) -> web.Response:
     await auth.require(request)

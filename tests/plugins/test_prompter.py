@@ -72,6 +72,11 @@ async def test_a_link_comment_is_held_listed_as_a_violation_and_dismissed_with_w
     assert done["finding"]["status"] == "dismissed" and done["finding"]["dismissed_by"] and done["finding"]["acted"] == block["label"]
     listed = (await ok(await client.get(f"/api/sessions/{session.id}/findings", headers=staff)))["findings"]
     assert [(x["id"], x["status"]) for x in listed] == [(f["id"], "dismissed")]
+    # session analytics lists it on the session's timeline, with what was done
+    page = await client.get(f"/sessions/{session.id}", headers=staff)
+    html = await page.text()
+    assert page.status == 200 and 'data-key="held:' in html and "contains a link" in html and block["label"] in html
+    assert (await ok(await client.get(f"/api/sessions/{session.id}", headers=staff)))["findings"][0]["acted"] == block["label"]
     # bad input: a clear 4xx
     assert (await client.post("/api/prompter/findings/999/dismiss", json={}, headers=staff)).status == 404
     resp = await client.post(f"/api/prompter/findings/{f['id']}/dismiss", json={"action": "Launch rockets"}, headers=staff)
