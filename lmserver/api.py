@@ -31,7 +31,7 @@ Families (each name has its own docstring below or where it is defined):
 - the scheduler: :func:`schedule_at`, :func:`cancel_timer`, :func:`pending_timers`;
 - figures: :func:`session_figures` (the core's and the plugins' figures of one session);
 - the shopping bag: :func:`event_bag` (an event's products in order, and the pinned one);
-- the prompter: :func:`report_finding`, :func:`resolve_finding` (findings shown in the console's
+- the prompter: :func:`report_finding`, :func:`resolve_finding`, :func:`open_findings` (findings shown in the console's
   Suggestions and Content quality tabs; see :mod:`lmserver.prompter`).
 
 App state is reached through these functions (``api.db(app)``, not ``app[...]``): the core's app
@@ -100,7 +100,7 @@ __all__ = [
     # shopping bag
     "event_bag",
     # prompter
-    "report_finding", "resolve_finding",
+    "report_finding", "resolve_finding", "open_findings",
 ]
 
 
@@ -338,6 +338,16 @@ async def resolve_finding(app: web.Application, plugin: str, key: str, *, sessio
     from .prompter import resolve
 
     return await resolve(app, plugin, key, session_id=session_id)
+
+
+async def open_findings(app: web.Application, plugin: str, *, session_id: int | None | bool = True) -> list[dict[str, Any]]:
+    """``plugin``'s findings that are not resolved yet (active or dismissed), in the running session by
+    default, oldest first. After a restart, a rule that keeps its state in memory reads them to resolve
+    what no longer holds."""
+    from .prompter import open_findings as _open
+
+    return await _open(app, plugin, app[_LIVE].current.id if session_id is True and app[_LIVE].current else
+                       None if session_id is True else session_id)
 
 
 def _check_surface() -> None:  # pragma: no cover - import-time sanity

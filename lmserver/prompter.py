@@ -220,6 +220,13 @@ async def session_findings(app: web.Application, session_id: int, limit: int = 2
     return [finding_json(r) for r in rows]
 
 
+async def open_findings(app: web.Application, plugin: str, session_id: int | None) -> list[dict[str, Any]]:
+    """``plugin``'s findings of a session that are not resolved, oldest first."""
+    rows = await app[DB].fetchall("SELECT * FROM prompter_findings WHERE session_id IS ? AND plugin = ? AND status != 'resolved'"
+                                  " ORDER BY id", (session_id, plugin))
+    return [finding_json(r) for r in rows]
+
+
 # --------------------------------------------------------------------------------------------- routes
 
 

@@ -212,6 +212,10 @@ async def start_live(app: web.Application, st: State, session: LiveSession) -> L
                 program_size=api.program_size(app))
     live.giveaway_available = any(n in api.bus_event_names(app) for n in st.settings.giveaway_events)
     st.live, st.engine = live, Engine(st.settings)
+    # after a restart: the window rules' findings still open are updated or resolved by the next step
+    window_keys = [f["key"] for f in await api.open_findings(app, NAME, session_id=session.id)
+                   if f["key"].split(":", 1)[0] in st.engine.rules]
+    st.engine.adopt(window_keys, time.time())
     if session.event_id is not None:
         bag = await api.event_bag(app, session.event_id)
         live.bag = bag["products"]

@@ -309,6 +309,11 @@ class Engine:
         self.rules = {k: r for k, r in (rules or RULES).items() if settings.on(k)}
         self.keys: dict[str, _KeyState] = {}
 
+    def adopt(self, keys: list[str], now: float) -> None:
+        """Findings left open by a previous run (a restart): the next step updates or resolves them."""
+        for key in keys:
+            self.keys[key] = _KeyState(active=True, raised_at=now, reported_at=float("-inf"), last=None)
+
     def step(self, live: Live, now: float) -> list[tuple[str, Any]]:
         """What to do now: ``("report", finding)`` (new or updated) and ``("resolve", key)``."""
         s, out = self.settings, []

@@ -124,6 +124,22 @@ async def test_window_rules_run_on_the_tick_resolve_and_flag_product_claims(aioh
     assert (await next_finding(q, f"claim:{cream}", "resolved"))["id"] == claim["id"]
 
 
+async def test_after_a_restart_an_open_finding_that_no_longer_holds_resolves(aiohttp_client: Any, make_app: Any) -> None:
+    client = await aiohttp_client(make_app())
+    app = client.app
+    eid = await make_event(app)
+    session = await go_live(app, eid)
+    q = listen(app, "prompter.suggestion")
+    # left open by the previous run of the server (the plugin's memory is gone)
+    from lmserver import api
+
+    old = await api.report_finding(app, "prompter", {"key": "traffic_drop", "text": "Viewers fell 40 → 20 in 2 min",
+                                                     "trigger": {"metric": "viewers", "value": 20}}, session=session)
+    assert [f["key"] for f in await api.open_findings(app, "prompter")] == ["traffic_drop"]
+    done = await next_finding(q, "traffic_drop", "resolved")
+    assert done["id"] == old["id"] and await api.open_findings(app, "prompter") == []
+
+
 def test_bad_settings_are_logged_naming_the_key_and_the_plugin_stays_inert(make_app: Any, caplog: Any) -> None:
     app = make_app(cooldown="5")
     assert "'plugins.prompter.cooldown' is not a setting of the prompter plugin" in caplog.text

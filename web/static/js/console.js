@@ -148,9 +148,10 @@ import { play, publish } from "./webrtc.js";
       `<button type="button" class="btn btn-sm" data-finding="${d.id}" data-action="${i}">${esc(x.label)}</button>`).join("") +
       `<button type="button" class="btn btn-sm btn-ghost" data-finding="${d.id}" data-action="dismiss">Dismiss</button>` : "";
     const state_ = d.status === "resolved" ? '<span class="tag">resolved</span>' :
-      d.status === "dismissed" ? `<span class="tag">dismissed${d.dismissed_by ? " by " + esc(d.dismissed_by) : ""}${d.acted ? ": " + esc(d.acted) : ""}</span>` : "";
+      d.status === "dismissed" ? `<span class="tag">dismissed${d.dismissed_by ? " by " + esc(d.dismissed_by) : ""}${d.acted ? ": " + esc(d.acted) : ""}</span>` : ""
+    const practice = d.practice ? '<span class="tag">practice</span>' : "";
     return `<li class="feed-item finding level-${esc(d.level || "info")} status-${esc(d.status || "active")}" data-finding-id="${d.id}" data-key="${esc(d.key || "")}">` +
-      `<div class="body">${esc(d.text)}</div>${state_}${saw}${acts ? `<div class="actions-row">${acts}</div>` : ""}` +
+      `<div class="body">${esc(d.text)}</div>${state_}${practice}${saw}${acts ? `<div class="actions-row">${acts}</div>` : ""}` +
       `<span class="when">${esc(d.plugin || "")} · ${timeOf(a.at)}</span></li>`;
   }
   function findingById(id) { const r = state.prompter.find((x) => x.data && x.data.id === id); return r && r.data; }
