@@ -94,7 +94,9 @@ def _held_violation(st: State, event: Activity) -> dict[str, Any] | None:
         actions.append({"label": f"Block {c['nickname'][:20]}", "method": "POST",
                         "url": f"/api/viewers/{c['viewer_id']}/block", "body": {"event_id": event.event_id},
                         "confirm": f"Block {c['nickname']}? Their comments stop appearing."})
-    return {"key": f"held:{c['id']}", "kind": "violation", "level": "critical" if rule == "prohibited_words" else "warning",
+    # one finding per flooding viewer, updated in place with their latest comment; one per other held comment
+    key = f"flood:{c.get('viewer_id')}" if rule == "flood" else f"held:{c['id']}"
+    return {"key": key, "kind": "violation", "level": "critical" if rule == "prohibited_words" else "warning",
             "text": f"Held from viewers: {c['nickname']}: “{c['body'][:120]}” ({c.get('hidden_reason')})",
             "trigger": {"metric": rule, "value": c.get("hidden_reason"), "threshold": None, "window": None},
             "subject": {"comment_id": c["id"], "viewer_id": c.get("viewer_id")}, "actions": actions}

@@ -145,3 +145,22 @@ def test_bad_settings_are_logged_naming_the_key_and_the_plugin_stays_inert(make_
     assert "'plugins.prompter.cooldown' is not a setting of the prompter plugin" in caplog.text
     assert prompter.STATE not in app
     assert prompter.moderate_comment(app, {"body": "https://spam.example", "viewer_id": "v"}) is None
+
+
+async def test_a_flooding_viewer_is_held_and_listed_once_updated_in_place(aiohttp_client: Any, make_config: Any) -> None:
+    app = create_app(make_config(plugins={"prompter": {}}, live={"comment_rate_seconds": 0.0}), plugins=(prompter,),
+                     load_entrypoints=False)
+    client = await aiohttp_client(app)
+    eid = await make_event(app)
+    session = await go_live(app, eid)
+    q = listen(app, "prompter.violation")
+    viewer = await new_viewer(app, "Loud")
+    for _ in range(5):
+        await ok(await client.post(f"/api/e/{eid}/comments", json={"body": "FIRST!!"}, headers=vh(viewer)), 201)
+    rows = await app[DB].fetchall("SELECT hidden, hidden_reason FROM comments WHERE session_id = ? ORDER BY id", (session.id,))
+    assert [r["hidden"] for r in rows] == [0, 0, 1, 1, 1] and rows[-1]["hidden_reason"].startswith("flood: the same comment 5 times")
+    f = await next_finding(q, f"flood:{viewer['id']}")
+    for _ in range(2):
+        again = await next_finding(q, f"flood:{viewer['id']}")
+        assert again["id"] == f["id"]
+    assert await app[DB].fetchval("SELECT COUNT(*) FROM prompter_findings WHERE session_id = ?", (session.id,)) == 1
