@@ -30,6 +30,7 @@ from .background import background
 from .appkeys import BUS, CONFIG, DB, LIVE, PM
 from .bus import Activity
 from .errors import BadRequest, NotFound
+from .figures import session_figures
 from .openapi import doc
 from .templating import BASE_CONTEXT, as_dict, render
 from .views import public_base
@@ -87,7 +88,7 @@ async def metrics(app: web.Application, session: dict[str, Any] | None) -> dict[
     if session is None:
         return out
     db = app[DB]
-    out.update(await orders.session_figures(app, session["id"]))
+    out.update(await session_figures(db, session["id"], default_currency=out["currency"]))
     count = app[VIEWERS] if VIEWERS in app else ViewerCount()
     live = app[LIVE].current
     sampled = await db.fetchval("SELECT MAX(viewers) FROM viewer_samples WHERE session_id = ?", (session["id"],)) or 0
@@ -95,7 +96,6 @@ async def metrics(app: web.Application, session: dict[str, Any] | None) -> dict[
     if live is not None and live.id == session["id"] and count.session_id == session["id"]:
         out["viewers"] = count.viewers
         out["peak"] = max(out["peak"], count.peak)
-    out["comments"] = await db.fetchval("SELECT COUNT(*) FROM comments WHERE session_id = ? AND user_id IS NULL", (session["id"],))
     out["gifts"] = await db.fetchval("SELECT COUNT(*) FROM gifts WHERE session_id = ?", (session["id"],))
     return out
 

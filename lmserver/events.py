@@ -33,6 +33,7 @@ from .background import background
 from .appkeys import BUS, CONFIG, DB, LIVE
 from .catalog import product_json
 from .errors import BadRequest, Conflict, NotFound
+from .figures import counted_order
 from .openapi import doc
 from .templating import as_dict, datetime_utc, render
 from .views import json_body, public_base
@@ -838,7 +839,7 @@ async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]
     event = await db.fetchone("SELECT * FROM events WHERE id = ?", (row["event_id"],)) if row["event_id"] is not None else None
     products = await db.fetchall(
         "SELECT p.id, p.title, p.currency, SUM(o.quantity) AS units, SUM(o.amount_cents) AS amount, COUNT(*) AS orders"
-        " FROM orders o JOIN products p ON p.id = o.product_id WHERE o.session_id = ? AND o.practice = 0 AND o.status != 'cancelled'"
+        f" FROM orders o JOIN products p ON p.id = o.product_id WHERE o.session_id = ? AND {counted_order('o')}"
         " GROUP BY p.id ORDER BY amount DESC LIMIT 20", (row["id"],))
     pinned = await db.fetchall(
         "SELECT json_extract(data, '$.product.id') AS id, json_extract(data, '$.product.title') AS title, MIN(created_at) AS first_at,"

@@ -15,7 +15,7 @@ The order path (:func:`place_order`) is built for bursts (a pinned product, thou
    ``product.stock`` update for viewers' pages.
 
 Practice sessions' orders are stored with ``practice = 1`` and left out of GMV, orders and items sold
-(:func:`session_figures`).
+(:mod:`lmserver.figures` defines what counts).
 """
 
 from __future__ import annotations
@@ -147,21 +147,6 @@ async def place_order(app: web.Application, viewer: dict[str, Any], event_id: in
     if result.redirect_url:
         order["redirect_url"] = result.redirect_url
     return order
-
-
-async def session_figures(app: web.Application, session_id: int) -> dict[str, Any]:
-    """GMV, orders and items sold of a session (practice orders excluded), plus practice orders apart."""
-    row = await app[DB].fetchone(
-        "SELECT COALESCE(SUM(CASE WHEN practice = 0 THEN amount_cents END), 0) AS gmv_cents,"
-        " COUNT(CASE WHEN practice = 0 THEN 1 END) AS orders, COALESCE(SUM(CASE WHEN practice = 0 THEN quantity END), 0) AS items_sold,"
-        " COUNT(CASE WHEN practice = 0 AND first_time = 1 THEN 1 END) AS first_time_buyers,"
-        " COUNT(CASE WHEN practice = 1 THEN 1 END) AS practice_orders,"
-        " COALESCE(SUM(CASE WHEN practice = 1 THEN amount_cents END), 0) AS practice_amount_cents,"
-        " MAX(currency) AS currency"
-        " FROM orders WHERE session_id = ? AND status IN ('placed', 'pending_payment')", (session_id,))
-    out = {k: row[k] for k in row.keys()}
-    out["currency"] = out["currency"] or app[CONFIG].catalog.default_currency
-    return out
 
 
 async def list_orders(app: web.Application, *, event_id: int, session_id: int | None = None, limit: int = 200) -> list[dict[str, Any]]:
