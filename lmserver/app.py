@@ -236,7 +236,9 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
             log.exception("plugin %s: route %r could not be added; it is skipped", plugin, route)
     app.cleanup_ctx.append(core_ctx)
     app.cleanup_ctx.append(events.events_ctx)  # after the core: needs the database, the bus and the live state
-    from . import console
+    from . import comments, console, orders, viewer
 
-    console.setup(app)  # console, viewer page, comments, orders (+ viewer sampling, after the core context)
+    for module in (console, viewer, comments, orders):
+        app.router.add_routes(module.routes)
+    app.cleanup_ctx.append(console.live_ctx)  # viewer sampling, after the core context
     return app

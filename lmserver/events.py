@@ -209,14 +209,6 @@ async def insert_event(app: web.Application, cols: dict[str, Any], user_id: int 
     return row
 
 
-def _live_ids(app: web.Application, event_id: int) -> dict[str, Any]:
-    """Bus attribution for a change to ``event_id``: its running session, if any."""
-    live = app[LIVE].current
-    if live is not None and live.event_id == event_id:
-        return {"event_id": event_id, "session_id": live.id, "practice": live.practice}
-    return {"event_id": event_id}
-
-
 # --------------------------------------------------------------------------------------------- going live
 
 
@@ -377,7 +369,7 @@ async def _write_order(db: Any, event_id: int, ids: list[int]) -> None:
 
 
 async def _bag_changed(app: web.Application, event_id: int, action: str) -> dict[str, Any]:
-    await app[BUS].publish("bag.changed", {"action": action, "product_ids": await bag_ids(app[DB], event_id)}, **_live_ids(app, event_id))
+    await app[BUS].publish("bag.changed", {"action": action, "product_ids": await bag_ids(app[DB], event_id)}, **app[LIVE].tags(event_id))
     return await bag_json(app, event_id)
 
 
@@ -460,7 +452,7 @@ async def pin(app: web.Application, event_id: int, product_id: int) -> dict[str,
         return await bag_json(app, event_id)
     async with db.transaction() as tx:
         await tx.execute("UPDATE sessions SET pinned_product_id = ? WHERE id = ?", (product_id, live.id))
-    ids = {"event_id": event_id, "session_id": live.id, "practice": live.practice}
+    ids = app[LIVE].tags(event_id)
     if previous is not None:
         await app[BUS].publish("product.unpinned", {"product_id": previous}, **ids)
     product = product_json(await db.fetchone("SELECT * FROM products WHERE id = ?", (product_id,)))
@@ -477,7 +469,7 @@ async def unpin(app: web.Application, event_id: int) -> dict[str, Any]:
     if previous is not None:
         async with db.transaction() as tx:
             await tx.execute("UPDATE sessions SET pinned_product_id = NULL WHERE id = ?", (live.id,))
-        await app[BUS].publish("product.unpinned", {"product_id": previous}, event_id=event_id, session_id=live.id, practice=live.practice)
+        await app[BUS].publish("product.unpinned", {"product_id": previous}, **app[LIVE].tags(event_id))
     return await bag_json(app, event_id)
 
 

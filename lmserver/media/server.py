@@ -24,7 +24,7 @@ from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamTrack
 
 from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
-from ..live import ALREADY_LIVE
+from ..live import ALREADY_LIVE, session_tags
 from .compositor import Compositor
 from .fanout import PacketQueue
 from .program import Program
@@ -164,15 +164,8 @@ class MediaServer:
     async def _publish(self, name: str, data: dict[str, Any]) -> None:
         if self.bus is None or self._closed:
             return
-        session = self.ingest.session if self.ingest else None
         try:
-            await self.bus.publish(
-                name,
-                data,
-                event_id=session.event_id if session else None,
-                session_id=session.id if session else None,
-                practice=session.practice if session else False,
-            )
+            await self.bus.publish(name, data, **session_tags(self.ingest.session if self.ingest else None))
         except Exception:
             logger.exception("MediaServer: publishing %s failed", name)
 
