@@ -162,3 +162,16 @@ def test_no_module_too_long() -> None:
     long = {name: n for name, path in MODULES.items()
             if (n := len(path.read_text().splitlines())) > MAX_LINES and name not in LONG_FOR_NOW}
     assert not long, f"modules over {MAX_LINES} lines (split them by concept): {long}"
+
+
+def test_only_the_app_factory_registers_route_tables() -> None:
+    """Each route lives beside its service in that module's ``routes`` table; the app factory adds the
+    tables. No service module adds another's (the console once added the viewer's, comments' and orders')."""
+    offenders = []
+    for name, path in MODULES.items():
+        if name == "lmserver.app":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_routes":
+                offenders.append(f"{name}:{node.lineno}")
+    assert not offenders, f"route tables added outside lmserver.app: {offenders}"
