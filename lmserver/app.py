@@ -13,6 +13,7 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from urllib.parse import quote
 
 import aiohttp_jinja2
 import jinja2
@@ -83,8 +84,9 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         if details is not None:
             body["details"] = details
         return web.json_response({"error": body}, status=status, headers=headers)
-    if status == 401:
-        raise web.HTTPSeeOther(f"/login?next={request.path_qs}" if request.method == "GET" else "/login")
+    if status == 401:  # back here after login: this page, through auth.safe_next, percent-encoded as one value
+        next_path = quote(auth.safe_next(request.path_qs), safe="/")
+        raise web.HTTPSeeOther(f"/login?next={next_path}" if request.method == "GET" else "/login")
     response = await render(request, "error.html", {"status": status, "message": message}, status=status)
     response.headers.update(headers)
     return response

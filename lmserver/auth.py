@@ -6,6 +6,11 @@
 - CSRF: every state-changing request that carries a staff session or viewer cookie must carry that
   cookie's token in the ``X-CSRF-Token`` header (API) or a ``csrf_token`` form field (pages), whatever
   other credentials it has. Requests without such cookies (OBS or FFmpeg with the stream key) need none.
+- Origin: such a request (and a WebSocket handshake carrying those cookies, and every login) must also
+  come from this server's own origin: ``Origin`` equal to the request's scheme and host or to
+  ``server.public_url`` (:func:`check_same_origin`). Logins carry no session or viewer token; the login
+  form carries a pre-session token of its own instead (double submit: the signed ``lms_login`` cookie).
+- ``next`` after login/logout: only a local path, through :func:`safe_next`.
 - Viewers are anonymous: the signed ``lms_viewer`` cookie carries a random viewer id; their CSRF token is
   an HMAC of that id (``viewer_csrf``), handed to the viewer page.
 - Roles and permissions: :data:`PERMISSIONS`; ``await require(request, "catalog.edit")``.
@@ -18,12 +23,17 @@ import hmac
 import re
 import secrets
 import time
+import unicodedata
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from multidict import MultiDictProxy
+from yarl import URL
 
 from .appkeys import CONFIG, DB, NEW_VIEWER_KEY, SECRET, SESSION_EXPIRED_KEY, USER_KEY
 from .errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized
@@ -48,6 +58,8 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
 
 SESSION_COOKIE = "lms_session"
 VIEWER_COOKIE = "lms_viewer"
+LOGIN_COOKIE = "lms_login"  # pre-session CSRF token of the login form (double submit), path /login
+LOGIN_PATHS = frozenset({"/login", "/api/login"})
 CSRF_HEADER = "X-CSRF-Token"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
 _hasher = PasswordHasher()
@@ -146,8 +158,11 @@ async def login(request: web.Request, name: str, password: str) -> tuple[User, s
             await tx.execute("DELETE FROM login_failures WHERE at < ?", (now - 86400,))
         raise Unauthorized("wrong user name or password")
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    previous = unsign(app[SECRET], request.cookies.get(SESSION_COOKIE))
     async with db.transaction() as tx:
         await tx.execute("DELETE FROM login_failures WHERE key = ?", (key,))
+        if previous:  # this browser's earlier session (if any) ends: one session per login
+            await tx.execute("DELETE FROM staff_sessions WHERE id = ?", (_sha(previous),))
         await tx.execute("DELETE FROM staff_sessions WHERE expires_at < ?", (now,))
         await tx.execute("INSERT INTO staff_sessions (id, user_id, csrf, created_at, last_seen, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
                          (_sha(token), row["id"], csrf, now, now, now + cfg.session_hours * 3600))
@@ -231,28 +246,153 @@ async def ensure_viewer(request: web.Request, response: web.StreamResponse) -> s
 
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def form_data(request: web.Request) -> MultiDictProxy[Any]:
+    """The request's form fields; a body that cannot be parsed is a 400 that says so (never a 500)."""
+    try:
+        return await request.post()
+    except (ValueError, LookupError, HttpProcessingError) as exc:  # no boundary, truncated, bad bytes or charset
+        reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        raise BadRequest(f"the form body could not be read ({request.content_type}): {reason}. Send a complete,"
+                         " UTF-8 form (multipart with its boundary), or JSON with the X-CSRF-Token header") from None
+
+
+def _origin_key(url: str) -> str | None:
+    """``scheme://host:port`` of an origin or URL (default port filled in), or None if it is not one."""
+    try:
+        parsed = URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            return None
+        return f"{parsed.scheme}://{parsed.host.lower()}:{parsed.port}"
+    except (ValueError, TypeError):
+        return None
+
+
+def same_origins(request: web.Request) -> set[str]:
+    """The origins this server answers for: the request's own scheme and host, and ``server.public_url``."""
+    keys = {_origin_key(f"{request.scheme}://{request.host}"), _origin_key(request.app[CONFIG].server.public_url)}
+    return {k for k in keys if k}
+
+
+def check_same_origin(request: web.Request) -> None:
+    """Refuse (403) a request that a browser sent from another origin.
+
+    Same origin: ``Origin`` equals the request's own scheme and host, or ``server.public_url`` (set it when
+    a reverse proxy changes the Host or the scheme). Without ``Origin``, ``Sec-Fetch-Site: cross-site`` or
+    ``same-site`` is another origin too; a request with neither header (curl, OBS, FFmpeg) passes.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        site = request.headers.get("Sec-Fetch-Site", "").lower()
+        if site in ("cross-site", "same-site"):
+            raise Forbidden(f"cross-site request refused: the browser says this {request.method} came from another"
+                            f" site (Sec-Fetch-Site: {site}); open the page from this server's own address and try again")
+        return
+    if _origin_key(origin) in same_origins(request):
+        return
+    own = request.app[CONFIG].server.public_url or f"{request.scheme}://{request.host}"
+    raise Forbidden(f"cross-site request refused: this {request.method} came from {origin[:200]!r}, not from this server"
+                    f" ({own}). Open the page from the server's own address; behind a reverse proxy, set"
+                    " server.public_url to the address the browser uses")
 
 
 async def check_csrf(request: web.Request) -> None:
-    """Refuse a state-changing, cookie-authenticated request without the right token (403)."""
-    if request.method in SAFE_METHODS:
+    """Refuse a state-changing, cookie-authenticated request from another origin or without the right token (403).
+
+    Logins (:data:`LOGIN_PATHS`) are always Origin-checked and carry no session or viewer token (the
+    login form checks its own, :func:`check_login_token`). A WebSocket handshake that carries a staff or
+    viewer cookie is Origin-checked. The body is read only when the token is needed and not in the header;
+    a body that cannot be parsed is a 400.
+    """
+    websocket = request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket"
+    if request.method in SAFE_METHODS and not websocket:
+        return
+    has_session, has_viewer = bool(request.cookies.get(SESSION_COOKIE)), bool(request.cookies.get(VIEWER_COOKIE))
+    is_login = request.path in LOGIN_PATHS
+    if has_session or has_viewer or is_login:
+        check_same_origin(request)
+    if websocket or is_login or not (has_session or has_viewer):
         return
     # An Authorization header changes nothing here: whatever else the request carries, a cookie that
     # grants authority (staff session, viewer) must come with its token. OBS/FFmpeg send no cookie.
+    user = await staff_user(request) if has_session else None
+    vid = viewer_id(request) if user is None else None
+    if user is None and vid is None:
+        return  # stale or forged cookies grant nothing, so there is nothing to protect
+    expected = user.csrf if user is not None else viewer_csrf(request.app[SECRET], vid or "")
     sent = request.headers.get(CSRF_HEADER)
-    if sent is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()
-        value = form.get("csrf_token")
+    if sent is None and request.content_type in _FORM_TYPES:
+        value = (await form_data(request)).get("csrf_token")
         sent = value if isinstance(value, str) else None
-    user = await staff_user(request) if SESSION_COOKIE in request.cookies else None
-    if user is not None:
-        if not sent or not hmac.compare_digest(sent, user.csrf):
-            raise Forbidden("missing or wrong CSRF token: reload the page and try again")
-        return
-    vid = viewer_id(request)
-    if vid is not None and request.cookies.get(VIEWER_COOKIE):
-        if not sent or not hmac.compare_digest(sent, viewer_csrf(request.app[SECRET], vid)):
-            raise Forbidden("missing or wrong CSRF token: reload the page and try again")
+    if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise Forbidden("missing or wrong CSRF token: reload the page and try again")
+
+
+def login_token(request: web.Request) -> str:
+    """The login form's pre-session CSRF token: this browser's (from its ``lms_login`` cookie) or a new one."""
+    return unsign(request.app[SECRET], request.cookies.get(LOGIN_COOKIE)) or secrets.token_urlsafe(24)
+
+
+def set_login_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    """Hand the browser the login form's token as a signed cookie (sent back only to ``/login``)."""
+    response.set_cookie(LOGIN_COOKIE, sign(request.app[SECRET], token), httponly=True, samesite="Lax",
+                        secure=request.app[CONFIG].security.cookie_secure, path="/login")
+
+
+def check_login_token(request: web.Request, sent: str | None) -> bool:
+    """Whether the login form's ``csrf_token`` matches this browser's ``lms_login`` cookie (double submit)."""
+    expected = unsign(request.app[SECRET], request.cookies.get(LOGIN_COOKIE))
+    return bool(expected and sent) and hmac.compare_digest(str(sent).encode(), str(expected).encode())
+
+
+# --------------------------------------------------------------------------------------------- next
+
+
+MAX_NEXT_LENGTH = 2048
+_CONTROL_OR_BACKSLASH = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+# printable ASCII a path and query may keep as they are; everything else is percent-encoded
+_NEXT_SAFE_CHARS = "/?&=%#:;@!$'()*+,-._~[]"
+
+
+# slash look-alikes NFKC leaves alone (division and fraction slash, big solidus, reverse ones): read as "/"
+_SLASH_LIKE = str.maketrans(dict.fromkeys("\u2044\u2215\u29f8\u29f5\u29f9\u2216", "/"))
+
+
+def _local_path(value: str) -> str | None:
+    cleaned = _CONTROL_OR_BACKSLASH.sub("", unicodedata.normalize("NFKC", value)).strip()
+    if not cleaned.startswith("/") or cleaned.translate(_SLASH_LIKE).startswith("//"):
+        return None
+    return cleaned
+
+
+def safe_next(value: object) -> str:
+    """Where to send the browser after login or logout: a local path, else ``/``. Never another host.
+
+    Control characters (tab, newline, ...) and backslashes are removed, since browsers drop or read them as
+    ``/``; what is left must start with exactly one ``/``, and so must every percent-decoding of it
+    (``/%09/evil`` decodes to ``//evil``) and its Unicode normal form (a fullwidth ``／`` is a slash).
+    The login and logout pages themselves become ``/``. The answer is ASCII, percent-encoded.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_NEXT_LENGTH:
+        return "/"
+    path = _local_path(value)
+    if path is None:
+        return "/"
+    decoded = path
+    for _ in range(3):  # every decoding must still be a local path
+        step = unquote(decoded)
+        if step == decoded:
+            break
+        decoded = step
+        if _local_path(decoded) is None:
+            return "/"
+    else:
+        return "/"  # still changing after three decodings: nobody links like that
+    if decoded.split("?", 1)[0].split("#", 1)[0].rstrip("/") in ("/login", "/logout"):
+        return "/"
+    return quote(path, safe=_NEXT_SAFE_CHARS)
 
 
 # --------------------------------------------------------------------------------------------- stream key

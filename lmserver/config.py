@@ -94,7 +94,7 @@ class ServerConfig:
     host: str = opt("127.0.0.1", "Address to listen on; 0.0.0.0 to serve the whole studio network.")
     port: int = opt(8080, "TCP port of the web server.", port)
     data_dir: str = opt("data", "Directory for the database, recordings and uploads (relative to the working directory).")
-    public_url: str = opt("", "Base URL viewers use (for links, QR codes, calendar files); empty: taken from each request.")
+    public_url: str = opt("", "Base URL browsers use (for links, QR codes, calendar files; also an origin the CSRF check accepts: set it behind a reverse proxy, see docs/security.md); empty: taken from each request.")
     max_body_bytes: int = opt(10 * 1024 * 1024, "Largest request body accepted, in bytes.", positive)
     log_level: str = opt("info", "Log level.", one_of("debug", "info", "warning", "error"))
     studio_name: str = opt("My studio", "Name of the studio, shown on pages and to viewers.")

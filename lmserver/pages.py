@@ -16,30 +16,38 @@ from .views import public_base
 routes = web.RouteTableDef()
 
 
-def _safe_next(value: str | None) -> str:
-    """Only same-site paths: never redirect a login to another host."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
-
-
 @routes.get("/login")
 async def login_page(request: web.Request) -> web.StreamResponse:
+    nxt = auth.safe_next(request.query.get("next"))
     if await auth.staff_user(request):
-        raise web.HTTPSeeOther(_safe_next(request.query.get("next")))
-    return await render(request, "login.html", {"next": _safe_next(request.query.get("next")), "error": None, "name": ""})
+        raise web.HTTPSeeOther(nxt)
+    return await _login_form(request, nxt)
+
+
+async def _login_form(request: web.Request, nxt: str, *, error: str | None = None, name: str = "",
+                      status: int = 200) -> web.Response:
+    """The login page with its own pre-session CSRF token (a viewer cookie or a stale session does not matter)."""
+    token = auth.login_token(request)
+    response = await render(request, "login.html", {"next": nxt, "error": error, "name": name, "login_token": token},
+                            status=status)
+    auth.set_login_cookie(request, response, token)
+    return response
 
 
 @routes.post("/login")
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    # the Origin is checked by auth.check_csrf (every login); the form's own token here
+    form = await auth.form_data(request)
     name, password = str(form.get("name", "")), str(form.get("password", ""))
-    nxt = _safe_next(str(form.get("next", "/")))
+    nxt = auth.safe_next(str(form.get("next", "/")))
+    if not auth.check_login_token(request, str(form.get("csrf_token", ""))):
+        return await _login_form(request, nxt, name=name, status=403,
+                                 error="this login form has expired or your browser blocked its cookie:"
+                                       " enter your password again (cookies must be allowed for this site)")
     try:
         user, cookie = await auth.login(request, name, password)
     except ApiError as exc:
-        response = await render(request, "login.html", {"next": nxt, "error": exc.message, "name": name},
-                                                  status=exc.status)
+        response = await _login_form(request, nxt, error=exc.message, name=name, status=exc.status)
         response.headers.update(exc.headers)
         return response
     response = web.HTTPSeeOther(nxt)
@@ -49,7 +57,12 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
-    response = web.HTTPSeeOther("/login")
+    """End the session; then ``next`` (a local path, form field or query) or the login page."""
+    nxt = request.query.get("next")
+    if nxt is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        value = (await auth.form_data(request)).get("next")
+        nxt = value if isinstance(value, str) else None
+    response = web.HTTPSeeOther(auth.safe_next(nxt) if nxt else "/login")
     await auth.logout(request, response)
     raise response
 
