@@ -23,11 +23,11 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from . import auth, comments, orders
+from . import auth, comments, orders, validate
 from .background import background
 from .appkeys import BUS, CONFIG, DB, LIVE
 from .bus import Activity
-from .errors import BadRequest, NotFound
+from .errors import NotFound
 from .figures import session_figures
 from .openapi import doc
 from .panels import render_panels
@@ -142,20 +142,11 @@ async def console_state(app: web.Application, event: dict[str, Any], session_id:
 
 
 def _query_session(request: web.Request) -> int | None:
-    raw = request.query.get("session")
-    if raw in (None, ""):
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest("session must be a session id (an integer)") from None
+    return validate.query_int(request, "session")
 
 
 def _path_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound(f"nothing here: {request.path}") from None
+    return validate.path_int(request)
 
 
 # --------------------------------------------------------------------------------------------- pages

@@ -17,10 +17,10 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth, comments, orders
+from . import auth, comments, orders, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, SECRET
 from .catalog import product_json
-from .errors import BadRequest, Conflict, NotFound, Unauthorized
+from .errors import BadRequest, Conflict, Unauthorized
 from .events import find_event
 from .openapi import doc
 from .panels import render_panels
@@ -127,10 +127,7 @@ async def current_viewer(request: web.Request) -> dict[str, Any]:
 
 
 def _event_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound(f"nothing here: {request.path}") from None
+    return validate.path_int(request)
 
 
 @routes.get("/api/e/{id}/state")
@@ -149,7 +146,7 @@ async def api_state(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/viewer/nickname")
-@doc("Choose this viewer's nickname (once)", body={"nickname": f"1–{NICKNAME_MAX} characters"}, returns="{viewer}",
+@doc("Choose this viewer's nickname (once)", body={"nickname": f"string: 1–{NICKNAME_MAX} characters"}, returns="{viewer}",
      tags=["viewer"])
 async def api_nickname(request: web.Request) -> web.Response:
     viewer = await current_viewer(request)
@@ -167,7 +164,7 @@ async def api_nickname(request: web.Request) -> web.Response:
 
 @routes.post("/api/e/{id}/comments")
 @doc("Post a comment on the live event (needs a nickname; rate- and length-limited: live.comment_rate_seconds, "
-     "live.comment_max_length)", body={"body": "the comment"}, returns="{comment}", tags=["viewer"])
+     "live.comment_max_length)", body={"body": "string: the comment"}, returns="{comment}", tags=["viewer"])
 async def api_comment(request: web.Request) -> web.Response:
     viewer = await current_viewer(request)
     body = (await json_body(request)).get("body")
@@ -198,12 +195,12 @@ async def api_follow(request: web.Request) -> web.Response:
 
 @routes.post("/api/e/{id}/gifts")
 @doc("Send a gift from the fixed set (an activity, never GMV); rate-limited like comments",
-     body={"gift": "one of " + ", ".join(GIFTS)}, returns="{gift: {id, label, emoji}}", tags=["viewer"])
+     body={"gift": "string: one of " + ", ".join(GIFTS)}, returns="{gift: {id, label, emoji}}", tags=["viewer"])
 async def api_gift(request: web.Request) -> web.Response:
     app = request.app
     viewer = await current_viewer(request)
     event_id = _event_id(request)
-    gift = (await json_body(request)).get("gift")
+    gift = validate.text(await json_body(request), "gift", max_len=40)
     if gift not in GIFTS:
         raise BadRequest(f"unknown gift {gift!r}: send one of {', '.join(GIFTS)}")
     ids = app[LIVE].tags(event_id)
@@ -220,12 +217,13 @@ async def api_gift(request: web.Request) -> web.Response:
 
 @routes.post("/api/e/{id}/orders")
 @doc("Buy a product of the live event's shopping bag: stock is decremented atomically (409 'sold out' or 'only N left')",
-     body={"product_id": "the product", "quantity": "1 to live.max_order_quantity, at most the stock"},
+     body={"product_id": "integer: the product", "quantity": "integer: 1 to live.max_order_quantity, at most the stock"},
      returns="{order: {id, product_id, product_title, quantity, unit_price_cents, amount_cents, currency, status, first_time, practice}}",
      tags=["viewer"])
 async def api_buy(request: web.Request) -> web.Response:
     viewer = await current_viewer(request)
     data = await json_body(request)
-    order = await orders.place_order(request.app, viewer, _event_id(request), data.get("product_id"), data.get("quantity", 1))
+    order = await orders.place_order(request.app, viewer, _event_id(request), validate.integer(data, "product_id"),
+                                     validate.as_int(data.get("quantity", 1), "quantity", min=None))
     order.pop("viewer_id", None)
     return web.json_response({"order": order}, status=201)
