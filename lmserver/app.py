@@ -246,4 +246,5 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     for module in (console, viewer, comments, orders):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(console.live_ctx)  # viewer sampling, after the core context
+    app.cleanup_ctx.append(orders.orders_ctx)  # releases reservations left by a crash, then reconciles periodically
     return app

@@ -165,6 +165,9 @@ class LiveConfig:
     ws_queue_messages: int = opt(256, "Messages queued per WebSocket client before it is dropped as too slow.", positive)
     max_order_quantity: int = opt(20, "Most units of one product a viewer may buy in one order (also bounded by stock).", between(1, 10000))
     viewer_sample_seconds: float = opt(5.0, "How often the number of viewers of a live session is sampled for charts, in seconds.", positive)
+    checkout_timeout_seconds: float = opt(120.0, "How long an order may stay reserved while its checkout runs; older reservations are released (units back to stock), in seconds.", positive)
+    reconcile_seconds: float = opt(30.0, "How often the server looks for reserved orders whose checkout never finished, in seconds.", positive)
+    idempotency_hours: float = opt(24.0, "How long a buyer's Idempotency-Key answers a retry with the first order, in hours.", positive)
 
 
 @dataclass(frozen=True)
