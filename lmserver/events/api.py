@@ -10,10 +10,12 @@ from .. import auth, validate
 from ..appkeys import BUS, DB, LIVE
 from ..errors import BadRequest, Conflict
 from ..openapi import doc
+from ..sessionstats import event_sessions
+from ..suggest import suggest_for_app
 from ..views import json_body
-from .model import (MAX_DURATION, MIN_DURATION, PAST_GRACE_SECONDS, _editable, _event_from_path, _update_event,
-    check_overlap, clean_event, event_detail, find_event, insert_event, list_events, when_text)
 from .golive import resolve_event
+from .model import (MAX_DURATION, MIN_DURATION, PAST_GRACE_SECONDS, check_editable, check_overlap, clean_event, event_detail,
+                    event_from_path, find_event, insert_event, list_events, update_event, when_text)
 
 routes = web.RouteTableDef()
 
@@ -57,7 +59,7 @@ async def api_event_now(request: web.Request) -> web.Response:
     event_id = await resolve_event(app, None, False)
     row = await find_event(app[DB], event_id or 0)
     if title:
-        row = await _update_event(app, row, clean_event({"title": title}, partial=True))
+        row = await update_event(app, row, clean_event({"title": title}, partial=True))
     async with app[DB].transaction() as tx:
         await tx.execute("UPDATE events SET created_by = ? WHERE id = ?", (user.id, row["id"]))
     return web.json_response({"event": await event_detail(app, row), "existing": False}, status=201)
@@ -68,8 +70,6 @@ async def api_event_now(request: web.Request) -> web.Response:
      returns="{enough, message, weekday, hour, duration_minutes, next_start, reason, slots}", tags=["events"], permission="console.view")
 async def api_event_suggestion(request: web.Request) -> web.Response:
     await auth.require(request)
-    from ..suggest import suggest_for_app
-
     return web.json_response(await suggest_for_app(request.app))
 
 
@@ -77,7 +77,7 @@ async def api_event_suggestion(request: web.Request) -> web.Response:
 @doc("One event (by id or slug)", returns="{event}", tags=["events"], permission="console.view")
 async def api_event_get(request: web.Request) -> web.Response:
     await auth.require(request)
-    return web.json_response({"event": await event_detail(request.app, await _event_from_path(request))})
+    return web.json_response({"event": await event_detail(request.app, await event_from_path(request))})
 
 
 @routes.patch("/api/events/{id}")
@@ -86,8 +86,8 @@ async def api_event_get(request: web.Request) -> web.Response:
 async def api_event_update(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
     app = request.app
-    row = await _event_from_path(request)
-    _editable(app, row)
+    row = await event_from_path(request)
+    check_editable(app, row)
     cols = clean_event(await json_body(request), partial=True)
     now = time.time()
     start = cols.get("starts_at", row["starts_at"])
@@ -101,7 +101,7 @@ async def api_event_update(request: web.Request) -> web.Response:
         raise BadRequest("with this duration the event would already be over: make it longer")
     if "starts_at" in cols or "duration_minutes" in cols:
         await check_overlap(app[DB], start, duration, row["id"])
-    row = await _update_event(app, row, cols)
+    row = await update_event(app, row, cols)
     return web.json_response({"event": await event_detail(app, row)})
 
 
@@ -110,8 +110,8 @@ async def api_event_update(request: web.Request) -> web.Response:
 async def api_event_delete(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
     app = request.app
-    row = await _event_from_path(request)
-    _editable(app, row, "deleted (its sessions and figures are kept)")
+    row = await event_from_path(request)
+    check_editable(app, row, "deleted (its sessions and figures are kept)")
     live = app[LIVE].current
     if live is not None and live.event_id == row["id"]:
         raise Conflict("this event is live: end the LIVE before deleting the event")
@@ -131,14 +131,14 @@ async def api_event_delete(request: web.Request) -> web.Response:
 async def api_event_recommend(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
     app = request.app
-    row = await _event_from_path(request)
+    row = await event_from_path(request)
     data = await json_body(request)
     on = data.get("on")
     if not isinstance(on, bool):
         raise BadRequest("'on' must be true or false")
     if on:
-        _editable(app, row, "recommended")
-    row = await _update_event(app, row, {"recommended": int(on)})
+        check_editable(app, row, "recommended")
+    row = await update_event(app, row, {"recommended": int(on)})
     return web.json_response({"event": await event_detail(app, row)})
 
 
@@ -147,7 +147,5 @@ async def api_event_recommend(request: web.Request) -> web.Response:
      tags=["events"], permission="console.view")
 async def api_event_sessions(request: web.Request) -> web.Response:
     await auth.require(request)
-    from ..sessionstats import event_sessions
-
-    row = await _event_from_path(request)
+    row = await event_from_path(request)
     return web.json_response({"sessions": await event_sessions(request.app[DB], row["id"])})

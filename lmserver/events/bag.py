@@ -13,7 +13,7 @@ from ..catalog import product_json
 from ..errors import BadRequest, Conflict, NotFound
 from ..openapi import doc
 from ..views import json_body
-from .model import _editable, _event_from_path
+from .model import check_editable, event_from_path
 
 routes = web.RouteTableDef()
 
@@ -181,7 +181,7 @@ def _pid(request: web.Request) -> int:
      tags=["bag"], permission="console.view")
 async def api_bag(request: web.Request) -> web.Response:
     await auth.require(request)
-    row = await _event_from_path(request)
+    row = await event_from_path(request)
     return web.json_response(await bag_json(request.app, row["id"], validate.query_text(request, "q").strip()))
 
 
@@ -190,8 +190,8 @@ async def api_bag(request: web.Request) -> web.Response:
      body={"product_id": "integer: one product", "product_ids": "integer[]: or several"}, returns="the bag", tags=["bag"], permission="catalog.edit")
 async def api_bag_add(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
-    row = await _event_from_path(request)
-    _editable(request.app, row)
+    row = await event_from_path(request)
+    check_editable(request.app, row)
     data = await json_body(request)
     if "product_ids" in data:
         if not isinstance(data["product_ids"], list):
@@ -207,8 +207,8 @@ async def api_bag_add(request: web.Request) -> web.Response:
      returns="the bag", tags=["bag"], permission="catalog.edit")
 async def api_bag_reorder(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
-    row = await _event_from_path(request)
-    _editable(request.app, row)
+    row = await event_from_path(request)
+    check_editable(request.app, row)
     data = await json_body(request)
     order = data.get("product_ids")
     if not isinstance(order, list):
@@ -220,8 +220,8 @@ async def api_bag_reorder(request: web.Request) -> web.Response:
 @doc("Move a product to a position (1 = top)", body={"position": "integer: 1..N"}, returns="the bag", tags=["bag"], permission="catalog.edit")
 async def api_bag_move(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
-    row = await _event_from_path(request)
-    _editable(request.app, row)
+    row = await event_from_path(request)
+    check_editable(request.app, row)
     data = await json_body(request)
     return web.json_response(await bag_move(request.app, row["id"], _pid(request), _int(data.get("position"), "position")))
 
@@ -230,8 +230,8 @@ async def api_bag_move(request: web.Request) -> web.Response:
 @doc("Remove a product from the bag (unpins it if pinned)", returns="the bag", tags=["bag"], permission="catalog.edit")
 async def api_bag_remove(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
-    row = await _event_from_path(request)
-    _editable(request.app, row)
+    row = await event_from_path(request)
+    check_editable(request.app, row)
     return web.json_response(await bag_remove(request.app, row["id"], _pid(request)))
 
 
@@ -240,7 +240,7 @@ async def api_bag_remove(request: web.Request) -> web.Response:
      tags=["bag"], permission="console.view")
 async def api_bag_refresh(request: web.Request) -> web.Response:
     await auth.require(request)
-    row = await _event_from_path(request)
+    row = await event_from_path(request)
     return web.json_response(await _bag_changed(request.app, row["id"], "refresh"))
 
 
@@ -249,7 +249,7 @@ async def api_bag_refresh(request: web.Request) -> web.Response:
      returns="the bag", tags=["bag"], permission="show.run")
 async def api_pin(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
-    row = await _event_from_path(request)
+    row = await event_from_path(request)
     data = await json_body(request)
     return web.json_response(await pin(request.app, row["id"], _int(data.get("product_id"), "product_id")))
 
@@ -258,5 +258,5 @@ async def api_pin(request: web.Request) -> web.Response:
 @doc("Unpin the pinned product", returns="the bag", tags=["bag"], permission="show.run")
 async def api_unpin(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
-    row = await _event_from_path(request)
+    row = await event_from_path(request)
     return web.json_response(await unpin(request.app, row["id"]))

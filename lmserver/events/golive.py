@@ -12,13 +12,17 @@ from .. import auth
 from ..appkeys import CONFIG, DB, LIVE
 from ..errors import Conflict
 from ..openapi import doc
-from .model import MIN_DURATION, _event_from_path, ends_at, find_event, fmt_span, insert_event, when_text
+from .model import MIN_DURATION, ends_at, event_from_path, find_event, fmt_span, insert_event, when_text
 
 routes = web.RouteTableDef()
 
 
-async def resolve_event(app: web.Application, requested: int | None, practice: bool) -> int | None:
-    """Pick the event of a new session (installed as ``LiveState.resolve_event``); may refuse with 409."""
+async def resolve_event(app: web.Application, requested: int | None, practice: bool, *, check_only: bool = False) -> int | None:
+    """Pick the event of a new session (installed as ``LiveState.resolve_event``); may refuse with 409.
+
+    ``check_only``: apply the same rules but write nothing (the console's go-live check): where going
+    live would create a "Go LIVE now" event, answer None instead.
+    """
     db, cfg = app[DB], app[CONFIG].events
     now = time.time()
     ready_s = cfg.ready_minutes * 60
@@ -49,6 +53,8 @@ async def resolve_event(app: web.Application, requested: int | None, practice: b
         if duration < MIN_DURATION:
             raise Conflict(f"the event “{nxt['title']}” starts in {fmt_span(nxt['starts_at'] - now)}: not enough time for a "
                            f"{MIN_DURATION}-minute LIVE before it; wait for its start or move it")
+    if check_only:
+        return None
     title = "LIVE " + dt.datetime.fromtimestamp(now, dt.timezone.utc).strftime("%a %d %b %H:%M UTC")
     row = await insert_event(app, {"title": title, "description": "", "starts_at": now, "duration_minutes": duration}, None)
     return int(row["id"])
@@ -59,20 +65,10 @@ async def go_live_check(app: web.Application, event_id: int, practice: bool) -> 
     if app[LIVE].current is not None:
         return {"ok": False, "message": "the studio is already live from another device: end that stream first"}
     try:
-        await resolve_event_check_only(app, event_id, practice)
+        await resolve_event(app, event_id, practice, check_only=True)
     except Conflict as exc:
         return {"ok": False, "message": exc.message, **(exc.details or {})}
     return {"ok": True, "message": "ready to go live"}
-
-
-async def resolve_event_check_only(app: web.Application, event_id: int, practice: bool) -> None:
-    row = await find_event(app[DB], event_id)
-    now = time.time()
-    if now >= ends_at(row):
-        raise Conflict(f"the event “{row['title']}” has ended: schedule a new event or use Go LIVE now")
-    if now < row["starts_at"] and not practice:
-        raise Conflict(f"the event starts in {fmt_span(row['starts_at'] - now)}: it cannot go live before its start time",
-                       details={"starts_in": row["starts_at"] - now})
 
 
 @routes.get("/api/events/{id}/golive-check")
@@ -80,5 +76,5 @@ async def resolve_event_check_only(app: web.Application, event_id: int, practice
      query={"practice": "1 for a practice session"}, returns="{ok, message, starts_in?}", tags=["events"], permission="console.view")
 async def api_event_golive_check(request: web.Request) -> web.Response:
     await auth.require(request)
-    row = await _event_from_path(request)
+    row = await event_from_path(request)
     return web.json_response(await go_live_check(request.app, row["id"], request.query.get("practice") in ("1", "true")))

@@ -137,7 +137,7 @@ async def find_event(db: Any, ident: str | int) -> Any:
     return row
 
 
-async def _event_from_path(request: web.Request) -> Any:
+async def event_from_path(request: web.Request) -> Any:
     return await find_event(request.app[DB], request.match_info["id"])
 
 
@@ -171,7 +171,7 @@ async def insert_event(app: web.Application, cols: dict[str, Any], user_id: int 
     return row
 
 
-def _editable(app: web.Application, row: Any, what: str = "edited") -> None:
+def check_editable(app: web.Application, row: Any, what: str = "edited") -> None:
     if time.time() >= ends_at(row):
         raise Conflict(f"the event “{row['title']}” has ended: a past event cannot be {what}")
 
@@ -207,7 +207,7 @@ async def event_detail(app: web.Application, row: Any) -> dict[str, Any]:
     return d
 
 
-async def _update_event(app: web.Application, row: Any, cols: dict[str, Any]) -> Any:
+async def update_event(app: web.Application, row: Any, cols: dict[str, Any]) -> Any:
     if not cols:
         return row
     cols["updated_at"] = time.time()

@@ -11,10 +11,12 @@ from ..appkeys import CONFIG, DB
 from ..errors import NotFound
 from ..figures import counted_order
 from ..openapi import doc
+from ..sessionstats import event_sessions, session_stats, unassigned_sessions, viewers_chart
+from ..suggest import suggest_for_app
 from ..templating import render
 from ..views import public_base
-from .model import MAX_DURATION, MIN_DURATION, _event_from_path, event_detail, event_json, list_events
 from .bag import bag_json
+from .model import MAX_DURATION, MIN_DURATION, event_detail, event_from_path, event_json, list_events
 
 routes = web.RouteTableDef()
 
@@ -22,8 +24,6 @@ routes = web.RouteTableDef()
 @routes.get("/events")
 async def events_page(request: web.Request) -> web.Response:
     user = await auth.require(request)
-    from ..suggest import suggest_for_app
-
     return await render(request, "events/list.html", {
         "events": await list_events(request.app, "upcoming"), "can_schedule": user.can("show.run"),
         "suggestion": await suggest_for_app(request.app), "min_duration": MIN_DURATION, "max_duration": MAX_DURATION,
@@ -33,8 +33,6 @@ async def events_page(request: web.Request) -> web.Response:
 @routes.get("/events/past")
 async def past_events_page(request: web.Request) -> web.Response:
     await auth.require(request)
-    from ..sessionstats import event_sessions, unassigned_sessions
-
     events = await list_events(request.app, "past", 100)
     for e in events:
         e["session_list"] = await event_sessions(request.app[DB], e["id"])
@@ -50,9 +48,7 @@ async def past_events_page(request: web.Request) -> web.Response:
 async def event_page(request: web.Request) -> web.Response:
     user = await auth.require(request)
     app = request.app
-    row = await _event_from_path(request)
-    from ..sessionstats import event_sessions
-
+    row = await event_from_path(request)
     event = await event_detail(app, row)
     return await render(request, "events/detail.html", {
         "event": event, "bag": await bag_json(app, row["id"]), "can_edit": user.can("catalog.edit") and event["editable"],
@@ -61,8 +57,6 @@ async def event_page(request: web.Request) -> web.Response:
 
 
 async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]:
-    from ..sessionstats import session_stats, viewers_chart
-
     sid = validate.ascii_int(sid_text)
     if sid is None:
         raise NotFound("the session id must be a number")

@@ -33,7 +33,7 @@ async def publish_due_reminders(app: web.Application, now: float | None = None) 
     return done
 
 
-async def _reminder_loop(app: web.Application) -> None:
+async def reminder_loop(app: web.Application) -> None:
     interval = app[CONFIG].events.reminder_check_seconds
     while True:
         try:
