@@ -175,3 +175,12 @@ def test_only_the_app_factory_registers_route_tables() -> None:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_routes":
                 offenders.append(f"{name}:{node.lineno}")
     assert not offenders, f"route tables added outside lmserver.app: {offenders}"
+
+
+def test_the_media_core_gets_its_dependencies_passed_in() -> None:
+    """The media server is given the live state, bus and database by ``media_ctx``; no media module but
+    the HTTP face (``lmserver.media.app``) reaches into the app for them."""
+    graph = import_graph()
+    reaching = sorted(name for name, deps in graph.items()
+                      if name.startswith("lmserver.media") and name != "lmserver.media.app" and "lmserver.appkeys" in deps)
+    assert not reaching, f"media modules that read the app's keys: {reaching}"

@@ -13,7 +13,7 @@ from .capture import CaptureSource
 from .ingest import Ingest
 
 
-def _stop_player(player: MediaPlayer) -> None:
+def stop_player(player: MediaPlayer) -> None:
     for track in (player.video, player.audio):
         if track is not None:
             track.stop()
@@ -48,7 +48,7 @@ class CaptureIngest:
             try:
                 session = await self._go_live("capture", practice, user_id, event_id)
             except BaseException:
-                _stop_player(player)
+                stop_player(player)
                 raise
             program = self._new_program(session)
             ingest = Ingest(secrets.token_urlsafe(16), "capture", session, program, player=player, client=source.label)

@@ -93,7 +93,7 @@ class WhipIngest:
                     self._end_soon("the ingest connection was lost", ingest.id)
 
             await self._after_start(ingest)
-            if ingest.key_digest is not None and self.app is not None:
+            if ingest.key_digest is not None and self.db is not None:
                 self._spawn(self._watch_stream_key(ingest), "media-key-watch")
             return ingest.id, answer
 
@@ -147,16 +147,14 @@ class WhipIngest:
     async def _watch_stream_key(self, ingest: Ingest) -> None:
         """While ``ingest`` (published with the stream key) lives: end it once the stored key is another.
         This is how ``lmserver stream-key --rotate``, run in another process, ends the stream."""
-        from ..appkeys import DB
-
-        assert self.app is not None
+        assert self.db is not None
         while self.ingest is ingest:
             await asyncio.sleep(KEY_CHECK_SECONDS)
             async with self._key_lock:
                 if self.ingest is not ingest or ingest.key_digest is None:
                     return
                 try:
-                    key = await self.app[DB].fetchval("SELECT value FROM settings WHERE key = 'stream_key'")
+                    key = await self.db.fetchval("SELECT value FROM settings WHERE key = 'stream_key'")
                 except Exception:  # a busy or closing database: look again next time
                     logger.exception("MediaServer: reading the stream key failed")
                     continue

@@ -14,14 +14,14 @@ import logging
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from ..errors import Conflict
 from ..live import ALREADY_LIVE, session_tags
 from .compositor import Compositor
 from .health import IngestHealth
 from .ingest import Ingest
-from .ingest_capture import CaptureIngest, _stop_player
+from .ingest_capture import CaptureIngest, stop_player
 from .ingest_whip import WhipIngest
 from .playback_whep import LOCAL_FIRST, Viewer, WhepPlayback
 from .program import Program
@@ -30,11 +30,10 @@ from .rtc import set_ice_host_addresses
 from .shard import Shard
 
 if TYPE_CHECKING:
-    from aiohttp import web
     from ..bus import Bus
     from ..config import MediaConfig
+    from ..db import Database
     from ..live import LiveSession, LiveState
-    from ..plugins.manager import PluginManager
 
 logger = logging.getLogger(__name__)
 
@@ -42,22 +41,14 @@ logger = logging.getLogger(__name__)
 class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
     """Owns the ingest, the program pipeline, the compositor and the viewers of the studio."""
 
-    def __init__(
-        self,
-        config: "MediaConfig",
-        data_dir: Path,
-        live: "LiveState | None" = None,
-        *,
-        bus: "Bus | None" = None,
-        pm: "PluginManager | None" = None,
-        app: "web.Application | None" = None,
-    ) -> None:
+    def __init__(self, config: "MediaConfig", data_dir: Path) -> None:
         self.config = config
         self.data_dir = Path(data_dir)
-        self._live = live
-        self.bus = bus
-        self.pm = pm
-        self.app = app
+        # bound by start(): the core's live state, bus and database, and what to call when a session starts
+        self._live: "LiveState | None" = None
+        self.bus: "Bus | None" = None
+        self.db: "Database | None" = None
+        self.on_session: "Callable[[LiveSession], Awaitable[Any]] | None" = None
         #: Overlay layers of the program (public API for plugins).
         self.compositor = Compositor()
         self.ingest: Ingest | None = None
@@ -81,14 +72,13 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
             raise RuntimeError("MediaServer.start() must be called first (it binds the app's LiveState)")
         return self._live
 
-    async def start(self) -> None:
-        """Bind the app's LiveState, bus and plugins (when built with ``app``) and set ICE addresses."""
-        if self.app is not None:
-            from ..appkeys import BUS, LIVE, PM
-
-            self._live = self.app[LIVE]
-            self.bus = self.app.get(BUS)
-            self.pm = self.app.get(PM)
+    async def start(self, live: "LiveState", *, bus: "Bus | None" = None, db: "Database | None" = None,
+                    on_session: "Callable[[LiveSession], Awaitable[Any]] | None" = None) -> None:
+        """Bind the dependencies (passed in by :func:`lmserver.media.app.media_ctx` from the core's context)
+        and set the ICE addresses. ``on_session(session)`` is awaited when a session starts or resumes
+        (the app puts the plugins' overlays back: ``register_overlays``); ``db`` lets a WHIP ingest
+        published with the stream key notice a rotated key."""
+        self._live, self.bus, self.db, self.on_session = live, bus, db, on_session
         set_ice_host_addresses(self.config.ice_host_addresses)
 
     async def close(self) -> None:
@@ -169,8 +159,8 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         self.peak_viewers = 0
         self._health_task = self._spawn(self._health_loop(ingest), "media-health")
         logger.info("MediaServer: %s ingest %s live (session %s)", ingest.kind, ingest.id, ingest.session.id)
-        if self.pm is not None and self.app is not None:
-            await self.pm.call("register_overlays", app=self.app, session=ingest.session)
+        if self.on_session is not None:
+            await self.on_session(ingest.session)
 
     async def end_ingest(self, reason: str, *, ingest_id: str | None = None, interrupt: bool = False) -> bool:
         """End the running ingest (any, or only ``ingest_id``): viewers closed, session ended
@@ -191,7 +181,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         if ingest.pc is not None:
             await ingest.pc.close()
         if ingest.player is not None:
-            _stop_player(ingest.player)
+            stop_player(ingest.player)
         self.compositor.clear()
         if interrupt:
             await self.live.interrupt(reason)
