@@ -143,9 +143,9 @@ async def api_event_recommend(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/events/{id}/sessions")
-@doc("The event's sessions with their figures", returns="{sessions: [{id, started_at, ended_at, duration, practice, products_featured, giveaways, peak_viewers, avg_viewers, gmv_cents, ...}]}",
+@doc("The event's sessions with their figures", returns="{sessions: [{id, started_at, ended_at, duration, practice, products_featured, peak_viewers, avg_viewers, gmv_cents, figures: [{name, label, value, plugin}], ...}]}",
      tags=["events"], permission="console.view")
 async def api_event_sessions(request: web.Request) -> web.Response:
     await auth.require(request)
     row = await event_from_path(request)
-    return web.json_response({"sessions": await event_sessions(request.app[DB], row["id"])})
+    return web.json_response({"sessions": await event_sessions(request.app, row["id"])})
