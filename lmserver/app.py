@@ -8,6 +8,7 @@ calls every plugin's ``startup`` hook; and undoes all of it in reverse on shutdo
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import os
 import secrets
@@ -37,7 +38,13 @@ from .ws import Hub
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+def _web_dir() -> Path:
+    """The core's templates and static files: the package ``lmserver.web`` (``web/`` in a checkout), found
+    through ``importlib.resources`` so a wheel works as well as an editable install, whatever the cwd."""
+    return Path(str(importlib.resources.files("lmserver.web")))
+
+
+WEB_DIR = _web_dir()
 API_PREFIXES = ("/api/", "/whip", "/whep", "/-/", "/ws/")
 
 
