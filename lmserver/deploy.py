@@ -90,7 +90,7 @@ def systemd_unit(user: str = "lmserver", config: str = "/etc/lmserver/config.tom
     lines += [
         "Restart=on-failure",
         "RestartSec=3",
-        "# SIGTERM ends live sessions cleanly and closes the database",
+        "# SIGTERM shuts the server down in order (plugins, connections, then the database)",
         "TimeoutStopSec=30",
         "NoNewPrivileges=yes",
         "PrivateTmp=yes",
