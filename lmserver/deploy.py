@@ -245,11 +245,13 @@ def ssl_context(cfg: Config) -> ssl.SSLContext | None:
     """The server's SSL context from ``[server] tls_cert``/``tls_key``; ``None`` for plain HTTP."""
     if not cfg.server.tls_cert:
         return None
+    for key in ("tls_cert", "tls_key"):
+        path = getattr(cfg.server, key)
+        if not Path(path).is_file():
+            raise ConfigError(f"'server.{key}': no such file {path!r} (make one with `lmserver tls self-signed`)")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         ctx.load_cert_chain(cfg.server.tls_cert, cfg.server.tls_key)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"'server.tls_cert'/'server.tls_key': no such file {exc.filename!r} (make one with `lmserver tls self-signed`)") from None
     except (ssl.SSLError, OSError) as exc:
         raise ConfigError(f"'server.tls_cert'/'server.tls_key' cannot be loaded ({exc}): they must be a PEM certificate and its PEM private key") from None
     return ctx
