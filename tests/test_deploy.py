@@ -99,3 +99,23 @@ def test_self_signed_certificate_verifies_against_the_studio_ca(tmp_path: Path) 
         server.close()
     with pytest.raises(ValueError, match="not an IP address"):
         make_self_signed(tmp_path / "tls", ["a.test"], ["studio.test"])
+
+
+def test_every_package_is_listed_for_the_wheel() -> None:
+    """pyproject.toml lists packages explicitly (built-in plugins install under another name): a new
+    package folder without its line would be missing from the wheel."""
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(tool["packages"])
+    mapped = {v: k for k, v in tool["package-dir"].items()}
+    found = set()
+    for init in [*(ROOT / "lmserver").rglob("__init__.py"), *(ROOT / "plugins").rglob("__init__.py"), ROOT / "web" / "__init__.py"]:
+        folder = init.parent.relative_to(ROOT).as_posix()
+        top = next((m for m in mapped if folder == m or folder.startswith(m + "/")), None)
+        found.add(mapped[top] + folder[len(top):].replace("/", ".") if top else folder.replace("/", "."))
+    assert found <= listed, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(found - listed)}"
+    entry_points = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["lmserver"]
+    for plugin in (ROOT / "plugins").iterdir():
+        if (plugin / "__init__.py").exists():
+            assert f"lmserver_plugins.{plugin.name}" in entry_points.values(), f"plugins/{plugin.name} has no entry point"
