@@ -3,7 +3,9 @@ per-user data directory, ``lmserver systemd-unit``, ``lmserver tls self-signed``
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import ssl
 import threading
 from pathlib import Path
@@ -56,6 +58,18 @@ def test_systemd_unit_for_this_install() -> None:
     assert "User=studio" in custom and "ReadWritePaths=/srv/lmserver" in custom and "StateDirectory" not in custom
     r = run(["systemd-unit"], ROOT)
     assert r.returncode == 0 and "[Service]" in r.stdout
+
+
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    """systemd's own parser finds no unknown key or bad value (it reports them on stderr and goes on)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:  # systemd is part of every Debian/Ubuntu install; a container without it has no use for the unit
+        pytest.skip("systemd-analyze is not installed")
+    unit = tmp_path / "lmserver.service"
+    unit.write_text(systemd_unit())
+    r = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    problems = [line for line in (r.stdout + r.stderr).splitlines() if str(unit) in line]
+    assert problems == [], problems
 
 
 def test_tls_keys_go_together_and_bad_files_are_named(tmp_path: Path) -> None:
