@@ -187,7 +187,8 @@ def cmd_tls(args: argparse.Namespace) -> int:
         return 2
     print(f"certificate for {', '.join(files.names + files.addresses)}")
     print(f"  {files.cert}\n  {files.key}\n  studio CA: {files.ca_cert} (its key {files.ca_key} stays on this machine)\n")
-    print(f"Serve HTTPS with, in config.toml:\n  [server]\n  tls_cert = \"{files.cert.resolve()}\"\n  tls_key = \"{files.key.resolve()}\"\n")
+    print(f"Serve HTTPS with, in config.toml:\n  [server]\n  tls_cert = \"{files.cert.resolve()}\"\n  tls_key = \"{files.key.resolve()}\"\n"
+          "  [security]\n  cookie_secure = true\n")
     from cryptography import x509
     from cryptography.x509.oid import NameOID
 
