@@ -27,7 +27,7 @@ from lmserver import auth
 from lmserver.orders import RESTART_REASON
 from tests.conftest import PASSWORD
 
-LAVFI = {"source": "lavfi:testsrc2", "options": {"video_size": "160x120", "framerate": "5"}}  # media.capture_lavfi on
+LAVFI = "lavfi:testsrc2"  # a capture source id (media.capture_lavfi is on for this server)
 ATTEMPTS = 300          # buy requests per round
 CONCURRENCY = 100       # connections at once
 STOCK = 100
@@ -123,7 +123,7 @@ async def go_live(server: Server, http: aiohttp.ClientSession, event_id: int) ->
     async with http.post(server.base + "/api/login", json={"name": "host", "password": PASSWORD}) as resp:
         assert resp.status == 200, await resp.text()
         csrf = (await resp.json())["csrf_token"]
-    async with http.post(server.base + "/api/media/capture", json={**LAVFI, "event_id": event_id},
+    async with http.post(server.base + "/api/media/capture", json={"source": LAVFI, "event_id": event_id},
                          headers={"X-CSRF-Token": csrf}) as resp:
         assert resp.status == 201, await resp.text()
 
