@@ -346,7 +346,7 @@ import { play, publish } from "./webrtc.js";
         if (rec.session_id != null && rec.session_id !== sid) return;
         state.prompter.push(rec); renderPrompter(); break;
       default:
-        if (rec.name.startsWith("giveaway.")) pushActivity(rec);
+        if ((state.activity_names || []).includes(rec.name)) pushActivity(rec);
     }
   }
   function upsertComment(c) {
