@@ -29,6 +29,7 @@ from . import auth, comments, orders
 from .background import background
 from .appkeys import BUS, CONFIG, DB, LIVE, PM
 from .bus import Activity
+from .busevents import activity_kinds
 from .errors import BadRequest, NotFound
 from .openapi import doc
 from .templating import BASE_CONTEXT, as_dict, render
@@ -53,7 +54,7 @@ FEED_EXTRA = ("product.pinned", "product.unpinned", "comment.pinned", "stream.st
 
 def activity_names(app: web.Application) -> list[str]:
     """Bus events shown in the console's "All activities" feed."""
-    return [name for name, spec in app[BUS].specs.items() if spec.activity or name.startswith("giveaway.")] + list(FEED_EXTRA)
+    return [name for name, spec in app[BUS].specs.items() if spec.activity] + [n for n in FEED_EXTRA if not app[BUS].specs[n].activity]
 
 
 def activity_json(row: Any) -> dict[str, Any]:
@@ -212,6 +213,8 @@ async def console_page(request: web.Request) -> web.Response:
         "can_run": user.can("show.run") and not readonly, "can_moderate": user.can("comments.moderate") and not readonly,
         "whip_url": public_base(request) + "/whip", "stream_key": key, "viewer_url": public_base(request) + f"/e/{event['slug']}",
         "gifts": {g["id"]: g for g in gifts_json()},
+        "activity_kinds": activity_kinds(app[BUS].specs.values()),  # how the feed draws each kind, and its filter
+        "program_width": app[CONFIG].media.width, "program_height": app[CONFIG].media.height,  # the preview's slots
     })
     response.headers["Cache-Control"] = "no-store"
     return response
