@@ -92,7 +92,7 @@
   /**
    * The session bus, live, over ONE WebSocket per page, shared by the page's script, its widgets and plugin scripts.
    *
-   *   const off = LMS.bus.on("billboard.", (rec) => ...);   // every record whose name starts with "billboard."
+   *   const off = LMS.bus.on("shoutout.", (rec) => ...);    // every record whose name starts with "shoutout."
    *   LMS.bus.on("stream.started", fn);                      // one name (and "stream.started.*", if any)
    *   LMS.bus.on("*", fn);                                   // every record
    *   off();                                                 // unsubscribe
@@ -164,7 +164,7 @@
     window.addEventListener("pagehide", () => { stopped = true; if (ws) ws.close(); });
 
     return {
-      /** Subscribe to records whose name is `prefix` or starts with it ("giveaway." or "giveaway"); "*": all. Returns off(). */
+      /** Subscribe to records whose name is `prefix` or starts with it ("shoutout." or "shoutout"); "*": all. Returns off(). */
       on(prefix, fn) {
         const s = { prefix: String(prefix), fn };
         subs.add(s);
