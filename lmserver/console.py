@@ -49,12 +49,10 @@ class ViewerCount:
 
 VIEWERS: web.AppKey[ViewerCount] = web.AppKey("viewer_count", ViewerCount)
 
-FEED_EXTRA = ("product.pinned", "product.unpinned", "comment.pinned", "stream.started", "stream.ended")
-
-
 def activity_names(app: web.Application) -> list[str]:
-    """Bus events shown in the console's "All activities" feed."""
-    return [name for name, spec in app[BUS].specs.items() if spec.activity] + [n for n in FEED_EXTRA if not app[BUS].specs[n].activity]
+    """Bus events shown in the console's "All activities" feed: those declared with ``activity`` (the core's and
+    plugins', through ``register_bus_events``; see :mod:`lmserver.busevents`)."""
+    return [name for name, spec in app[BUS].specs.items() if spec.activity]
 
 
 def activity_json(row: Any) -> dict[str, Any]:
