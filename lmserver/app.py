@@ -18,6 +18,7 @@ from urllib.parse import quote
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from . import __version__, auth
 from .appkeys import BUS, CONFIG, DB, HUB, LIVE, PM, SECRET, WRITER
@@ -65,6 +66,8 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         return await handler(request)
     except ApiError as exc:
         status, message, details, headers = exc.status, exc.message, exc.details, exc.headers
+    except BadHttpMessage as exc:  # a malformed body (e.g. broken multipart headers) found while a handler reads it
+        status, message = 400, f"the request body is malformed: {exc.message or 'bad syntax'}"
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

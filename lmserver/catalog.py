@@ -49,12 +49,15 @@ def product_json(row: Any) -> dict[str, Any]:
 
 def parse_price(value: Any, field: str = "price") -> int:
     """A decimal price ("12.5", 12.5) → cents; refuse negatives, more than 2 decimals, absurd values."""
+    if isinstance(value, (bool, dict, list)) or (isinstance(value, str) and not value.isascii()):
+        raise BadRequest(f"'{field}' must be a price like 12.50, got {value!r:.40}")
     try:
         amount = Decimal(str(value).strip())
+        exact = amount.is_finite() and amount == amount.quantize(Decimal("0.01"))
     except (InvalidOperation, ValueError):
-        raise BadRequest(f"'{field}' must be a price like 12.50, got {value!r}") from None
-    if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
-        raise BadRequest(f"'{field}' must be zero or more, with at most 2 decimals, got {value!r}")
+        raise BadRequest(f"'{field}' must be a price like 12.50, got {value!r:.40}") from None
+    if not exact or amount < 0:
+        raise BadRequest(f"'{field}' must be zero or more, with at most 2 decimals, got {value!r:.40}")
     cents = int(amount * 100)
     if cents > MAX_PRICE_CENTS:
         raise BadRequest(f"'{field}' is too large: at most {MAX_PRICE_CENTS // 100}")
@@ -79,7 +82,7 @@ def clean_product(data: dict[str, Any], *, partial: bool, default_currency: str)
     elif not partial:
         raise BadRequest("'price_cents' (integer cents) or 'price' (e.g. 12.50) is required")
     if "currency" in data or not partial:
-        cur = str(data.get("currency") or default_currency).strip().upper()
+        cur = (validate.text(data, "currency", max_len=40) or default_currency).upper()
         if not CURRENCY_RE.match(cur):
             raise BadRequest(f"'currency' must be a 3-letter ISO code such as USD or EUR, got {cur!r}")
         out["currency"] = cur
@@ -89,7 +92,7 @@ def clean_product(data: dict[str, Any], *, partial: bool, default_currency: str)
             raise BadRequest(f"'stock' must be a whole number from 0 to 10000000, got {v!r}")
         out["stock"] = v
     if "sku" in data:
-        sku = str(data["sku"] or "").strip() or None
+        sku = validate.text(data, "sku", max_len=64) or None
         if sku is not None and not SKU_RE.match(sku):
             raise BadRequest("'sku' must be 1–64 characters: letters, digits, . _ / -")
         out["sku"] = sku
@@ -112,10 +115,7 @@ async def get_product(request: web.Request, product_id: int) -> Any:
 
 
 def _int_param(request: web.Request, name: str) -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise NotFound(f"{name} must be a number") from None
+    return validate.path_int(request, name)
 
 
 # --------------------------------------------------------------------------------------------- API
@@ -137,20 +137,17 @@ async def search_products(request: web.Request, q: str = "", archived: bool = Fa
 async def api_products(request: web.Request) -> web.Response:
     await auth.require(request)
     q = request.query
-    try:
-        limit = min(max(int(q.get("limit", "200")), 1), 500)
-        offset = max(int(q.get("offset", "0")), 0)
-    except ValueError:
-        raise BadRequest("limit and offset must be integers") from None
+    limit = validate.query_int(request, "limit", default=200, min=1, max=500, clamp=True)
+    offset = validate.query_int(request, "offset", default=0, clamp=True)
     archived = q.get("archived") in ("1", "true")
-    rows = await search_products(request, q.get("q", "").strip(), archived, limit, offset)
+    rows = await search_products(request, validate.query_text(request, "q").strip(), archived, limit, offset)
     total = await request.app[DB].fetchval("SELECT COUNT(*) FROM products WHERE archived = ?", (int(archived),))
     return web.json_response({"products": [product_json(r) for r in rows], "total": total})
 
 
 @routes.post("/api/products")
-@doc("Create a product", body={"title": "1–200 characters", "description": "text", "price_cents": "integer cents (or price: '12.50')",
-     "currency": "ISO code (default catalog.default_currency)", "stock": "units in stock", "sku": "unique stock-keeping unit (optional)"},
+@doc("Create a product", body={"title": "string: 1–200 characters", "description": "string", "price_cents": "integer: cents (or price: '12.50')",
+     "currency": "string: ISO code (default catalog.default_currency)", "stock": "integer: units in stock", "sku": "string: unique stock-keeping unit (optional)"},
      returns="{product}", tags=["catalog"], permission="catalog.edit")
 async def api_product_create(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
@@ -174,8 +171,8 @@ async def api_product_get(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/products/{id}")
-@doc("Edit a product (any subset of the create fields)", body={"title": "", "description": "", "price_cents": "", "currency": "",
-     "stock": "", "sku": ""}, returns="{product}", tags=["catalog"], permission="catalog.edit")
+@doc("Edit a product (any subset of the create fields)", body={"title": "string", "description": "string", "price_cents": "integer", "currency": "string",
+     "stock": "integer", "sku": "string"}, returns="{product}", tags=["catalog"], permission="catalog.edit")
 async def api_product_update(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
     pid = _int_param(request, "id")
@@ -326,7 +323,7 @@ async def import_csv(request: web.Request, raw: bytes) -> int:
 
 def _parse_stock(value: str) -> int:
     value = value.strip()
-    if not re.fullmatch(r"\d{1,8}", value):
+    if not re.fullmatch(r"[0-9]{1,8}", value):
         raise BadRequest(f"'stock' must be a whole number of 0 or more, got {value!r}")
     return int(value)
 
@@ -348,7 +345,7 @@ async def serve_upload(request: web.Request) -> web.FileResponse:
 @page("catalog.html")
 async def catalog_page(request: web.Request) -> dict[str, Any]:
     user = await auth.require(request)
-    q = request.query.get("q", "").strip()
+    q = validate.query_text(request, "q").strip()
     archived = request.query.get("archived") == "1"
     rows = await search_products(request, q, archived, 500)
     return {"products": [product_json(r) for r in rows], "q": q, "archived": archived, "can_edit": user.can("catalog.edit"),

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth
+from . import auth, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, PM
 from .errors import BadRequest, Conflict, NotFound, TooManyRequests
 from .openapi import doc
@@ -149,10 +149,7 @@ async def create_viewer_comment(app: web.Application, viewer: dict[str, Any], ev
 
 
 def _id(request: web.Request, name: str = "id") -> int:
-    try:
-        return int(request.match_info[name])
-    except ValueError:
-        raise NotFound(f"nothing here: {request.path}") from None
+    return validate.path_int(request, name)
 
 
 def _session_of(app: web.Application, event_id: int | None) -> tuple[int | None, bool]:
@@ -163,7 +160,7 @@ def _session_of(app: web.Application, event_id: int | None) -> tuple[int | None,
 
 
 @routes.post("/api/comments/{id}/reply")
-@doc("Reply to a comment as staff: shown to every viewer, threaded under the comment", body={"body": "the reply text"},
+@doc("Reply to a comment as staff: shown to every viewer, threaded under the comment", body={"body": "string: the reply text"},
      returns="{comment}", tags=["comments"], permission="comments.moderate")
 async def api_reply(request: web.Request) -> web.Response:
     user = await auth.require(request, "comments.moderate")
@@ -233,7 +230,8 @@ async def api_hide(request: web.Request) -> web.Response:
 
 
 async def _viewer_row(app: web.Application, viewer_id: str) -> Any:
-    row = await app[DB].fetchone("SELECT id, nickname, blocked FROM viewers WHERE id = ?", (viewer_id,))
+    row = None if validate.has_surrogate(viewer_id) else await app[DB].fetchone(
+        "SELECT id, nickname, blocked FROM viewers WHERE id = ?", (viewer_id,))
     if row is None:
         raise NotFound(f"there is no viewer {viewer_id!r}")
     return row
@@ -241,7 +239,7 @@ async def _viewer_row(app: web.Application, viewer_id: str) -> Any:
 
 @routes.post("/api/viewers/{viewer_id}/block")
 @doc("Block a viewer: their comments stop appearing (their visible ones in the event are hidden); buying still works "
-     "unless live.blocked_can_buy is false", body={"event_id": "the event whose comments to hide now (optional)"},
+     "unless live.blocked_can_buy is false", body={"event_id": "integer: the event whose comments to hide now (optional)"},
      returns="{viewer: {id, nickname, blocked}, hidden: [comment ids]}", tags=["comments"], permission="comments.moderate")
 async def api_block(request: web.Request) -> web.Response:
     user = await auth.require(request, "comments.moderate")
@@ -250,9 +248,10 @@ async def api_block(request: web.Request) -> web.Response:
     body = await json_body(request) if request.can_read_body else {}
     await app[DB].execute("UPDATE viewers SET blocked = 1 WHERE id = ?", (viewer["id"],))
     where, params = ["viewer_id = ?", "hidden = 0"], [viewer["id"]]
-    if isinstance(body.get("event_id"), int):
+    event_id = validate.integer(body, "event_id", required=False)
+    if event_id is not None:
         where.append("event_id = ?")
-        params.append(body["event_id"])
+        params.append(event_id)
     rows = await app[DB].fetchall(f"SELECT {COMMENT_COLUMNS} FROM comments WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT 500", params)
     for row in rows:
         await hide_comment(app, comment_json(row), f"viewer blocked by {user.name}")
@@ -285,10 +284,7 @@ async def api_unblock(request: web.Request) -> web.Response:
      permission="console.view")
 async def api_comments(request: web.Request) -> web.Response:
     await auth.require(request, "console.view")
-    try:
-        session = int(request.query["session"]) if "session" in request.query else None
-        limit = min(max(int(request.query.get("limit", "200")), 1), 500)
-    except ValueError:
-        raise BadRequest("session and limit must be integers") from None
+    session = validate.query_int(request, "session")
+    limit = validate.query_int(request, "limit", default=200, min=1, max=500, clamp=True)
     return web.json_response({"comments": await list_comments(request.app, _id(request), session_id=session,
                                                               include_hidden=True, limit=limit)})

@@ -25,12 +25,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from . import auth, comments, orders
+from . import auth, comments, orders, validate
 from .background import background
 from .appkeys import BUS, CONFIG, DB, LIVE, PM
 from .bus import Activity
 from .busevents import activity_kinds
-from .errors import BadRequest, NotFound
+from .errors import NotFound
 from .openapi import doc
 from .templating import BASE_CONTEXT, as_dict, render
 from .views import public_base
@@ -141,20 +141,11 @@ async def console_state(app: web.Application, event: dict[str, Any], session_id:
 
 
 def _query_session(request: web.Request) -> int | None:
-    raw = request.query.get("session")
-    if raw in (None, ""):
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest("session must be a session id (an integer)") from None
+    return validate.query_int(request, "session")
 
 
 def _path_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound(f"nothing here: {request.path}") from None
+    return validate.path_int(request)
 
 
 # --------------------------------------------------------------------------------------------- pages

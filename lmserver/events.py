@@ -79,21 +79,8 @@ def slugify(title: str) -> str:
 
 
 def parse_time(value: Any, field: str = "starts_at") -> float:
-    """UNIX seconds, or ISO 8601 (``2026-12-01T19:00:00+01:00``; without an offset it is UTC)."""
-    if isinstance(value, bool):
-        raise BadRequest(f"'{field}' must be a time: ISO 8601 such as 2026-12-01T19:00:00Z, or UNIX seconds")
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value or "").strip()
-    if not text:
-        raise BadRequest(f"'{field}' is required: ISO 8601 such as 2026-12-01T19:00:00Z, or UNIX seconds")
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise BadRequest(f"'{field}' must be ISO 8601 such as 2026-12-01T19:00:00Z, got {text!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.timestamp()
+    """UNIX seconds, or ISO 8601 (``2026-12-01T19:00:00+01:00``; without an offset it is UTC), 2000..2100."""
+    return validate.as_time(value, field)
 
 
 def check_duration(value: Any) -> int:
@@ -165,8 +152,11 @@ def event_json(app: web.Application, row: Any, now: float | None = None) -> dict
 async def find_event(db: Any, ident: str | int) -> Any:
     """An event by id or slug; 404 when absent."""
     text = str(ident)
-    if text.isdigit():
-        row = await db.fetchone("SELECT * FROM events WHERE id = ?", (int(text),))
+    number = validate.ascii_int(text)
+    if number is not None:
+        row = await db.fetchone("SELECT * FROM events WHERE id = ?", (number,))
+    elif text.isdigit() or validate.has_surrogate(text) or len(text) > 200:
+        row = None
     else:
         row = await db.fetchone("SELECT * FROM events WHERE slug = ?", (text,))
     if row is None:
@@ -515,18 +505,11 @@ async def event_detail(app: web.Application, row: Any) -> dict[str, Any]:
 
 
 def _int(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
-        raise BadRequest(f"'{field}' must be an integer, got {value!r}")
-    return value
+    return validate.as_int(value, field, min=None)
 
 
 def _pid(request: web.Request) -> int:
-    raw = request.match_info["pid"]
-    if not raw.isdigit():
-        raise NotFound("the product id must be a number")
-    return int(raw)
+    return validate.path_int(request, "pid")
 
 
 # --------------------------------------------------------------------------------------------- API: events
@@ -543,8 +526,8 @@ async def api_events(request: web.Request) -> web.Response:
 
 @routes.post("/api/events")
 @doc("Schedule an event; 409 (naming the other event) when it overlaps one",
-     body={"title": "1–120 characters", "description": "text (optional)", "starts_at": "ISO 8601 (UTC when no offset) or UNIX seconds",
-           "duration_minutes": f"{MIN_DURATION}–{MAX_DURATION}"},
+     body={"title": "string: 1–120 characters", "description": "string: optional", "starts_at": "ISO 8601 (UTC when no offset) or UNIX seconds",
+           "duration_minutes": f"integer: {MIN_DURATION}–{MAX_DURATION}"},
      returns="{event}", tags=["events"], permission="show.run")
 async def api_event_create(request: web.Request) -> web.Response:
     user = await auth.require(request, "show.run")
@@ -557,10 +540,11 @@ async def api_event_create(request: web.Request) -> web.Response:
 
 @routes.post("/api/events/now")
 @doc("Go LIVE now without scheduling: create an event starting now (events.default_duration_minutes, shortened to end before the next event)",
-     body={"title": "optional title"}, returns="{event}", tags=["events"], permission="show.run")
+     body={"title": "string: optional title"}, returns="{event}", tags=["events"], permission="show.run")
 async def api_event_now(request: web.Request) -> web.Response:
     user = await auth.require(request, "show.run")
     data = await json_body(request) if request.can_read_body else {}
+    title = validate.text(data, "title", max_len=120)
     app = request.app
     now = time.time()
     current = await app[DB].fetchone(
@@ -569,7 +553,6 @@ async def api_event_now(request: web.Request) -> web.Response:
         return web.json_response({"event": await event_detail(app, current), "existing": True})
     event_id = await resolve_event(app, None, False)
     row = await find_event(app[DB], event_id or 0)
-    title = str(data.get("title") or "").strip()
     if title:
         row = await _update_event(app, row, clean_event({"title": title}, partial=True))
     async with app[DB].transaction() as tx:
@@ -609,7 +592,7 @@ async def _update_event(app: web.Application, row: Any, cols: dict[str, Any]) ->
 
 @routes.patch("/api/events/{id}")
 @doc("Edit an event that has not ended (any subset of the create fields); 409 on overlap or for a past event",
-     body={"title": "", "description": "", "starts_at": "", "duration_minutes": ""}, returns="{event}", tags=["events"], permission="show.run")
+     body={"title": "string", "description": "string", "starts_at": "", "duration_minutes": "integer"}, returns="{event}", tags=["events"], permission="show.run")
 async def api_event_update(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
     app = request.app
@@ -654,7 +637,7 @@ async def api_event_delete(request: web.Request) -> web.Response:
 
 @routes.post("/api/events/{id}/recommend")
 @doc("Turn 'recommend this event' on or off: while on and until the event's end, the studio's public pages link to its registration page",
-     body={"on": "true or false"}, returns="{event}", tags=["events"], permission="show.run")
+     body={"on": "boolean: true or false"}, returns="{event}", tags=["events"], permission="show.run")
 async def api_event_recommend(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
     app = request.app
@@ -699,12 +682,12 @@ async def api_event_sessions(request: web.Request) -> web.Response:
 async def api_bag(request: web.Request) -> web.Response:
     await auth.require(request)
     row = await _event_from_path(request)
-    return web.json_response(await bag_json(request.app, row["id"], request.query.get("q", "").strip()))
+    return web.json_response(await bag_json(request.app, row["id"], validate.query_text(request, "q").strip()))
 
 
 @routes.post("/api/events/{id}/bag")
 @doc(f"Add products to the end of the bag (at most {BAG_LIMIT} per event: 409 beyond)",
-     body={"product_id": "one product", "product_ids": "or several"}, returns="the bag", tags=["bag"], permission="catalog.edit")
+     body={"product_id": "integer: one product", "product_ids": "integer[]: or several"}, returns="the bag", tags=["bag"], permission="catalog.edit")
 async def api_bag_add(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
     row = await _event_from_path(request)
@@ -720,7 +703,7 @@ async def api_bag_add(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/events/{id}/bag/order")
-@doc("Reorder the whole bag (drag and drop)", body={"product_ids": "every product id of the bag, in the new order"},
+@doc("Reorder the whole bag (drag and drop)", body={"product_ids": "integer[]: every product id of the bag, in the new order"},
      returns="the bag", tags=["bag"], permission="catalog.edit")
 async def api_bag_reorder(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
@@ -734,7 +717,7 @@ async def api_bag_reorder(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/events/{id}/bag/{pid}/move")
-@doc("Move a product to a position (1 = top)", body={"position": "1..N"}, returns="the bag", tags=["bag"], permission="catalog.edit")
+@doc("Move a product to a position (1 = top)", body={"position": "integer: 1..N"}, returns="the bag", tags=["bag"], permission="catalog.edit")
 async def api_bag_move(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
     row = await _event_from_path(request)
@@ -762,7 +745,7 @@ async def api_bag_refresh(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/events/{id}/pin")
-@doc("Pin a product of the bag (only while this event is live; replaces the pinned one)", body={"product_id": "a product in the bag"},
+@doc("Pin a product of the bag (only while this event is live; replaces the pinned one)", body={"product_id": "integer: a product in the bag"},
      returns="the bag", tags=["bag"], permission="show.run")
 async def api_pin(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
@@ -826,10 +809,11 @@ async def event_page(request: web.Request) -> web.Response:
 async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]:
     from .sessionstats import session_stats, viewers_chart
 
-    if not sid_text.isdigit():
+    sid = validate.ascii_int(sid_text)
+    if sid is None:
         raise NotFound("the session id must be a number")
     db = app[DB]
-    row = await db.fetchone("SELECT * FROM sessions WHERE id = ?", (int(sid_text),))
+    row = await db.fetchone("SELECT * FROM sessions WHERE id = ?", (sid,))
     if row is None:
         raise NotFound(f"session {sid_text} does not exist")
     stats = await session_stats(db, row)

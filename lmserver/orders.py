@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth
+from . import auth, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, PM, WRITER
 from .bus import Activity, record_sync
 from .errors import BadRequest, Conflict, Forbidden, NotFound
@@ -104,8 +104,8 @@ def _release(conn: sqlite3.Connection, order_id: int) -> None:
 
 def parse_quantity(value: Any, limit: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
+        if isinstance(value, str) and validate.ascii_int(value) is not None:
+            value = validate.ascii_int(value)
         else:
             raise BadRequest("the quantity must be a whole number")
     if value < 1:
@@ -181,10 +181,7 @@ async def list_orders(app: web.Application, *, event_id: int, session_id: int | 
      " practice, session_id, created_at}]}", tags=["orders"], permission="console.view")
 async def api_orders(request: web.Request) -> web.Response:
     await auth.require(request, "console.view")
-    try:
-        event_id = int(request.match_info["id"])
-        session = int(request.query["session"]) if "session" in request.query else None
-        limit = min(max(int(request.query.get("limit", "200")), 1), 1000)
-    except ValueError:
-        raise BadRequest("the event id, session and limit must be integers") from None
+    event_id = validate.path_int(request)
+    session = validate.query_int(request, "session")
+    limit = validate.query_int(request, "limit", default=200, min=1, max=1000, clamp=True)
     return web.json_response({"orders": await list_orders(request.app, event_id=event_id, session_id=session, limit=limit)})

@@ -26,13 +26,13 @@ from typing import Any
 import segno
 from aiohttp import web
 
-from . import auth
+from . import auth, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, SECRET
 from .errors import BadRequest, Conflict
 from .events import ends_at, event_json, find_event
 from .openapi import doc
 from .sessionstats import event_sessions
-from .templating import render
+from .templating import render, utc
 from .views import json_body, public_base
 
 routes = web.RouteTableDef()
@@ -86,7 +86,8 @@ def _ics_fold(line: str) -> str:
 
 
 def _ics_time(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    when = utc(ts) or dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)  # a bad stored time must not break the file
+    return when.strftime("%Y%m%dT%H%M%SZ")
 
 
 def make_ics(row: Any, url: str, studio: str, host: str, reminder_minutes: int) -> str:
@@ -222,7 +223,7 @@ async def event_ics(request: web.Request) -> web.Response:
 @routes.post("/api/events/{id}/registrations")
 @doc("Register this viewer (viewer cookie) for an upcoming event; registering again updates the nickname/email."
      " No email is sent (the reminder is the event's .ics calendar file)",
-     body={"nickname": "1–40 characters", "email": "optional, stored so the host can contact the viewer about this event"}, returns="{registered: true, registrations: count, nickname}",
+     body={"nickname": "string: 1–40 characters", "email": "string: optional, stored so the host can contact the viewer about this event"}, returns="{registered: true, registrations: count, nickname}",
      tags=["promotion"])
 async def api_register(request: web.Request) -> web.Response:
     app = request.app
@@ -233,10 +234,10 @@ async def api_register(request: web.Request) -> web.Response:
     if time.time() >= ends_at(row):
         raise Conflict(f"the event “{row['title']}” has ended: registrations are closed")
     data = await json_body(request)
-    nickname = " ".join(str(data.get("nickname") or "").split())
+    nickname = " ".join(validate.text(data, "nickname", max_len=400).split())
     if not 1 <= len(nickname) <= 40:
         raise BadRequest("'nickname' is required: 1 to 40 characters")
-    email = str(data.get("email") or "").strip() or None
+    email = validate.text(data, "email", max_len=254) or None
     if email is not None and (len(email) > 254 or not EMAIL_RE.match(email)):
         raise BadRequest(f"'email' does not look like an email address: {email!r} (leave it empty to register without one)")
     now = time.time()

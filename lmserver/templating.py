@@ -27,20 +27,41 @@ def money(cents: int | None, currency: str = "USD") -> str:
     return f"{sym}{amount}" if sym else f"{amount} {currency}"
 
 
+def utc(ts: Any) -> dt.datetime | None:
+    """UNIX seconds → an aware UTC datetime; None for a value no calendar holds (NaN, 1e20, text).
+
+    Pages format times already in the database: a bad value there (written before the edge checked it)
+    shows as "invalid date" instead of failing the whole page.
+    """
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+        return None
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def datetime_utc(ts: float | None, fmt: str = "%a %d %b %Y, %H:%M") -> str:
     if ts is None:
         return ""
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime(fmt) + " UTC"
+    when = utc(ts)
+    return "invalid date" if when is None else when.strftime(fmt) + " UTC"
 
 
 def iso(ts: float | None) -> str:
-    return "" if ts is None else dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat()
+    if ts is None:
+        return ""
+    when = utc(ts)
+    return "" if when is None else when.isoformat()
 
 
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return ""
-    s = int(seconds)
+    try:
+        s = int(seconds)
+    except (OverflowError, TypeError, ValueError):
+        return 
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

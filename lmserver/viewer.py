@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth, comments, orders
+from . import auth, comments, orders, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, SECRET
 from .catalog import product_json
 from .errors import BadRequest, Conflict, NotFound, Unauthorized
@@ -45,9 +45,10 @@ def gifts_json() -> list[dict[str, str]]:
 async def event_row(app: web.Application, ident: str | int) -> dict[str, Any]:
     db = app[DB]
     row = None
-    if isinstance(ident, int) or str(ident).isdigit():
-        row = await db.fetchone("SELECT * FROM events WHERE id = ?", (int(ident),))
-    if row is None:
+    number = ident if isinstance(ident, int) else validate.ascii_int(str(ident))
+    if number is not None:
+        row = await db.fetchone("SELECT * FROM events WHERE id = ?", (number,))
+    if row is None and not validate.has_surrogate(str(ident)):
         row = await db.fetchone("SELECT * FROM events WHERE slug = ?", (str(ident),))
     if row is None:
         raise NotFound(f"there is no event {ident!r}")
@@ -139,10 +140,7 @@ async def current_viewer(request: web.Request) -> dict[str, Any]:
 
 
 def _event_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise NotFound(f"nothing here: {request.path}") from None
+    return validate.path_int(request)
 
 
 def _ids(app: web.Application, event_id: int) -> dict[str, Any]:
@@ -168,7 +166,7 @@ async def api_state(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/viewer/nickname")
-@doc("Choose this viewer's nickname (once)", body={"nickname": f"1–{NICKNAME_MAX} characters"}, returns="{viewer}",
+@doc("Choose this viewer's nickname (once)", body={"nickname": f"string: 1–{NICKNAME_MAX} characters"}, returns="{viewer}",
      tags=["viewer"])
 async def api_nickname(request: web.Request) -> web.Response:
     viewer = await current_viewer(request)
@@ -186,7 +184,7 @@ async def api_nickname(request: web.Request) -> web.Response:
 
 @routes.post("/api/e/{id}/comments")
 @doc("Post a comment on the live event (needs a nickname; rate- and length-limited: live.comment_rate_seconds, "
-     "live.comment_max_length)", body={"body": "the comment"}, returns="{comment}", tags=["viewer"])
+     "live.comment_max_length)", body={"body": "string: the comment"}, returns="{comment}", tags=["viewer"])
 async def api_comment(request: web.Request) -> web.Response:
     viewer = await current_viewer(request)
     body = (await json_body(request)).get("body")
@@ -217,12 +215,12 @@ async def api_follow(request: web.Request) -> web.Response:
 
 @routes.post("/api/e/{id}/gifts")
 @doc("Send a gift from the fixed set (an activity, never GMV); rate-limited like comments",
-     body={"gift": "one of " + ", ".join(GIFTS)}, returns="{gift: {id, label, emoji}}", tags=["viewer"])
+     body={"gift": "string: one of " + ", ".join(GIFTS)}, returns="{gift: {id, label, emoji}}", tags=["viewer"])
 async def api_gift(request: web.Request) -> web.Response:
     app = request.app
     viewer = await current_viewer(request)
     event_id = _event_id(request)
-    gift = (await json_body(request)).get("gift")
+    gift = validate.text(await json_body(request), "gift", max_len=40)
     if gift not in GIFTS:
         raise BadRequest(f"unknown gift {gift!r}: send one of {', '.join(GIFTS)}")
     ids = _ids(app, event_id)
@@ -239,12 +237,13 @@ async def api_gift(request: web.Request) -> web.Response:
 
 @routes.post("/api/e/{id}/orders")
 @doc("Buy a product of the live event's shopping bag: stock is decremented atomically (409 'sold out' or 'only N left')",
-     body={"product_id": "the product", "quantity": "1 to live.max_order_quantity, at most the stock"},
+     body={"product_id": "integer: the product", "quantity": "integer: 1 to live.max_order_quantity, at most the stock"},
      returns="{order: {id, product_id, product_title, quantity, unit_price_cents, amount_cents, currency, status, first_time, practice}}",
      tags=["viewer"])
 async def api_buy(request: web.Request) -> web.Response:
     viewer = await current_viewer(request)
     data = await json_body(request)
-    order = await orders.place_order(request.app, viewer, _event_id(request), data.get("product_id"), data.get("quantity", 1))
+    order = await orders.place_order(request.app, viewer, _event_id(request), validate.integer(data, "product_id"),
+                                     validate.as_int(data.get("quantity", 1), "quantity", min=None))
     order.pop("viewer_id", None)
     return web.json_response({"order": order}, status=201)

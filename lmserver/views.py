@@ -7,27 +7,16 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__, auth
+from . import __version__, auth, validate
 from .appkeys import BUS, CONFIG, DB, HUB, LIVE, PM, SECRET
-from .errors import BadRequest
 from .openapi import doc
 
 routes = web.RouteTableDef()
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object, or a 400/415 that says what was wrong."""
-    if request.content_type != "application/json":
-        from .errors import UnsupportedMediaType
-
-        raise UnsupportedMediaType(f"send JSON with Content-Type: application/json (got {request.content_type or 'none'})")
-    try:
-        data = await request.json()
-    except ValueError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise BadRequest("the body must be a JSON object")
-    return data
+    """The request's JSON object, or a 400/415 that says what was wrong (see :func:`lmserver.validate.json_body`)."""
+    return await validate.json_body(request)
 
 
 @routes.get("/healthz")
@@ -60,8 +49,7 @@ async def ws_console(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/ws/viewer")
 async def ws_viewer(request: web.Request) -> web.StreamResponse:
-    raw = request.query.get("event")
-    event_id = int(raw) if raw and raw.isdigit() else None
+    event_id = validate.ascii_int(request.query.get("event") or "")
     return await request.app[HUB].serve(request, "public", event_id, {"name": "hello", "data": {"audience": "public"}})
 
 
@@ -70,10 +58,11 @@ async def ws_viewer(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/api/login")
 @doc("Log in as staff; sets the session cookie and returns the CSRF token for later calls",
-     body={"name": "user name", "password": "password"}, returns="{user: {id, name, role}, csrf_token}", tags=["accounts"])
+     body={"name": "string: user name", "password": "string: password"}, returns="{user: {id, name, role}, csrf_token}", tags=["accounts"])
 async def api_login(request: web.Request) -> web.Response:
     data = await json_body(request)
-    user, cookie = await auth.login(request, str(data.get("name", "")), str(data.get("password", "")))
+    user, cookie = await auth.login(request, validate.text(data, "name", max_len=200, strip=False),
+                                    validate.text(data, "password", max_len=1024, strip=False))
     response = web.json_response({"user": {"id": user.id, "name": user.name, "role": user.role}, "csrf_token": user.csrf})
     auth.set_session_cookie(request, response, cookie)
     return response
@@ -96,14 +85,14 @@ async def api_users(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/users")
-@doc("Create a staff account", body={"name": "2–32 letters, digits, _ . -", "role": "owner, moderator or assistant",
+@doc("Create a staff account", body={"name": "string: 2–32 letters, digits, _ . -", "role": "string: owner, moderator or assistant",
      "password": "at least security.min_password_length characters"}, returns="{user: {id, name, role}}", tags=["accounts"],
      permission="accounts.manage")
 async def api_users_create(request: web.Request) -> web.Response:
     await auth.require(request, "accounts.manage")
     data = await json_body(request)
-    name, role = str(data.get("name", "")), str(data.get("role", ""))
-    uid = await auth.create_user(request.app[DB], name, role, str(data.get("password", "")),
+    name, role = validate.text(data, "name", max_len=200, strip=False), validate.text(data, "role", max_len=40)
+    uid = await auth.create_user(request.app[DB], name, role, validate.text(data, "password", max_len=1024, strip=False),
                                  min_password_length=request.app[CONFIG].security.min_password_length)
     await request.app[BUS].publish("user.created", {"user_id": uid, "name": name.strip(), "role": role})
     return web.json_response({"user": {"id": uid, "name": name.strip(), "role": role}}, status=201)
@@ -134,12 +123,9 @@ async def api_stream_key_rotate(request: web.Request) -> web.Response:
 async def api_activity(request: web.Request) -> web.Response:
     await auth.require(request)
     q = request.query
-    try:
-        limit = min(max(int(q.get("limit", "100")), 1), 500)
-        before = int(q["before"]) if "before" in q else None
-        session = int(q["session"]) if "session" in q else None
-    except ValueError:
-        raise BadRequest("limit, before and session must be integers") from None
+    limit = validate.query_int(request, "limit", default=100, min=1, max=500, clamp=True)
+    before = validate.query_int(request, "before")
+    session = validate.query_int(request, "session")
     where, params = ["1=1"], []
     if session is not None:
         where.append("session_id = ?")
@@ -149,7 +135,7 @@ async def api_activity(request: web.Request) -> web.Response:
         params.append(before)
     if q.get("name"):
         where.append("name LIKE ?")
-        params.append(q["name"].replace("%", "") + "%")
+        params.append(validate.query_text(request, "name").replace("%", "") + "%")
     rows = await request.app[DB].fetchall(
         f"SELECT * FROM activity WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit))
     import json

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from .. import auth
+from .. import auth, validate
 from ..appkeys import CONFIG
 from ..errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
 from ..openapi import doc
@@ -86,10 +86,10 @@ def _event_param(value: object) -> int | None:
     """The event a go-live is for (``?event=ID`` on WHIP, ``event_id`` for capture); None: picked by time."""
     if value is None or value == "":
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= validate.MAX_INT:
         return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+    if isinstance(value, str) and validate.ascii_int(value) is not None:
+        return validate.ascii_int(value)
     raise BadRequest(f"'event' must be an event id (a whole number), got {value!r}")
 
 
@@ -166,7 +166,7 @@ async def media_status(request: web.Request) -> web.Response:
 async def capture_start(request: web.Request) -> web.Response:
     user = await auth.require(request, "show.run")
     try:
-        body: Any = await request.json() if request.can_read_body else {}
+        body: Any = validate.loads(await request.read()) if request.can_read_body else {}
     except ValueError:
         raise BadRequest("the body must be JSON") from None
     if not isinstance(body, dict):

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 #: supersampling factor: draw at this scale, then shrink (anti-aliased shapes)
 SUPERSAMPLE = 2
-COLOUR_RE = re.compile(r"^#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+COLOUR_RE = re.compile(r"#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 MIN_FONT_SIZE, MAX_FONT_SIZE = 12, 200
 MAX_TEXT_LENGTH = 120
 
@@ -58,7 +58,7 @@ def check_text(text: str) -> str:
 
 
 def check_colour(value: str, what: str) -> str:
-    if not isinstance(value, str) or not COLOUR_RE.match(value):
+    if not isinstance(value, str) or not COLOUR_RE.fullmatch(value):
         raise ValueError(f"{what} must be a colour like #e11d48 (or #e11d48cc with transparency), got {value!r}")
     return value.lower()
 

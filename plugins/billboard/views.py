@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from lmserver import auth
+from lmserver import auth, validate
 from lmserver.appkeys import CONFIG
 from lmserver.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from lmserver.images import check_image, store_image
@@ -35,7 +35,7 @@ BILLBOARD = "{billboard: {id, name, kind, template, text, text_colour, backgroun
 
 
 def _id(request: web.Request, key: str = "id") -> int:
-    return int(request.match_info[key])  # the route's pattern (\d+) guarantees digits
+    return validate.path_int(request, key)  # ASCII digits below 2^63 (the route's \d+ also matches other scripts' digits)
 
 
 def _content(data: dict[str, Any]) -> dict[str, Any]:
@@ -43,16 +43,16 @@ def _content(data: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         if "name" in data:
-            name = str(data["name"]).strip()
+            name = validate.text(data, "name", max_len=80)
             if not 1 <= len(name) <= 80:
                 raise ValueError("the name must be 1 to 80 characters")
             out["name"] = name
         if "template" in data:
-            if data["template"] not in render.TEMPLATES:
+            if validate.text(data, "template", max_len=80) not in render.TEMPLATES:
                 raise ValueError(f"unknown template {data['template']!r}: one of {', '.join(render.TEMPLATES)}")
             out["template"] = data["template"]
         if "text" in data:
-            out["text"] = render.check_text(str(data["text"]))
+            out["text"] = render.check_text(validate.text(data, "text", max_len=render.MAX_TEXT_LENGTH * 2))
         for key, what in (("text_colour", "the text colour"), ("background_colour", "the background colour")):
             if key in data:
                 out[key] = render.check_colour(data[key], what)
@@ -64,12 +64,9 @@ def _content(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _event_id(value: Any) -> int | None:
-    if value in (None, ""):
+    if value is None or value == "":
         return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"event_id must be an event's id, got {value!r}") from None
+    return validate.as_int(value, "event_id")
 
 
 async def _json(request: web.Request, row: Any, status: int = 200) -> web.Response:
@@ -100,9 +97,9 @@ async def list_billboards(request: web.Request) -> web.Response:
 
 
 @doc("Create a text billboard from a template", body={
-    "template": "template id (see /templates)", "name": "optional, defaults to the template's title",
-    "text": "optional, up to 3 lines", "text_colour": "#rrggbb or #rrggbbaa", "background_colour": "#rrggbb or #rrggbbaa",
-    "font_size": "12–200 px", "event_id": "optional: attach it to this event"}, returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
+    "template": "string: template id (see /templates)", "name": "string: optional, defaults to the template's title",
+    "text": "string: optional, up to 3 lines", "text_colour": "string: #rrggbb or #rrggbbaa", "background_colour": "string: #rrggbb or #rrggbbaa",
+    "font_size": "integer: 12–200 px", "event_id": "integer: optional: attach it to this event"}, returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def create_text(request: web.Request) -> web.Response:
     await auth.require(request, PERMISSION)
     data = await json_body(request)
@@ -166,9 +163,9 @@ async def get_billboard(request: web.Request) -> web.Response:
 
 
 @doc("Edit a billboard: its content and/or its place on the program (a shown billboard changes at once)", body={
-    "name": "1–80 characters", "template": "template id (text)", "text": "up to 3 lines (text)",
-    "text_colour": "#rrggbb[aa] (text)", "background_colour": "#rrggbb[aa] (text)", "font_size": "12–200 (text)",
-    "x": "program pixels", "y": "program pixels", "width": "program pixels", "height": "program pixels"},
+    "name": "string: 1–80 characters", "template": "string: template id (text)", "text": "string: up to 3 lines (text)",
+    "text_colour": "string: #rrggbb[aa] (text)", "background_colour": "string: #rrggbb[aa] (text)", "font_size": "integer: 12–200 (text)",
+    "x": "integer: program pixels", "y": "integer: program pixels", "width": "integer: program pixels", "height": "integer: program pixels"},
     returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def patch_billboard(request: web.Request) -> web.Response:
     await auth.require(request, PERMISSION)

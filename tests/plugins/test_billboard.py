@@ -90,6 +90,8 @@ def test_render_text_colours_and_size() -> None:
     assert tuple(centre) == (255, 255, 255, 128), "background colour with its transparency"
     with pytest.raises(ValueError, match="colour like #e11d48"):
         render_text_billboard("promo_code", colours={"text": "red"})
+    with pytest.raises(ValueError, match="colour like #e11d48"):  # "$" alone would let a trailing newline through
+        render_text_billboard("promo_code", colours={"text": "#ffffff\n"})
     with pytest.raises(ValueError, match="unknown template"):
         render_text_billboard("nope")
     with pytest.raises(ValueError, match="text is empty"):
