@@ -18,7 +18,7 @@ from lmserver.plugins import hookimpl
 from lmserver.plugins.types import Panel
 from tests.browser import check_screenshot, login_page
 from tests.conftest import PASSWORD, make_user
-from tests.livehelpers import go_live, make_event, new_viewer, vh
+from tests.livehelpers import go_live, make_event, make_product, new_viewer, vh
 
 WIDGET_JS = """
 (function () {
@@ -70,6 +70,7 @@ async def test_one_socket_plugin_activity_and_shared_threads(tmp_path: Path, aio
     server = await aiohttp_server(app)
     base = f"http://127.0.0.1:{server.port}"
     eid = await make_event(app, "Spring knitwear")
+    pid = await make_product(app, "Beanie <3", stock=9, price_cents=2200, event_id=eid)
     slug = await app[DB].fetchval("SELECT slug FROM events WHERE id = ?", (eid,))
     owner = await make_user(AppHolder(app), "owner")
     session = await go_live(app, eid)
@@ -110,6 +111,11 @@ async def test_one_socket_plugin_activity_and_shared_threads(tmp_path: Path, aio
     async with ClientSession() as http:
         r = await http.post(f"{base}/api/e/{eid}/comments", json={"body": "And in blue?"}, headers=vh(viewers[1]))
         assert r.status == 201
+    async with ClientSession() as http:
+        r = await http.post(f"{base}/api/e/{eid}/orders", json={"product_id": pid, "quantity": 2}, headers=vh(viewers[2]))
+        assert r.status == 201, await r.text()
+        r = await http.post(f"{base}/api/e/{eid}/gifts", json={"gift": "rose"}, headers=vh(viewers[0]))
+        assert r.status == 201, await r.text()
     await app[BUS].publish("shoutout.sent", {"nickname": "Zoé <b>", "text": "<i>hello</i> all"}, event_id=eid, session_id=session.id)
 
     # the viewer widget follows the page's bus
@@ -121,6 +127,11 @@ async def test_one_socket_plugin_activity_and_shared_threads(tmp_path: Path, aio
     await item.wait_for()
     assert await item.locator(".who").inner_text() == "Zoé <b>"
     assert "Zoé <b> shouted “<i>hello</i> all”" in await item.inner_text()
+    # the core's own kinds read from their declarations too (money and gift filters, escaped values)
+    order = desk.locator('#feed-comments .feed-item.activity[data-activity="order.created"]')
+    assert "Lena bought 2 × Beanie <3 · $44.00 · first order" in await order.inner_text()
+    gift = desk.locator('#feed-comments .feed-item.activity[data-activity="gift.sent"]')
+    assert "Mia <b> sent 🌹 Rose" in await gift.inner_text()
     await desk.select_option("#feed-filter", "shoutout.sent")
     assert await desk.locator("#feed-comments .feed-item").count() == 1
     await desk.select_option("#feed-filter", "comments")
