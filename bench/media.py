@@ -169,7 +169,9 @@ class Server:
         return self
 
     async def capture(self) -> None:
-        await self.media.start_capture(LAVFI_720P, "lavfi", {})
+        from lmserver.media.capture import lavfi_source
+
+        await self.media.start_capture(lavfi_source("testsrc2"), {"video_size": "1280x720", "framerate": "30"})  # = LAVFI_720P
         program = self.media.program
         for _ in range(200):  # wait (bounded) for the first encoded frames
             if program.frames_out > 10:

@@ -3,7 +3,8 @@
 Three ways, same run, same data, each on a fresh database:
 - baseline: one aiosqlite transaction per attempt (the obvious design), the same SQL as the order path;
 - lmserver: the real order path (``lmserver.orders.place_order``: group-commit writer, checkout hook, bus);
-- lmserver over HTTP: the same burst as concurrent ``POST /api/e/{event}/orders`` on loopback.
+- lmserver over HTTP: the same burst as concurrent ``POST /api/e/{event}/orders`` on loopback;
+- the same over HTTP with an ``Idempotency-Key`` per attempt (the viewer page sends one per Buy click).
 
 Each must end with exactly ``stock`` orders and stock 0. Only the "orders" section of BENCHMARKS.md is
 rewritten.
@@ -18,6 +19,7 @@ import asyncio
 import statistics
 import tempfile
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -133,7 +135,7 @@ async def run_group_commit(tmp: Path, stock: int, attempts: int) -> dict[str, fl
         return result
 
 
-async def run_http(tmp: Path, stock: int, attempts: int) -> dict[str, float]:
+async def run_http(tmp: Path, stock: int, attempts: int, keyed: bool = False) -> dict[str, float]:
     async with Studio(tmp, stock, attempts, http=True) as st:
         assert st.server is not None
         secret, url = st.app[SECRET], f"http://127.0.0.1:{st.server.port}/api/e/{st.event_id}/orders"
@@ -141,6 +143,8 @@ async def run_http(tmp: Path, stock: int, attempts: int) -> dict[str, float]:
             async def attempt(i: int) -> bool:
                 headers = {"Cookie": f"{auth.VIEWER_COOKIE}={auth.sign(secret, st.viewers[i])}",
                            "X-CSRF-Token": auth.viewer_csrf(secret, st.viewers[i])}
+                if keyed:
+                    headers["Idempotency-Key"] = f"bench-{i}-{uuid.uuid4()}"
                 async with http.post(url, json={"product_id": st.product_id, "quantity": 1}, headers=headers) as resp:
                     await resp.read()
                     if resp.status not in (201, 409):
@@ -152,6 +156,10 @@ async def run_http(tmp: Path, stock: int, attempts: int) -> dict[str, float]:
         return result
 
 
+async def run_http_keyed(tmp: Path, stock: int, attempts: int) -> dict[str, float]:
+    return await run_http(tmp, stock, attempts, keyed=True)
+
+
 def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
@@ -159,7 +167,8 @@ def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
                            "attempts": args.attempts, "stock": args.stock, "rounds": args.rounds}
-    for name, fn in (("baseline", run_baseline), ("group_commit", run_group_commit), ("http", run_http)):
+    for name, fn in (("baseline", run_baseline), ("group_commit", run_group_commit), ("http", run_http),
+                     ("http_keyed", run_http_keyed)):
         runs = []
         for _ in range(args.rounds):
             with tempfile.TemporaryDirectory() as tmp:
@@ -176,6 +185,8 @@ def render(r: dict[str, Any]) -> str:
     base, gc, http = r["baseline"], r["group_commit"], r["http"]
     rows = [("one aiosqlite transaction per attempt (baseline)", base), ("lmserver order path (group-commit writer)", gc),
             ("lmserver over HTTP (loopback, 200 connections)", http)]
+    if "http_keyed" in r:
+        rows.append(("the same with an Idempotency-Key per attempt", r["http_keyed"]))
     lines = [BEGIN, "## Order path (bench/orders.py)", "",
              f"Run {r['date']} on {r['machine']}. {r['attempts']} simultaneous buy attempts for a product with "
              f"{r['stock']} in stock; median of {r['rounds']} rounds, each on a fresh database. Every run ended with "

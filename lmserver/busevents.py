@@ -152,4 +152,8 @@ CORE_EVENTS: list[EventSpec] = [
               activity="{comment.nickname} (held back: {comment.hidden_reason}): {comment.body}", label="Held comments", icon="⏸"),
     EventSpec("product.stock", "A product's stock changed through an order (0: sold out).",
               {"product_id": "id", "stock": "units left"}, "public", persist=False),
+    EventSpec("order.released", "Reserved orders whose checkout never finished (server restart, checkout timeout) were"
+              " cancelled and their units went back to stock; one record per session and reconciliation pass.",
+              {"order_ids": "the cancelled orders", "units": "units given back", "reason": "why (also the orders' status_reason)",
+               "products": "[{product_id, stock}]: stock after the release"}, "staff"),
 ]

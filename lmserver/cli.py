@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("name")
     _common(pw)
     key = sub.add_parser("stream-key", help="print (or rotate) the studio's stream key for WHIP/OBS")
-    key.add_argument("--rotate", action="store_true", help="replace the key; the old one stops working")
+    key.add_argument("--rotate", action="store_true",
+                     help="replace the key; the old one stops working, and a running server ends a stream published with it"
+                          " within a few seconds (to keep such a stream, rotate in the settings page instead)")
     _common(key)
     return parser
 
@@ -132,9 +134,14 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
 def cmd_stream_key(args: argparse.Namespace) -> int:
     from . import auth
 
+    from .media.server import KEY_CHECK_SECONDS
+
     cfg = _config(args)
     key = asyncio.run(_with_db(cfg, auth.rotate_stream_key if args.rotate else auth.stream_key))
     print(key)
+    if args.rotate:  # the server re-reads the key while a stream published with one is live
+        print(f"a server running on {cfg.data_dir} ends a stream published with the old key within {KEY_CHECK_SECONDS:.0f} s",
+              file=sys.stderr)
     return 0
 
 

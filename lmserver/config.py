@@ -22,6 +22,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
 
 __all__ = ["Config", "ConfigError", "load_config", "SECTIONS"]
 
@@ -73,6 +74,40 @@ def ip_addresses(v: list[str]) -> str | None:
             ipaddress.ip_address(item)
         except ValueError:
             return f"a list of IP addresses (e.g. [\"127.0.0.1\"]); {item!r} is not one"
+    return None
+
+
+#: FFmpeg input formats a capture device may use (``media.capture_format``, ``FORMAT:DEVICE`` entries).
+CAPTURE_DEVICE_FORMATS = ("v4l2", "avfoundation", "dshow")
+#: URL schemes of network capture sources the owner may configure.
+CAPTURE_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "http", "https")
+_CAPTURE_ENTRY = ("a network URL (" + ", ".join(s + "://" for s in CAPTURE_URL_SCHEMES) + "host...) or FORMAT:DEVICE with FORMAT "
+                  + ", ".join(CAPTURE_DEVICE_FORMATS) + " (v4l2 devices are under /dev/); files are never capture sources")
+
+
+def capture_entry_problem(entry: str) -> str | None:
+    """None when ``entry`` is a capture source the owner may configure, else what it must be."""
+    if "://" in entry:
+        scheme, rest = entry.split("://", 1)
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        ok = scheme.lower() in CAPTURE_URL_SCHEMES and host not in ("", ":") and not any(c.isspace() for c in entry)
+        try:
+            urlsplit(entry).port  # a port that is not a number
+        except ValueError:
+            ok = False
+        return None if ok else _CAPTURE_ENTRY
+    fmt, sep, device = entry.partition(":")
+    if not sep or fmt not in CAPTURE_DEVICE_FORMATS or not device.strip():
+        return _CAPTURE_ENTRY
+    if fmt == "v4l2" and (not device.startswith("/dev/") or ".." in device):
+        return _CAPTURE_ENTRY
+    return None
+
+
+def capture_entries(v: list[str]) -> str | None:
+    for item in v:
+        if capture_entry_problem(item):
+            return f"a list of capture sources, each {_CAPTURE_ENTRY}; {item!r} is not one"
     return None
 
 
@@ -137,8 +172,10 @@ class MediaConfig:
     max_viewers: int = opt(300, "Most WebRTC viewers served at once.", positive)
     viewer_queue_packets: int = opt(256, "Packets buffered per viewer before it skips to the next keyframe.", positive)
     record: bool = opt(True, "Record the program of every session to the data directory.")
-    capture_format: str = opt("", "Default PyAV input format of the local capture source (v4l2, avfoundation, dshow, lavfi); empty: none configured.")
-    capture_device: str = opt("", "Default device or URL of the local capture source (e.g. /dev/video0).")
+    capture_format: str = opt("", "FFmpeg input format of capture_device: v4l2, avfoundation or dshow; empty for a network URL.", one_of("", *CAPTURE_DEVICE_FORMATS))
+    capture_device: str = opt("", "The studio's capture source until the owner chooses another in the settings: a device (e.g. /dev/video0 with capture_format = \"v4l2\") or a network URL; empty: none.")
+    capture_sources: list[str] = opt([], "More capture sources the owner allows, beside this machine's cameras: network URLs (rtsp, rtsps, rtmp, rtmps, srt, udp, http, https) or FORMAT:DEVICE with FORMAT v4l2, avfoundation or dshow (e.g. \"dshow:video=OBS Virtual Camera\"). Files are never capture sources.", capture_entries)
+    capture_lavfi: bool = opt(False, "Offer FFmpeg's built-in test patterns (lavfi: colour bars with a tone) as capture sources; for tests and the demo.")
     max_sdp_bytes: int = opt(65536, "Largest SDP offer accepted, in bytes.", positive)
     fanout_processes: int = opt(1, "Extra processes that serve WHEP viewers once the main process has 50 (uses more cores); 0: all viewers in the main process.", between(0, 16))
 
@@ -165,6 +202,9 @@ class LiveConfig:
     ws_queue_messages: int = opt(256, "Messages queued per WebSocket client before it is dropped as too slow.", positive)
     max_order_quantity: int = opt(20, "Most units of one product a viewer may buy in one order (also bounded by stock).", between(1, 10000))
     viewer_sample_seconds: float = opt(5.0, "How often the number of viewers of a live session is sampled for charts, in seconds.", positive)
+    checkout_timeout_seconds: float = opt(120.0, "How long an order may stay reserved while its checkout runs; older reservations are released (units back to stock), in seconds.", positive)
+    reconcile_seconds: float = opt(30.0, "How often the server looks for reserved orders whose checkout never finished, in seconds.", positive)
+    idempotency_hours: float = opt(24.0, "How long a buyer's Idempotency-Key answers a retry with the first order, in hours.", positive)
 
 
 @dataclass(frozen=True)
@@ -300,6 +340,13 @@ def _validate(cfg: Config) -> None:
                 problem = check(value)
                 if problem:
                     raise ConfigError(f"'{section}.{f.name}' must be {problem}, got {value!r}")
+    media = cfg.media
+    if media.capture_device:
+        entry = f"{media.capture_format}:{media.capture_device}" if media.capture_format else media.capture_device
+        problem = capture_entry_problem(entry)
+        if problem:
+            raise ConfigError(f"'media.capture_device' (with media.capture_format = {media.capture_format!r}) must be {problem},"
+                              f" got {media.capture_device!r}")
 
 
 def _env_layers(env: Mapping[str, str]) -> dict[str, dict[str, str]]:

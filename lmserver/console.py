@@ -296,3 +296,4 @@ def setup(app: web.Application) -> None:
     for module_routes in (routes, viewer.routes, comments.routes, orders.routes):
         app.router.add_routes(module_routes)
     app.cleanup_ctx.append(live_ctx)
+    app.cleanup_ctx.append(orders.orders_ctx)  # releases reservations left by a crash, then reconciles periodically

@@ -194,3 +194,22 @@ ALTER TABLE comments ADD COLUMN hidden_reason TEXT;
 CREATE INDEX comments_pinned ON comments(event_id) WHERE pinned = 1;
 CREATE INDEX orders_viewer_real ON orders(viewer_id) WHERE practice = 0;
 """)
+
+
+migration(name="030_order_reconcile_idempotency", sql="""
+-- why an order has its status when the server set it (e.g. "checkout interrupted by a server restart")
+ALTER TABLE orders ADD COLUMN status_reason TEXT;
+-- the reconciliation pass looks for reservations only
+CREATE INDEX orders_reserved ON orders(created_at) WHERE status = 'reserved';
+-- a buyer's Idempotency-Key: a retry of the same purchase answers with the first order (see lmserver/orders.py)
+CREATE TABLE order_idempotency (
+    viewer_id TEXT NOT NULL REFERENCES viewers(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+    response TEXT,                       -- JSON of the order as first answered; NULL while its checkout runs
+    created_at REAL NOT NULL,
+    PRIMARY KEY (viewer_id, key)
+);
+CREATE INDEX order_idempotency_created ON order_idempotency(created_at);
+CREATE INDEX order_idempotency_order ON order_idempotency(order_id);
+""")

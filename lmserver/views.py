@@ -107,13 +107,23 @@ async def api_stream_key(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/settings/stream-key/rotate")
-@doc("Replace the stream key (the old one stops working at once)", returns="{stream_key, whip_url}", tags=["settings"],
-     permission="settings.manage")
+@doc("Replace the stream key (the old one stops working at once). A stream published with the old key ends too,"
+     " unless end_stream is false (then it runs on until it stops)",
+     body={"end_stream": {"type": "boolean", "description": "end a stream published with the old key (default true)"}},
+     returns="{stream_key, whip_url, ended_stream}", tags=["settings"], permission="settings.manage")
 async def api_stream_key_rotate(request: web.Request) -> web.Response:
     await auth.require(request, "settings.manage")
-    key = await auth.rotate_stream_key(request.app[DB])
+    data = await json_body(request) if request.can_read_body else {}
+    end_stream = bool(validate.boolean(data, "end_stream", required=False, default=True))
+    from .media import MEDIA
+
+    db = request.app[DB]
+    if MEDIA in request.app:
+        key, ended = await request.app[MEDIA].rotate_stream_key(lambda: auth.rotate_stream_key(db), end_stream=end_stream)
+    else:
+        key, ended = await auth.rotate_stream_key(db), False
     await request.app[BUS].publish("stream_key.rotated", {})
-    return web.json_response({"stream_key": key, "whip_url": public_base(request) + "/whip"})
+    return web.json_response({"stream_key": key, "whip_url": public_base(request) + "/whip", "ended_stream": ended})
 
 
 @routes.get("/api/activity")

@@ -2,9 +2,12 @@
 
 - ``POST /whip`` (RFC 9725): ``Authorization: Bearer <stream key>`` or a staff session with
   ``show.run``; ``?practice=1`` starts a practice session; ``?event=ID`` names the event to go live in
-  (default: the event whose time it is, or a new "Go LIVE now" event). ``DELETE /whip/{id}`` ends it.
+  (default: the event whose time it is, or a new "Go LIVE now" event). ``DELETE /whip/{id}`` ends it;
+  it needs the bearer token the stream was published with, or a staff session with ``show.run``
+  (``PATCH`` too). The ingest id is shown only to ``show.run`` in ``/api/media/status``.
 - ``POST /whep``: anyone while live; staff (``console.view``) also in practice mode (preview).
-  ``DELETE /whep/{id}`` ends it.
+  ``DELETE /whep/{id}`` ends it: the resource id (128 random bits) is that viewer's capability.
+- ``/api/media/capture``: only sources from the allow-list of :mod:`lmserver.media.capture`, by id.
 - Both answer CORS preflight so a page on another origin can publish with the stream key.
 """
 
@@ -15,11 +18,12 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 
 from .. import auth, validate
-from ..appkeys import CONFIG
-from ..errors import ApiError, BadRequest, Unauthorized, UnsupportedMediaType
+from ..appkeys import CONFIG, DB
+from ..errors import ApiError, BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
 from ..openapi import doc
 from ..templating import render
 from . import MEDIA, MediaServer
+from .capture import check_options, list_sources, select_source, selected_source
 
 CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -112,7 +116,7 @@ async def whip_post(request: web.Request) -> web.Response:
     media = request.app[MEDIA]
     ingest_id, answer = await media.publish_whip(
         sdp, user_agent=request.headers.get("User-Agent", ""), practice=_flag(request, "practice"), user_id=user_id,
-        event_id=_event_param(request.query.get("event")),
+        event_id=_event_param(request.query.get("event")), stream_key=auth.bearer_token(request) if user_id is None else None,
     )
     location = f"/whip/{ingest_id}"
     return web.Response(
@@ -120,14 +124,44 @@ async def whip_post(request: web.Request) -> web.Response:
     )
 
 
+async def _may_change_ingest(request: web.Request) -> None:
+    """DELETE/PATCH of a WHIP resource: the publisher's own bearer token, or staff with ``show.run``.
+
+    For an id that is not live, the studio's current key (or staff) gets the 404; anyone else a 401/403."""
+    ingest_id = request.match_info["id"]
+    token = auth.bearer_token(request)
+    if token is not None:
+        mine = request.app[MEDIA].published_with(ingest_id, token)
+        if mine or (mine is None and await auth.check_stream_key(request.app, token)):
+            return
+    user = await auth.staff_user(request)
+    if user is not None:
+        if user.can("show.run"):
+            return
+        raise Forbidden(f"your role ({user.role}) may not end or change the LIVE: it needs the 'show.run' permission")
+    if token is not None:
+        raise Unauthorized("this is not the key the stream was published with: send the same 'Authorization: Bearer <key>'"
+                           " as the WHIP POST, or log in as staff")
+    raise Unauthorized("send the key the stream was published with as 'Authorization: Bearer <key>', or log in as staff"
+                       " with the 'show.run' permission")
+
+
 @_cors
 async def whip_delete(request: web.Request) -> web.Response:
+    await _may_change_ingest(request)
     await request.app[MEDIA].delete_whip(request.match_info["id"])
     return web.Response(status=200)
 
 
 @_cors
 async def whip_patch(request: web.Request) -> web.Response:
+    await _may_change_ingest(request)
+    raise ApiError("trickle ICE is not supported: send all candidates in the offer, or none", status=405,
+                   headers={"Allow": "DELETE, OPTIONS"})
+
+
+@_cors
+async def whep_patch(request: web.Request) -> web.Response:
     raise ApiError("trickle ICE is not supported: send all candidates in the offer, or none", status=405,
                    headers={"Allow": "DELETE, OPTIONS"})
 
@@ -153,35 +187,92 @@ async def whep_delete(request: web.Request) -> web.Response:
 @doc("Media status: live or not, the ingest, viewers, overlay layers and the last stream health.",
      tags=["media"], permission="console.view")
 async def media_status(request: web.Request) -> web.Response:
-    await auth.require(request, "console.view")
-    return web.json_response(request.app[MEDIA].status())
+    user = await auth.require(request, "console.view")
+    status = request.app[MEDIA].status()
+    if status["ingest"] is not None and not user.can("show.run"):  # the WHIP resource id is for show.run only
+        status["ingest"] = {k: v for k, v in status["ingest"].items() if k != "id"}
+    return web.json_response(status)
 
 
-@doc("Start the local capture source (a v4l2/avfoundation/dshow device, a lavfi graph or a URL) as the ingest.",
-     body={"device": "device or URL; default media.capture_device", "format": "PyAV input format; default media.capture_format",
-           "options": {"type": "object", "description": "PyAV input options, e.g. {\"video_size\": \"1280x720\"}"},
-           "practice": {"type": "boolean", "description": "practice session (viewers refused)"},
-           "event_id": {"type": "integer", "description": "the event to go live in (default: by time)"}},
-     returns="{\"ingest\": id, ...status}", tags=["media"], permission="show.run")
-async def capture_start(request: web.Request) -> web.Response:
-    user = await auth.require(request, "show.run")
+@doc("The capture sources the studio may use: this machine's cameras, the owner's configured sources (media.capture_sources)"
+     " and, when media.capture_lavfi is on, test patterns; 'selected' is the studio's chosen one",
+     returns="{sources: [{id, kind, label}], selected: id or null}", tags=["media"], permission="show.run")
+async def capture_sources(request: web.Request) -> web.Response:
+    await auth.require(request, "show.run")
+    sources = list_sources(request.app[CONFIG].media)
+    selected = await selected_source(request.app[DB], request.app[CONFIG].media)
+    return web.json_response({"sources": [s.public() for s in sources.values()], "selected": selected})
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
     try:
         body: Any = validate.loads(await request.read()) if request.can_read_body else {}
     except ValueError:
         raise BadRequest("the body must be JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _source_param(value: object, sources: dict[str, Any]) -> str:
+    if not isinstance(value, str) or value not in sources:
+        raise BadRequest(f"unknown capture source {value!r}: use an id from GET /api/media/capture/sources"
+                         " (network sources are added by the owner in media.capture_sources)")
+    return value
+
+
+@doc("Choose the studio's capture source (owner): moderators can then start it",
+     body={"source": "a source id from GET /api/media/capture/sources"}, returns="{selected: id}", tags=["media"],
+     permission="settings.manage")
+async def capture_select(request: web.Request) -> web.Response:
+    await auth.require(request, "settings.manage")
+    body = await _json_object(request)
+    source_id = _source_param(body.get("source"), list_sources(request.app[CONFIG].media))
+    await select_source(request.app[DB], source_id)
+    return web.json_response({"selected": source_id})
+
+
+_CAPTURE_FIELDS = ("source", "options", "practice", "event_id")
+
+
+@doc("Start a capture source as the ingest: the studio's chosen one, or (owner only) another from the list, which becomes"
+     " the chosen one. Devices, formats and URLs are never taken from a request.",
+     body={"source": "a source id from GET /api/media/capture/sources; default: the chosen one",
+           "options": {"type": "object", "description": "only video_size (e.g. \"1280x720\"), framerate (e.g. \"30\") and"
+                       " pixel_format (e.g. \"yuyv422\")"},
+           "practice": {"type": "boolean", "description": "practice session (viewers refused)"},
+           "event_id": {"type": "integer", "description": "the event to go live in (default: by time)"}},
+     returns="{\"ingest\": id, ...status}", tags=["media"], permission="show.run")
+async def capture_start(request: web.Request) -> web.Response:
+    user = await auth.require(request, "show.run")
+    body = await _json_object(request)
+    unknown = [k for k in body if k not in _CAPTURE_FIELDS]
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}: capture takes a 'source' id from GET /api/media/capture/sources"
+                         " (devices, formats and URLs are not accepted from a request; the owner adds network sources"
+                         " in media.capture_sources), 'options', 'practice' and 'event_id'")
     cfg = request.app[CONFIG].media
-    device = body.get("device") or cfg.capture_device
-    fmt = body.get("format") or cfg.capture_format
-    opts = body.get("options") or {}
-    if not isinstance(device, str) or not isinstance(fmt, str):
-        raise BadRequest("'device' and 'format' must be strings")
-    if not isinstance(opts, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in opts.items()):
-        raise BadRequest("'options' must be an object of strings")
+    db = request.app[DB]
+    sources = list_sources(cfg)
+    selected = await selected_source(db, cfg)
+    if body.get("source") in (None, ""):
+        if selected is None:
+            raise BadRequest("no capture source is chosen: the owner picks one from GET /api/media/capture/sources")
+        if selected not in sources:
+            raise BadRequest("the studio's capture source is not available now (unplugged, or removed from the configuration):"
+                             " the owner picks another from GET /api/media/capture/sources")
+        source_id = selected
+    else:
+        source_id = _source_param(body["source"], sources)
+    if source_id != selected and not user.can("settings.manage"):
+        raise Forbidden(f"your role ({user.role}) may start only the studio's chosen capture source"
+                        f" ({selected or 'none is chosen'}): choosing another needs the 'settings.manage' permission")
+    options = check_options(body.get("options"))
     media = request.app[MEDIA]
-    ingest_id = await media.start_capture(device, fmt or None, opts, practice=bool(body.get("practice")), user_id=user.id,
+    ingest_id = await media.start_capture(sources[source_id], options, practice=bool(body.get("practice")), user_id=user.id,
                                           event_id=_event_param(body.get("event_id")))
+    if source_id != selected:
+        await select_source(db, source_id)
     return web.json_response({"ingest": ingest_id, **media.status()}, status=201)
 
 
@@ -242,11 +333,13 @@ def setup_media(app: web.Application) -> None:
     app.router.add_post("/whep", whep_post)
     app.router.add_route("OPTIONS", "/whep/{id}", options)
     app.router.add_delete("/whep/{id}", whep_delete)
-    app.router.add_patch("/whep/{id}", whip_patch)
+    app.router.add_patch("/whep/{id}", whep_patch)
     app.router.add_get("/media/publish", publish_page)
     app.router.add_get("/media/play", play_page)
     app.router.add_get("/api/media/status", media_status)
     app.router.add_post("/api/media/capture", capture_start)
+    app.router.add_get("/api/media/capture/sources", capture_sources)
+    app.router.add_put("/api/media/capture/source", capture_select)
     app.router.add_delete("/api/media/capture", capture_stop)
     app.router.add_post("/api/media/end", ingest_end)
 

@@ -5,10 +5,15 @@
 - The DTLS context also allows ECDHE-RSA suites (GStreamer's webrtcbin has an RSA certificate).
 - FFmpeg's WHIP muxer never answers ICE consent checks: for that connection only, consent
   freshness is not enforced (the ingest watchdog ends a silent ingest instead).
+- FFmpeg (with ``whip_flags=dtls_active``) starts a blocking DTLS handshake as soon as its own
+  ICE check is answered, so it never answers our triggered check if that goes out late (a busy
+  machine): ICE stayed "checking" until the 30 s connect watchdog. For that connection only, its
+  authenticated nominating check is enough to use the pair, as an ICE-lite server would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Sequence
@@ -71,24 +76,63 @@ async def _no_consent_checks() -> None:
     return None
 
 
-def relax_consent(pc: RTCPeerConnection) -> int:
-    """Disable ICE consent expiry for this connection only (call after setRemoteDescription).
-
-    Returns how many ICE connections were relaxed.
-    """
-    count = 0
-    seen: set[int] = set()
+def _ice_connections(pc: RTCPeerConnection) -> list[aioice.ice.Connection]:
+    """The aioice connections under a peer connection (one when bundled)."""
+    out: list[aioice.ice.Connection] = []
     for transceiver in pc.getTransceivers():
         dtls = transceiver.receiver.transport
         if dtls is None:
             continue
         connection = dtls.transport._connection
-        if id(connection) in seen:
-            continue
-        seen.add(id(connection))
+        if all(c is not connection for c in out):
+            out.append(connection)
+    return out
+
+
+def relax_consent(pc: RTCPeerConnection) -> int:
+    """Disable ICE consent expiry for this connection only (call after setRemoteDescription).
+
+    Returns how many ICE connections were relaxed.
+    """
+    connections = _ice_connections(pc)
+    for connection in connections:
         connection.query_consent = _no_consent_checks
-        count += 1
-    return count
+    return len(connections)
+
+
+def trust_peer_nomination(pc: RTCPeerConnection) -> int:
+    """Use a pair as soon as the (controlling) peer nominates it with an authenticated check, without
+    waiting for our own triggered check to be answered (call after setRemoteDescription).
+
+    The peer's check proved the path from it to us and our answer reaches it; FFmpeg's muxer stops
+    answering checks once its DTLS handshake starts. Returns how many ICE connections were changed.
+    """
+    connections = _ice_connections(pc)
+    for connection in connections:
+        connection.check_incoming = _trusting_check_incoming(connection)
+    return len(connections)
+
+
+def _trusting_check_incoming(connection: aioice.ice.Connection):  # type: ignore[no-untyped-def]
+    original = connection.check_incoming
+    succeeded = aioice.ice.CandidatePair.State.SUCCEEDED
+
+    def check_incoming(message, addr, protocol) -> None:  # type: ignore[no-untyped-def]
+        original(message, addr, protocol)
+        if "USE-CANDIDATE" not in message.attributes or connection.ice_controlling:
+            return
+        for pair in list(connection._check_list):
+            if pair.protocol is protocol and pair.remote_addr == addr and pair.state != succeeded:
+                task = pair.task
+                connection.check_state(pair, succeeded)
+                pair.nominated = True
+                connection.check_complete(pair)  # ICE completes: one nominated pair per component
+                if task is not None and task is not asyncio.current_task():
+                    task.cancel()  # our triggered check may never be answered
+                logger.info("ICE pair %s used on the peer's nomination", pair)
+                return
+
+    return check_incoming
 
 
 def prefer_h264(transceiver: RTCRtpTransceiver) -> None:
@@ -179,4 +223,5 @@ __all__ = [
     "prefer_h264",
     "relax_consent",
     "set_ice_host_addresses",
+    "trust_peer_nomination",
 ]

@@ -10,6 +10,8 @@ shared packets -> the ingest stops (DELETE, capture stopped, connection lost, or
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -17,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
@@ -25,11 +27,13 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from ..errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from ..live import ALREADY_LIVE
+from .capture import CaptureSource
 from .compositor import Compositor
 from .fanout import PacketQueue
 from .program import Program
 from .recorder import Recorder
-from .rtc import OFFER_ERRORS, SdpError, add_default_h264_fmtp, check_offer, create_peer_connection, relax_consent, set_ice_host_addresses
+from .rtc import (OFFER_ERRORS, SdpError, add_default_h264_fmtp, check_offer, create_peer_connection, relax_consent,
+                  set_ice_host_addresses, trust_peer_nomination)
 from .shard import Shard
 from .viewers import answer_viewer
 
@@ -43,12 +47,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: An ingest that sends no video for this long is considered dropped, seconds.
+#: An ingest that sends no video for this long is considered dropped, seconds. "Video" is video
+#: RTP packets received (or decoded frames, for a capture ingest): a starved decoder, or one waiting
+#: for a keyframe (FFmpeg's WHIP muxer ignores keyframe requests), is not a dropped publisher.
 MEDIA_TIMEOUT = 10.0
 #: An ingest or viewer that has not connected after this long is closed, seconds.
 CONNECT_TIMEOUT = 30.0
+#: A health tick this much later than due means the event loop was starved: the watchdog waits a
+#: tick, so media that queued up during the stall is counted before anything is judged silent.
+LOOP_STALL = 0.5
 #: Viewers served by the main event loop before viewer processes (``media.fanout_processes``) share them.
 LOCAL_FIRST = 50
+#: While an ingest published with the stream key lives, the key is re-read this often, seconds: once it
+#: changed (rotated in the settings, or by ``lmserver stream-key --rotate`` in another process) the ingest ends.
+KEY_CHECK_SECONDS = 2.0
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
 
 
 def is_ffmpeg(user_agent: str, sdp: str) -> bool:
@@ -69,6 +85,14 @@ class Ingest:
     relaxed_consent: bool = False
     codec: str = ""
     _last_stats: tuple[float, int, int, int] | None = None  # time, bytes, packets received, lost
+    #: sha256 of the bearer token the publisher sent (None: published with a staff session, or capture);
+    #: DELETE/PATCH of the resource must send the same token (or come from staff with show.run)
+    publisher_digest: bytes | None = None
+    #: sha256 of the stream key this ingest runs under; when the stored key differs, the ingest ends
+    key_digest: bytes | None = None
+    #: video RTP packets received so far, and when that count last grew (liveness of a WHIP ingest)
+    video_packets: int = 0
+    last_packet_at: float | None = None
 
 
 @dataclass
@@ -117,6 +141,7 @@ class MediaServer:
         self.shards: list[Shard] = []
         self.local_first = LOCAL_FIRST
         self._shard_lock = asyncio.Lock()
+        self._key_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -227,9 +252,13 @@ class MediaServer:
             await self.pm.call("register_overlays", app=self.app, session=ingest.session)
 
     async def publish_whip(
-        self, sdp: str, *, user_agent: str = "", practice: bool = False, user_id: int | None = None, event_id: int | None = None
+        self, sdp: str, *, user_agent: str = "", practice: bool = False, user_id: int | None = None, event_id: int | None = None,
+        stream_key: str | None = None,
     ) -> tuple[str, str]:
-        """Accept a WHIP offer: returns (ingest id, SDP answer). Raises 400 or 409."""
+        """Accept a WHIP offer: returns (ingest id, SDP answer). Raises 400 or 409.
+
+        ``stream_key``: the bearer token the publisher was let in with (None: a staff session). Only that
+        token ends or patches the resource, and the ingest ends when the studio's key is rotated."""
         try:
             offer = check_offer(sdp)
         except SdpError as exc:
@@ -251,6 +280,8 @@ class MediaServer:
             ingest = Ingest(secrets.token_urlsafe(16), "whip", session, program, pc=pc,
                             client="ffmpeg" if ffmpeg else _client_name(user_agent), relaxed_consent=ffmpeg,
                             codec=_video_codec(pc))
+            if stream_key is not None:
+                ingest.publisher_digest = ingest.key_digest = _digest(stream_key)
             for track in tracks:
                 program.add_track(track)
 
@@ -260,6 +291,8 @@ class MediaServer:
                     self._end_soon("the ingest connection was lost", ingest.id)
 
             await self._after_start(ingest)
+            if ingest.key_digest is not None and self.app is not None:
+                self._spawn(self._watch_stream_key(ingest), "media-key-watch")
             return ingest.id, answer
 
     async def _answer_whip(self, pc: RTCPeerConnection, sdp: str, ffmpeg: bool) -> str:
@@ -275,31 +308,30 @@ class MediaServer:
             transceiver.direction = "recvonly"
         if ffmpeg:
             relax_consent(pc)
+            trust_peer_nomination(pc)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         return pc.localDescription.sdp
 
     async def start_capture(
         self,
-        device: str,
-        format: str | None = None,
+        source: CaptureSource,
         options: dict[str, str] | None = None,
         *,
         practice: bool = False,
         user_id: int | None = None,
         event_id: int | None = None,
     ) -> str:
-        """Use a PyAV input (v4l2/avfoundation/dshow device, lavfi graph or URL) as the ingest."""
-        if not device:
-            raise BadRequest("no capture device: give 'device' or set media.capture_device")
+        """Use an allowed capture source (:mod:`lmserver.media.capture`: a device, an owner-configured URL or
+        a test pattern) as the ingest. ``options`` must come from :func:`~lmserver.media.capture.check_options`."""
+        cfg = self.config
+        device, fmt, opts = source.ffmpeg_input(options, width=cfg.width, height=cfg.height, fps=cfg.fps)
         async with self._lock:
             if self.ingest is not None:
                 raise Conflict(ALREADY_LIVE)
             loop = asyncio.get_running_loop()
             try:
-                player = await loop.run_in_executor(
-                    None, lambda: MediaPlayer(device, format=format or None, options=options or {}, timeout=10)
-                )
+                player = await loop.run_in_executor(None, lambda: MediaPlayer(device, format=fmt, options=opts, timeout=10))
             except Exception as exc:
                 raise BadRequest(f"the capture source could not be opened: {exc}") from None
             if player.video is None:
@@ -310,7 +342,7 @@ class MediaServer:
                 _stop_player(player)
                 raise
             program = self._new_program(session)
-            ingest = Ingest(secrets.token_urlsafe(16), "capture", session, program, player=player, client=device)
+            ingest = Ingest(secrets.token_urlsafe(16), "capture", session, program, player=player, client=source.label)
             program.add_track(player.video)
             if player.audio is not None:
                 program.add_track(player.audio)
@@ -324,7 +356,7 @@ class MediaServer:
         if ingest is None or (ingest_id is not None and ingest.id != ingest_id):
             return False
         self.ingest = None
-        logger.info("MediaServer: ingest %s ends: %s", ingest.id, reason)
+        logger.info("MediaServer: ingest %s ends: %s; %s", ingest.id, reason, self._ingest_figures(ingest))
         if self._health_task is not None and self._health_task is not asyncio.current_task():
             self._health_task.cancel()
         self._health_task = None
@@ -349,6 +381,51 @@ class MediaServer:
         if ingest is None or ingest.kind != "whip" or ingest.id != ingest_id:
             raise NotFound("no such ingest: it has already ended or never existed")
         await self.end_ingest("the host ended the stream", ingest_id=ingest_id)
+
+    def published_with(self, ingest_id: str, token: str) -> bool | None:
+        """Whether the live WHIP ingest ``ingest_id`` was published with bearer ``token``
+        (None: no such ingest is live)."""
+        ingest = self.ingest
+        if ingest is None or ingest.kind != "whip" or ingest.id != ingest_id:
+            return None
+        return ingest.publisher_digest is not None and hmac.compare_digest(ingest.publisher_digest, _digest(token))
+
+    # ------------------------------------------------------------------------------------ stream key
+
+    async def rotate_stream_key(self, rotate: Callable[[], Awaitable[str]], *, end_stream: bool = True) -> tuple[str, bool]:
+        """Rotate the studio's stream key with ``rotate()`` (it stores and returns the new key).
+
+        An ingest published with the old key ends (``end_stream``), or is let run under the new key.
+        Returns (new key, whether an ingest was ended)."""
+        async with self._key_lock:  # the key watch must not see the new key before the ingest is rebound
+            key = await rotate()
+            ingest = self.ingest
+            if ingest is None or ingest.key_digest is None:
+                return key, False
+            if not end_stream:
+                ingest.key_digest = _digest(key)
+                return key, False
+        return key, await self.end_ingest("the stream key was rotated", ingest_id=ingest.id)
+
+    async def _watch_stream_key(self, ingest: Ingest) -> None:
+        """While ``ingest`` (published with the stream key) lives: end it once the stored key is another.
+        This is how ``lmserver stream-key --rotate``, run in another process, ends the stream."""
+        from ..appkeys import DB
+
+        assert self.app is not None
+        while self.ingest is ingest:
+            await asyncio.sleep(KEY_CHECK_SECONDS)
+            async with self._key_lock:
+                if self.ingest is not ingest or ingest.key_digest is None:
+                    return
+                try:
+                    key = await self.app[DB].fetchval("SELECT value FROM settings WHERE key = 'stream_key'")
+                except Exception:  # a busy or closing database: look again next time
+                    logger.exception("MediaServer: reading the stream key failed")
+                    continue
+                if not key or not hmac.compare_digest(_digest(key), ingest.key_digest):
+                    self._end_soon("the stream key was rotated", ingest.id)
+                    return
 
     # ------------------------------------------------------------------------------------ viewers
 
@@ -476,7 +553,7 @@ class MediaServer:
         out: dict[str, Any] = {"bitrate": None, "packet_loss": None, "jitter": None}
         if ingest.pc is None:
             return out
-        bytes_rx = received = lost = 0
+        bytes_rx = received = lost = video = 0
         jitter = None
         for transceiver in ingest.pc.getTransceivers():
             report = await transceiver.receiver.getStats()
@@ -486,9 +563,12 @@ class MediaServer:
                     lost += max(0, stat.packetsLost)
                     if stat.kind == "video":
                         jitter = stat.jitter / 90000.0
+                        video += stat.packetsReceived
                 elif stat.type == "transport":
                     bytes_rx = max(bytes_rx, stat.bytesReceived)
         now = time.monotonic()
+        if video > ingest.video_packets:
+            ingest.video_packets, ingest.last_packet_at = video, now
         if ingest._last_stats is not None:
             t0, b0, r0, l0 = ingest._last_stats
             dt = max(now - t0, 1e-3)
@@ -500,8 +580,13 @@ class MediaServer:
         return out
 
     def _watchdog(self, ingest: Ingest) -> str | None:
+        """Why this ingest should end now (None: it is alive).
+
+        Alive means video arrives: RTP packets of a WHIP ingest (counted in ``_ingest_stats``), or
+        decoded frames. Frames alone would end a publisher whose decoder is starved by a busy
+        machine or waits for a keyframe, while its packets still arrive."""
         now = time.monotonic()
-        last = ingest.program.last_frame_at
+        last = max((t for t in (ingest.program.last_frame_at, ingest.last_packet_at) if t is not None), default=None)
         if last is None:
             if now - ingest.started > CONNECT_TIMEOUT:
                 return f"the ingest sent no video within {CONNECT_TIMEOUT:.0f} s"
@@ -509,18 +594,31 @@ class MediaServer:
             return f"the ingest dropped: no video for {MEDIA_TIMEOUT:.0f} s"
         return None
 
+    def _ingest_figures(self, ingest: Ingest) -> str:
+        """What the watchdog saw, for the log line of an ending or a stall."""
+        now = time.monotonic()
+        program = ingest.program
+
+        def ago(t: float | None) -> str:
+            return "never" if t is None else f"{now - t:.1f} s ago"
+
+        return (f"{ingest.video_packets} video packets (last {ago(ingest.last_packet_at)}), {program.frames_in} frames "
+                f"decoded (last {ago(program.last_frame_at)}), {program.frames_out} encoded, "
+                f"{program.frames_skipped} skipped, live {now - ingest.started:.1f} s"
+                + (f", {_decode_backlog(ingest.pc)} frames waiting to decode, connection {ingest.pc.connectionState}"
+                   f"/ICE {ingest.pc.iceConnectionState}" if ingest.pc else ""))
+
     async def _health_loop(self, ingest: Ingest) -> None:
         """Once a second while this ingest lives: stream.health, and the drop watchdog."""
         last_frames, last_t = ingest.program.frames_in, time.monotonic()
+        deferred = False
         while self.ingest is ingest:
+            slept = time.monotonic()
             await asyncio.sleep(1.0)
             if self.ingest is not ingest:
                 return
-            reason = self._watchdog(ingest)
-            if reason is not None:
-                self._end_soon(reason, ingest.id)
-                return
             now = time.monotonic()
+            lag = now - slept - 1.0
             frames = ingest.program.frames_in
             fps = (frames - last_frames) / max(now - last_t, 1e-3)
             last_frames, last_t = frames, now
@@ -530,6 +628,19 @@ class MediaServer:
             except Exception:  # statistics must never stop the watchdog
                 logger.exception("MediaServer: ingest statistics failed")
                 health.update(bitrate=None, packet_loss=None, jitter=None)
+            if lag > LOOP_STALL and not deferred:
+                # The loop was starved: what arrived meanwhile is still queued. Judge next tick
+                # (only once in a row: a saturated loop still ends a publisher that went away).
+                deferred = True
+                logger.log(logging.INFO if lag > 2.0 else logging.DEBUG,
+                           "MediaServer: health tick %.1f s late (busy machine); %s", lag, self._ingest_figures(ingest))
+            else:
+                deferred = False
+                reason = self._watchdog(ingest)
+                if reason is not None:
+                    logger.warning("MediaServer: ingest %s watchdog: %s; %s", ingest.id, reason, self._ingest_figures(ingest))
+                    self._end_soon(reason, ingest.id)
+                    return
             snap = ingest.program.snapshot()
             health.update(
                 width=snap["width"],
@@ -581,6 +692,15 @@ def _video_codec(pc: RTCPeerConnection) -> str:
         if transceiver.kind == "video" and transceiver._codecs:
             return transceiver._codecs[0].mimeType.split("/", 1)[1]
     return ""
+
+
+def _decode_backlog(pc: RTCPeerConnection) -> int:
+    """Encoded frames queued for aiortc's decoder thread (grows when the machine starves it)."""
+    total = 0
+    for transceiver in pc.getTransceivers():
+        q = getattr(transceiver.receiver, "_RTCRtpReceiver__decoder_queue", None)
+        total += q.qsize() if q is not None else 0
+    return total
 
 
 def _stop_player(player: MediaPlayer) -> None:

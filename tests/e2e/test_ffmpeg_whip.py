@@ -45,8 +45,9 @@ async def test_ffmpeg_whip_muxer_publishes_for_45_seconds(studio, tmp_path: Path
     from lmserver.appkeys import BUS
 
     bus = studio.app[BUS]
+    reasons: list[str] = []
     bus.on("stream.started", lambda record: started.set())
-    bus.on("stream.ended", lambda record: ended.set())
+    bus.on("stream.ended", lambda record: (reasons.append(record.data["reason"]), ended.set()))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(Path(__file__).parent / "ffmpeg_whip_publisher.py"), f"{studio.base}/whip", studio.key,
         cert_file, key_file, str(SECONDS), str(FPS), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -66,6 +67,7 @@ async def test_ffmpeg_whip_muxer_publishes_for_45_seconds(studio, tmp_path: Path
         # FFmpeg never answered a consent check, yet it was not dropped; its DELETE ended the session.
         await asyncio.wait_for(ended.wait(), 15)
         assert studio.media.ingest is None
+        assert reasons == ["the host ended the stream"]  # its DELETE (with the key it published with), not the watchdog
     finally:
         if proc.returncode is None:
             proc.kill()

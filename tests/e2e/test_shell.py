@@ -68,13 +68,19 @@ async def test_catalog_create_product_in_browser(aiohttp_server: Any, app_factor
 
 
 async def test_settings_page_reveals_and_rotates_the_key_and_adds_an_account(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
-    server = await aiohttp_server(app_factory())
+    server = await aiohttp_server(app_factory(media={"capture_lavfi": True}))
     base = f"http://127.0.0.1:{server.port}"
     name = await make_user(server, "owner")
     context = await browser.new_context(viewport={"width": 1024, "height": 768})
     page = await login_page(context, base, name, PASSWORD)
     await page.goto(base + "/settings")
     assert await page.input_value("#stream-key") == ""  # hidden until revealed
+    assert await page.is_checked("#rotate-end")  # rotating ends a stream on the old key unless unticked
+    # the capture source moderators may start: chosen from the allow-list
+    await page.wait_for_selector("#capture-source option[value='lavfi:testsrc2']", state="attached")
+    await page.select_option("#capture-source", "lavfi:testsrc2")
+    await page.click("#capture-choose")
+    await page.wait_for_function("LMS.api('GET', '/api/media/capture/sources').then((r) => r.selected === 'lavfi:testsrc2')")
     await page.click("#reveal-key")
     await page.wait_for_function("document.querySelector('#stream-key').value.startsWith('lms_')")
     first = await page.input_value("#stream-key")

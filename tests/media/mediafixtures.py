@@ -23,6 +23,7 @@ MEDIA_OVERRIDES: dict[str, Any] = {
     "height": 240,
     "video_bitrate": 500_000,
     "keyframe_min_interval": 0.2,
+    "capture_lavfi": True,  # the test patterns are capture sources here
 }
 
 

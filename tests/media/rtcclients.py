@@ -48,6 +48,8 @@ class Publisher:
         if audio:
             self.pc.addTrack(AudioStreamTrack())
         self.location: str | None = None
+        #: the Authorization header it published with (DELETE of its resource sends the same)
+        self.headers: dict[str, str] = {}
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -61,6 +63,7 @@ class Publisher:
         status, body, resp_headers = await _post(http, f"{base}/whip{query}", sdp, headers)
         if status == 201:
             self.location = resp_headers["Location"]
+            self.headers = headers
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
         return status, body
 

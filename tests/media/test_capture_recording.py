@@ -11,7 +11,7 @@ from rtcclients import Viewer, rgb
 
 from lmserver.appkeys import BUS
 
-LAVFI = "testsrc2=size=640x480:rate=30[out0];sine=frequency=440:sample_rate=48000[out1]"
+LAVFI = {"source": "lavfi:testsrc2"}  # a test pattern with a tone (media.capture_lavfi is on in the tests)
 
 
 async def test_capture_practice_preview_and_recording_with_overlay(studio) -> None:
@@ -28,7 +28,7 @@ async def test_capture_practice_preview_and_recording_with_overlay(studio) -> No
             healthy.set()
 
     studio.app[BUS].on("stream.health", on_health)
-    body = {"device": LAVFI, "format": "lavfi", "practice": True}
+    body = {**LAVFI, "options": {"video_size": "640x480", "framerate": "30"}, "practice": True}
     async with studio.http.post(studio.base + "/api/media/capture", json=body, headers=headers) as resp:
         assert resp.status == 201, await resp.text()
         status = await resp.json()
@@ -83,7 +83,7 @@ async def test_end_live_and_status_endpoints(studio) -> None:
         assert resp.status == 401
     csrf = await studio.login()
     headers = {"X-CSRF-Token": csrf}
-    async with studio.http.post(studio.base + "/api/media/capture", json={"device": LAVFI, "format": "lavfi"}, headers=headers) as resp:
+    async with studio.http.post(studio.base + "/api/media/capture", json=LAVFI, headers=headers) as resp:
         assert resp.status == 201, await resp.text()
     async with studio.http.get(studio.base + "/api/media/status") as resp:
         status = await resp.json()
@@ -92,7 +92,6 @@ async def test_end_live_and_status_endpoints(studio) -> None:
         assert resp.status == 200 and not (await resp.json())["live"]
     async with studio.http.post(studio.base + "/api/media/end", headers=headers) as resp:
         assert resp.status == 409 and "not live" in (await resp.json())["error"]["message"]
-    async with studio.http.post(studio.base + "/api/media/capture", json={"device": "/nonexistent/video9", "format": "v4l2"},
-                                headers=headers) as resp:
-        assert resp.status == 400 and "could not be opened" in (await resp.json())["error"]["message"]
+    async with studio.http.post(studio.base + "/api/media/capture", json={"source": "v4l2:video99"}, headers=headers) as resp:
+        assert resp.status == 400 and "unknown capture source" in (await resp.json())["error"]["message"]
     assert studio.media.ingest is None

@@ -95,10 +95,10 @@ async def test_obs_style_offer_without_candidates_goes_live(studio) -> None:
         status, body = await viewer.play(studio.http, studio.base)
         assert status == 201, body
         await viewer.wait_frames(5)
-        async with studio.http.delete(studio.base + publisher.location) as resp:
+        async with studio.http.delete(studio.base + publisher.location, headers=publisher.headers) as resp:
             assert resp.status == 200
         assert studio.media.ingest is None
-        async with studio.http.delete(studio.base + publisher.location) as resp:
+        async with studio.http.delete(studio.base + publisher.location, headers=publisher.headers) as resp:
             assert resp.status == 404
             assert "no such ingest" in (await resp.json())["error"]["message"]
     finally:
@@ -144,7 +144,7 @@ async def test_bad_inputs_leave_the_live_stream_alone(studio) -> None:
         await audio_pc.close()
         async with studio.http.delete(studio.base + "/whep/unknown") as resp:
             assert resp.status == 404
-        async with studio.http.delete(studio.base + "/whip/unknown") as resp:
+        async with studio.http.delete(studio.base + "/whip/unknown", headers=publisher.headers) as resp:
             assert resp.status == 404
         for path in ("/whip", publisher.location, "/whep"):
             async with studio.http.options(studio.base + path) as resp:
@@ -153,7 +153,7 @@ async def test_bad_inputs_leave_the_live_stream_alone(studio) -> None:
                 assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
                 assert "Location" in resp.headers["Access-Control-Expose-Headers"]
         async with studio.http.patch(studio.base + publisher.location, data="a=candidate:x",
-                                     headers={"Content-Type": "application/trickle-ice-sdpfrag"}) as resp:
+                                     headers={"Content-Type": "application/trickle-ice-sdpfrag", **publisher.headers}) as resp:
             assert resp.status == 405 and "trickle ICE" in (await resp.json())["error"]["message"]
         # the stream is unaffected
         before = viewer.count
@@ -364,7 +364,7 @@ async def test_malformed_offers_get_400_with_a_reason_never_500(studio) -> None:
 
         await post_all("/whep", {"Content-Type": "application/sdp"})  # while live
         assert studio.media.ingest is not None and not studio.media.viewers
-        async with studio.http.delete(studio.base + publisher.location) as resp:
+        async with studio.http.delete(studio.base + publisher.location, headers=publisher.headers) as resp:
             assert resp.status == 200
         await post_all("/whip", bearer)  # while not live: nothing starts
         assert studio.media.ingest is None

@@ -119,6 +119,32 @@ import { play as whepPlay } from "./webrtc.js";
     dlg.showModal();
   });
   $("#buy-cancel").addEventListener("click", () => dlg.close());
+  // One Idempotency-Key per purchase (a Buy click and its quantity): a retry after a lost answer gets the
+  // first order back (200) instead of buying twice.
+  function newIdempotencyKey() {
+    if (window.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
+    const bytes = new Uint8Array(16);
+    if (window.crypto && crypto.getRandomValues) crypto.getRandomValues(bytes);
+    else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+  let purchase = null; // {key, product_id, quantity} of the Buy click being confirmed
+  document.addEventListener("click", (ev) => { if (ev.target.closest("[data-buy]")) purchase = null; });
+  async function postOrder(body) {
+    if (!purchase || purchase.product_id !== body.product_id || purchase.quantity !== body.quantity) {
+      purchase = Object.assign({ key: newIdempotencyKey() }, body);
+    }
+    const opts = { headers: { "Idempotency-Key": purchase.key } };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await LMS.api("POST", `/api/e/${eventId}/orders`, body, opts);
+      } catch (e) {
+        // no answer (network) or a server error: the same key again, a few times; a 4xx is the answer
+        if (attempt >= 3 || (e.status && e.status < 500)) throw e;
+        await new Promise((r) => setTimeout(r, 700 * attempt));
+      }
+    }
+  }
   $("#buy-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const qty = parseInt($("#buy-qty").value, 10);
@@ -126,7 +152,7 @@ import { play as whepPlay } from "./webrtc.js";
     const btn = $("#buy-confirm");
     btn.disabled = true;
     try {
-      const res = await LMS.api("POST", `/api/e/${eventId}/orders`, { product_id: buying.id, quantity: qty });
+      const res = await postOrder({ product_id: buying.id, quantity: qty });
       const o = res.order;
       out.className = "buy-result alert alert-ok";
       out.textContent = `Order placed: ${o.quantity} × ${o.product_title}, ${LMS.money(o.amount_cents, o.currency)}. Thank you!`;

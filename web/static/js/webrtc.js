@@ -47,7 +47,7 @@ function session(pc, resource, extra = {}) {
     async stop() {
       if (stopped) return;
       stopped = true;
-      try { await fetch(resource, { method: "DELETE", headers: extra.deleteHeaders || {}, credentials: "same-origin" }); }
+      try { await fetch(resource, { method: "DELETE", headers: extra.deleteHeaders || {}, credentials: extra.deleteCredentials || "same-origin" }); }
       catch (e) { /* the server may already be gone */ }
       pc.close();
     },
@@ -76,8 +76,9 @@ export async function publish(stream, options = {}) {
   if (options.event != null) url += (url.includes("?") ? "&" : "?") + "event=" + encodeURIComponent(options.event);
   try {
     const resource = await exchange(url, pc, options);
+    // DELETE as it was published: with the key (and no cookies), or with the staff session and its CSRF token
     const deleteHeaders = options.key ? { Authorization: "Bearer " + options.key } : { "X-CSRF-Token": options.csrf || "" };
-    return session(pc, resource, { deleteHeaders });
+    return session(pc, resource, { deleteHeaders, deleteCredentials: options.key ? "omit" : "same-origin" });
   } catch (err) {
     pc.close();
     throw err;
