@@ -69,7 +69,9 @@ def register_bus_events() -> "list[EventSpec]":
     """Declare the bus events this plugin publishes (name, documentation, fields, audience).
 
     Return a list of :class:`lmserver.busevents.EventSpec`. Names are ``"<plugin>.<what>"``
-    (``"billboard.shown"``). Publishing an undeclared event is an error.
+    (``"billboard.shown"``). Publishing an undeclared event is an error. A public event
+    (``audience="public"``) must list what viewers see of it (``public={...}``): the rule of who sees
+    what is in :mod:`lmserver.busevents`.
     """
 
 

@@ -48,7 +48,7 @@ class ShoutPlugin:
     @hookimpl
     def register_bus_events(self) -> list[EventSpec]:
         return [EventSpec("shoutout.sent", "A viewer shouted.", {"nickname": "who", "text": "what"}, "public",
-                          activity="{nickname} shouted “{text}”", label="Shout-outs", icon="📣")]
+                          public={"nickname": None, "text": None}, activity="{nickname} shouted “{text}”", label="Shout-outs", icon="📣")]
 
     @hookimpl
     def viewer_widgets(self, request: Any, event: Any) -> list[Panel]:
