@@ -31,8 +31,10 @@ from .metrics import METRICS, Metrics, metrics_middleware, metrics_view
 from .migrations import MIGRATIONS
 from .openapi import openapi_json
 from .prompter import load_rules, run_rules
+from .scheduler import SCHEDULER, Scheduler, clocks_ctx
 from .templating import BASE_CONTEXT, register_filters, render
 from .plugins.manager import PluginManager, build_plugin_manager
+from .plugins.types import MenuLink
 from .ws import Hub
 
 log = logging.getLogger(__name__)
@@ -118,7 +120,20 @@ async def template_context(request: web.Request) -> dict[str, Any]:
     user = await auth.staff_user(request)
     cfg = request.app[CONFIG]
     return {"user": user, "csrf_token": user.csrf if user else "", "studio_name": cfg.server.studio_name,
-            "version": __version__, "request_path": request.path, "live": request.app[LIVE].current if LIVE in request.app else None}
+            "version": __version__, "request_path": request.path, "live": request.app[LIVE].current if LIVE in request.app else None,
+            "menu_links": await menu_links(request, user) if user is not None else []}
+
+
+async def menu_links(request: web.Request, user: Any) -> list[MenuLink]:
+    """The plugins' ``menu_links`` for this staff user, by order (display policy: bad answers are logged and skipped)."""
+    out: list[MenuLink] = []
+    for plugin, answer in await request.app[PM].call_named("menu_links", request=request, user=user):
+        for link in answer if isinstance(answer, (list, tuple)) else [answer]:
+            if isinstance(link, MenuLink) and link.href.startswith("/") and not link.href.startswith("//"):
+                out.append(link)
+            else:
+                log.warning("plugin %s: menu_links must answer a list of MenuLink(label, href='/local/path'), got %r", plugin, link)
+    return sorted(out, key=lambda link: link.order)
 
 
 def setup_templates(app: web.Application, pm: PluginManager) -> None:
@@ -163,6 +178,7 @@ async def core_ctx(app: web.Application) -> AsyncIterator[None]:
     bus.plugin_dispatch = _plugin_dispatcher(app, pm)
     live = LiveState(db, bus, resume_minutes=cfg.events.resume_minutes)
     app[DB], app[WRITER], app[HUB], app[BUS], app[LIVE] = db, writer, hub, bus, live
+    app[SCHEDULER] = Scheduler(app, db, pm)  # before startup: plugins may set timers there (they fire once clocks_ctx runs)
     await auth.stream_key(db)
     await pm.call("startup", app=app)
     await load_rules(app)
@@ -212,6 +228,7 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     app[METRICS] = Metrics(app)
     pm = build_plugin_manager(config, plugins, load_entrypoints)
     app[PM] = pm
+    app[auth.PERMISSIONS] = auth.PermissionRegistry(pm.call_lists_sync("register_permissions"))
     setup_templates(app, pm)
 
     from . import catalog, pages, views
@@ -241,6 +258,7 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
             log.exception("plugin %s: route %r could not be added; it is skipped", plugin, route)
     app.cleanup_ctx.append(core_ctx)
     app.cleanup_ctx.append(events.events_ctx)  # after the core: needs the database, the bus and the live state
+    app.cleanup_ctx.append(clocks_ctx)  # the scheduler's timers and the live tick (stopped before the core closes)
     from . import console
 
     console.setup(app)  # console, viewer page, comments, orders (+ viewer sampling, after the core context)

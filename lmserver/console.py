@@ -49,6 +49,7 @@ class ViewerCount:
 
 VIEWERS: web.AppKey[ViewerCount] = web.AppKey("viewer_count", ViewerCount)
 
+
 def activity_names(app: web.Application) -> list[str]:
     """Bus events shown in the console's "All activities" feed: those declared with ``activity`` (the core's and
     plugins', through ``register_bus_events``; see :mod:`lmserver.busevents`)."""
@@ -133,6 +134,7 @@ async def console_state(app: web.Application, event: dict[str, Any], session_id:
         "pinned_comment": pinned,
         "orders": await orders.list_orders(app, event_id=event["id"], session_id=sid) if sid else [],
         "activities": acts,
+        "activity_names": names,  # the feed's events, as declared (the page adds live records of these names)
         "prompter": prompter,
         "pinned_product_id": (await db.fetchval("SELECT pinned_product_id FROM sessions WHERE id = ?", (live.id,))
                               if live is not None and live.event_id == event["id"] else None),
@@ -212,7 +214,7 @@ async def console_page(request: web.Request) -> web.Response:
 @routes.get("/api/events/{id}/console")
 @doc("Everything the console of an event draws: session, metrics, comments (hidden included), orders, activities, "
      "prompter items", query={"session": "a past session (read-only console)"}, returns="{event, session, metrics, comments, "
-     "pinned_comment, orders, activities, prompter, pinned_product_id}", tags=["console"], permission="console.view")
+     "pinned_comment, orders, activities, activity_names, prompter, pinned_product_id}", tags=["console"], permission="console.view")
 async def api_console(request: web.Request) -> web.Response:
     await auth.require(request, "console.view")
     event = await event_row(request.app, _path_id(request))

@@ -662,14 +662,14 @@ async def api_event_golive_check(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/events/{id}/sessions")
-@doc("The event's sessions with their figures", returns="{sessions: [{id, started_at, ended_at, duration, practice, products_featured, giveaways, peak_viewers, avg_viewers, gmv_cents, ...}]}",
+@doc("The event's sessions with their figures", returns="{sessions: [{id, started_at, ended_at, duration, practice, products_featured, peak_viewers, avg_viewers, gmv_cents, figures: [{name, label, value, plugin}], ...}]}",
      tags=["events"], permission="console.view")
 async def api_event_sessions(request: web.Request) -> web.Response:
     await auth.require(request)
     from .sessionstats import event_sessions
 
     row = await _event_from_path(request)
-    return web.json_response({"sessions": await event_sessions(request.app[DB], row["id"])})
+    return web.json_response({"sessions": await event_sessions(request.app, row["id"])})
 
 
 # --------------------------------------------------------------------------------------------- API: the bag
@@ -783,13 +783,13 @@ async def past_events_page(request: web.Request) -> web.Response:
 
     events = await list_events(request.app, "past", 100)
     for e in events:
-        e["session_list"] = await event_sessions(request.app[DB], e["id"])
+        e["session_list"] = await event_sessions(request.app, e["id"])
     # sessions of the running or upcoming events too: an event's window may still be open
     current = [e for e in await list_events(request.app, "upcoming", 20) if e["sessions"]]
     for e in current:
-        e["session_list"] = await event_sessions(request.app[DB], e["id"])
+        e["session_list"] = await event_sessions(request.app, e["id"])
     return await render(request, "events/past.html", {"events": events, "current": current,
-                                                     "orphans": await unassigned_sessions(request.app[DB])})
+                                                     "orphans": await unassigned_sessions(request.app)})
 
 
 @routes.get("/events/{id}")
@@ -803,7 +803,7 @@ async def event_page(request: web.Request) -> web.Response:
     return await render(request, "events/detail.html", {
         "event": event, "bag": await bag_json(app, row["id"]), "can_edit": user.can("catalog.edit") and event["editable"],
         "can_run": user.can("show.run"), "public_url": public_base(request) + event["url"],
-        "sessions": await event_sessions(app[DB], row["id"]), "min_duration": MIN_DURATION, "max_duration": MAX_DURATION})
+        "sessions": await event_sessions(app, row["id"]), "min_duration": MIN_DURATION, "max_duration": MAX_DURATION})
 
 
 async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]:
@@ -816,7 +816,7 @@ async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]
     row = await db.fetchone("SELECT * FROM sessions WHERE id = ?", (sid,))
     if row is None:
         raise NotFound(f"session {sid_text} does not exist")
-    stats = await session_stats(db, row)
+    stats = await session_stats(app, row)
     samples = [(r["at"], r["viewers"]) for r in await db.fetchall(
         "SELECT at, viewers FROM viewer_samples WHERE session_id = ? ORDER BY at", (row["id"],))]
     event = await db.fetchone("SELECT * FROM events WHERE id = ?", (row["event_id"],)) if row["event_id"] is not None else None
@@ -835,7 +835,7 @@ async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]
 
 @routes.get("/api/sessions/{sid}")
 @doc("A session's analytics: figures, viewers over time, products sold and featured",
-     returns="{session: {started_at, ended_at, duration, gmv_cents, orders, items_sold, buyers, first_time_buyers, peak_viewers, avg_viewers, comments, products_featured, giveaways}, event, samples, top_products, featured}",
+     returns="{session: {started_at, ended_at, duration, gmv_cents, orders, items_sold, buyers, first_time_buyers, peak_viewers, avg_viewers, comments, products_featured, figures: [{name, label, value, plugin}]}, event, samples, top_products, featured}",
      tags=["events"], permission="console.view")
 async def api_session(request: web.Request) -> web.Response:
     await auth.require(request)

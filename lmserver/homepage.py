@@ -1,24 +1,26 @@
 """The home page's figures: the checklist for success, upcoming events, the latest LIVE and LIVE tasks.
 
-Everything is computed from the studio's real state on each visit (nothing is stored for it).
+Everything is computed from the studio's real state on each visit (nothing is stored for it). Plugins
+add checklist items through ``home_checklist`` and figures of the latest LIVE through
+``session_figures``; the core knows nothing of their tables.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from typing import Any
 
 from aiohttp import web
 
-from .appkeys import CONFIG, DB, LIVE
+from .appkeys import CONFIG, DB, LIVE, PM
 from .events import list_events
 from .helppages import TOPICS
+from .plugins.types import ChecklistItem
 from .sessionstats import session_stats
 
-#: tables a selling-mechanic plugin may create; the checklist counts their rows (absent tables count 0)
-MECHANIC_TABLES = ("giveaways", "flash_sales", "flashsales")
-
+log = logging.getLogger(__name__)
 
 def week_start(now: float) -> float:
     d = dt.datetime.fromtimestamp(now, dt.timezone.utc)
@@ -31,19 +33,18 @@ def month_start(now: float) -> float:
     return d.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
-async def mechanics_prepared(db: Any, event_ids: list[int]) -> int:
-    """Giveaways and flash sales prepared for the given events (0 when no such plugin is installed)."""
-    total = 0
-    for table in MECHANIC_TABLES:
-        if not await db.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)):
-            continue
-        cols = {r["name"] for r in await db.fetchall(f"PRAGMA table_info({table})")}
-        if "event_id" in cols and event_ids:
-            marks = ",".join("?" * len(event_ids))
-            total += await db.fetchval(f"SELECT COUNT(*) FROM {table} WHERE event_id IN ({marks})", event_ids)
-        elif "event_id" not in cols:
-            total += await db.fetchval(f"SELECT COUNT(*) FROM {table}")
-    return int(total)
+async def plugin_checklist(app: web.Application, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The plugins' ``home_checklist`` items as the template's dicts, by order (display policy: a failing
+    plugin's items are left out, an answer that is not a list of ChecklistItem is logged and skipped)."""
+    out: list[tuple[int, dict[str, Any]]] = []
+    for plugin, answer in await app[PM].call_named("home_checklist", app=app, events=events):
+        for item in answer if isinstance(answer, (list, tuple)) else [answer]:
+            if not isinstance(item, ChecklistItem):
+                log.warning("plugin %s: home_checklist must answer a list of ChecklistItem, got %r", plugin, item)
+                continue
+            out.append((item.order, {"key": item.key, "label": item.label, "done": bool(item.done), "detail": item.detail,
+                                     "href": item.href, "plugin": plugin}))
+    return [i for _, i in sorted(out, key=lambda o: o[0])]
 
 
 async def home_context(request: web.Request) -> dict[str, Any]:
@@ -57,7 +58,6 @@ async def home_context(request: web.Request) -> dict[str, Any]:
     promoted_events = [e for e in events if e["registrations"] or e["recommended"]]
     promoted = bool(promoted_events)
     to_promote = next((e for e in events if not (e["registrations"] or e["recommended"])), nxt)
-    mechanics = await mechanics_prepared(db, [e["id"] for e in events])
     event_link = f"/events/{nxt['id']}" if nxt else "/events"
     checklist = [
         {"key": "catalog", "label": "Add products to your catalog", "done": products > 0,
@@ -76,12 +76,10 @@ async def home_context(request: web.Request) -> dict[str, Any]:
                     + (f" · {sum(1 for e in events if e['recommended'])} recommended" if any(e["recommended"] for e in events) else ""))
          if promoted else "Share the link or QR code; viewers register to be reminded",
          "href": (f"/events/{to_promote['id']}#promote" if to_promote else "/events")},
-        {"key": "mechanics", "label": "Prepare a giveaway or a flash sale", "done": mechanics > 0,
-         "detail": f"{mechanics} prepared" if mechanics else "Giveaways and flash sales keep viewers watching",
-         "href": (nxt["console_url"] if nxt else "/events")},
     ]
+    checklist += await plugin_checklist(app, events)
     latest_row = await db.fetchone("SELECT * FROM sessions WHERE practice = 0 ORDER BY started_at DESC LIMIT 1")
-    latest = await session_stats(db, latest_row) if latest_row is not None else None
+    latest = await session_stats(app, latest_row) if latest_row is not None else None
     latest_event = (await db.fetchone("SELECT id, title FROM events WHERE id = ?", (latest_row["event_id"],))
                     if latest_row is not None and latest_row["event_id"] is not None else None)
     week = await db.fetchval("SELECT COUNT(*) FROM sessions WHERE practice = 0 AND started_at >= ?", (week_start(now),))

@@ -45,6 +45,11 @@ class CheckedImage:
 
 def check_image(data: bytes, *, max_bytes: int, max_pixels: int, min_size: tuple[int, int] | None = None,
                 allowed: set[str] | None = None, what: str = "the image") -> CheckedImage:
+    """Check an uploaded image's bytes: size, type (PNG, JPEG, WebP), pixel count, minimum dimensions.
+
+    Raises 400/413/415 with a message naming ``what`` and saying how to fix it; returns the checked
+    image (format, width, height, bytes) for :func:`store_image`.
+    """
     allowed = allowed or set(ALLOWED)
     if not data:
         raise BadRequest(f"{what} is empty: choose a PNG, JPEG or WebP file")

@@ -213,3 +213,17 @@ CREATE TABLE order_idempotency (
 CREATE INDEX order_idempotency_created ON order_idempotency(created_at);
 CREATE INDEX order_idempotency_order ON order_idempotency(order_id);
 """)
+
+
+migration(name="031_timers", sql="""
+-- the persisted scheduler (lmserver.scheduler): one row per pending timer; a row is deleted once its handler ran
+CREATE TABLE timers (
+    key TEXT PRIMARY KEY,                -- unique, chosen by the plugin ("poll.close:12")
+    handler TEXT NOT NULL,               -- a name registered through the register_timers hook
+    payload TEXT NOT NULL DEFAULT 'null',-- JSON
+    due_at REAL NOT NULL,                -- UNIX seconds (wall clock)
+    token TEXT NOT NULL,                 -- changes each time the timer is (re)set: the delete after firing matches it
+    created_at REAL NOT NULL
+);
+CREATE INDEX timers_due ON timers(due_at, key);
+""")

@@ -9,10 +9,17 @@ The order path (:func:`place_order`) is built for bursts (a pinned product, thou
    decremented with ``UPDATE ... WHERE stock >= ?`` — never below zero, no lost update — and the order
    row is inserted as ``reserved`` with its unit price at this moment, the session, the practice flag
    and the first-time-buyer flag (no earlier non-practice order of this viewer in the studio);
+   Plugins take part in the same savepoint (:func:`_reserve_with_plugins`): ``order_price`` may set the
+   unit price (a timed deal's price), ``reserve_order`` may refuse the order with a reason (409: quotas,
+   per-buyer limits) or write its own rows, which commit or roll back with the order;
 3. **checkout** through the plugins' ``checkout`` hook (first answer wins; the core's default answers
    ``placed``), then, again in the writer, the order gets its status and the ``order.created`` activity
    is logged in the same savepoint; the record is dispatched to consoles after the commit, with a
    ``product.stock`` update for viewers' pages.
+
+Plugins' money hooks fail closed: an ``order_price``, ``reserve_order`` or ``checkout`` implementation
+that raises (or answers nonsense) leaves no order placed, gives the stock back and answers ``503`` with
+the reason; never an unpaid "placed" order.
 
 Practice sessions' orders are stored with ``practice = 1`` and left out of GMV, orders and items sold
 (:func:`session_figures`).
@@ -64,9 +71,10 @@ from . import auth, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, PM, WRITER
 from .background import background
 from .bus import Activity, record_sync
-from .errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
+from .errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from .openapi import doc
-from .plugins.types import CheckoutRequest, CheckoutResult
+from .plugins.manager import HookFailed
+from .plugins.types import CheckoutRequest, CheckoutResult, OrderDraft
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +184,42 @@ def _reserve(conn: sqlite3.Connection, viewer_id: str, product_id: int, quantity
             "stock": product["stock"]}
 
 
+class Refused(Conflict):
+    """A plugin's ``reserve_order`` refused the order (its reason is the message)."""
+
+
+FAILED_CLOSED = ("the order could not be completed because a checkout step failed; nothing was bought or charged:"
+                 " try again in a moment")
+
+
+def _reserve_with_plugins(conn: sqlite3.Connection, app: web.Application, viewer_id: str, product_id: int, quantity: int,
+                          event_id: int | None, session_id: int | None, practice: bool, key: str | None = None,
+                          key_since: float = 0.0) -> dict[str, Any]:
+    """Writer thread, one savepoint: :func:`_reserve`, then the plugins' ``order_price`` (the unit price the
+    order is recorded at) and ``reserve_order`` (a refusal raises :class:`Refused`; the savepoint is rolled
+    back, stock and Idempotency-Key included). A failing plugin raises :class:`HookFailed` (rolled back the
+    same way). A replayed Idempotency-Key answers at once: its order went through the plugins already."""
+    reserved = _reserve(conn, viewer_id, product_id, quantity, event_id, session_id, practice, key, key_since)
+    if "replay" in reserved:
+        return reserved
+    pm = app[PM]
+    draft = OrderDraft(viewer_id=viewer_id, product_id=product_id, quantity=quantity, unit_price_cents=reserved["unit_price_cents"],
+                       currency=reserved["currency"], event_id=event_id, session_id=session_id, practice=practice)
+    price = pm.call_first_sync("order_price", app=app, conn=conn, draft=draft)
+    if price is not None:
+        if isinstance(price, bool) or not isinstance(price, int) or price < 0:
+            raise HookFailed("an order_price implementation", "order_price",
+                             ValueError(f"order_price must answer whole cents ≥ 0 or None, got {price!r}"))
+        conn.execute("UPDATE orders SET unit_price_cents = ?, amount_cents = ? WHERE id = ?", (price, price * quantity, reserved["id"]))
+        reserved["unit_price_cents"] = price
+    draft = OrderDraft(**{**draft.__dict__, "unit_price_cents": reserved["unit_price_cents"], "order_id": reserved["id"]})
+    for plugin, reason in pm.call_sync_named("reserve_order", app=app, conn=conn, draft=draft):
+        if not isinstance(reason, str) or not reason.strip():
+            raise HookFailed(plugin, "reserve_order", ValueError(f"reserve_order must answer a reason (str) or None, got {reason!r}"))
+        raise Refused(reason.strip())
+    return reserved
+
+
 def _confirm(conn: sqlite3.Connection, order_id: int, status: str, spec: Any,
              redirect_url: str | None = None) -> tuple[dict[str, Any], Activity]:
     """Writer thread: set the checkout's status and log ``order.created`` in the same savepoint (and store the
@@ -270,7 +314,12 @@ async def _place(app: web.Application, viewer: dict[str, Any], event_id: int, pr
     if viewer.get("blocked") and not cfg.blocked_can_buy:
         raise Forbidden("you cannot buy in this studio")
     writer = app[WRITER]
-    reserved = await writer.submit(_reserve, viewer["id"], product_id, qty, event_id, session.id, session.practice, key, key_since)
+    try:
+        reserved = await writer.submit(_reserve_with_plugins, app, viewer["id"], product_id, qty, event_id, session.id,
+                                       session.practice, key, key_since)
+    except HookFailed as exc:  # nothing was written: the savepoint was rolled back
+        log.error("an order of product %s fails closed before checkout: %s", product_id, exc)
+        raise ServiceUnavailable(FAILED_CLOSED) from exc
     if "replay" in reserved:
         replay: ReplayedOrder = reserved["replay"]
         return replay
@@ -278,12 +327,15 @@ async def _place(app: web.Application, viewer: dict[str, Any], event_id: int, pr
         result = await app[PM].call_first("checkout", app=app, request=CheckoutRequest(
             viewer_id=viewer["id"], product_id=product_id, quantity=qty, unit_price_cents=reserved["unit_price_cents"],
             currency=reserved["currency"], event_id=event_id, session_id=session.id, practice=session.practice))
-        if not isinstance(result, CheckoutResult):
-            result = CheckoutResult(status="placed")
-        if result.status not in ("placed", "pending_payment"):
-            raise ValueError(f"checkout answered an unknown status {result.status!r}")
+        if not isinstance(result, CheckoutResult) or result.status not in ("placed", "pending_payment"):
+            raise HookFailed("a checkout implementation", "checkout",
+                             ValueError(f"checkout must answer CheckoutResult(status='placed' or 'pending_payment'), got {result!r}"))
         order, record = await writer.submit(_confirm, reserved["id"], result.status, app[BUS].specs["order.created"],
                                             result.redirect_url)
+    except HookFailed as exc:  # fail closed: the stock goes back, the order is cancelled, no order is placed
+        log.error("order %s fails closed in checkout: %s; its stock is released", reserved["id"], exc)
+        await writer.submit(_release, reserved["id"], f"checkout failed: {exc.hook} of plugin {exc.plugin} raised")
+        raise ServiceUnavailable(FAILED_CLOSED) from exc
     except BaseException:
         await writer.submit(_release, reserved["id"])
         raise

@@ -84,4 +84,4 @@ async def settings_page(request: web.Request) -> dict[str, Any]:
     db = request.app[DB]
     users = await db.fetchall("SELECT id, name, role, created_at FROM users ORDER BY id")
     return {"users": [dict(u) for u in users], "roles": auth.ROLES, "whip_url": public_base(request) + "/whip",
-            "min_password": request.app[CONFIG].security.min_password_length, "permissions": auth.PERMISSIONS}
+            "min_password": request.app[CONFIG].security.min_password_length, "permissions": request.app[auth.PERMISSIONS].table()}

@@ -158,7 +158,7 @@ async def event_public_page(request: web.Request) -> web.StreamResponse:
     common = {"event": event, "public_url": public_url, "recommended": await recommended_events(app, row["id"]),
               "studio_name": app[CONFIG].server.studio_name, **ctx}
     if event["status"] == "ended" and not streaming:
-        sessions = [s for s in await event_sessions(app[DB], row["id"]) if not s["practice"]]
+        sessions = [s for s in await event_sessions(app, row["id"]) if not s["practice"]]
         response = await render(request, "public/ended.html", {**common, "sessions": sessions})
     else:
         reg = await app[DB].fetchone("SELECT nickname, email FROM registrations WHERE event_id = ? AND viewer_id = ?",

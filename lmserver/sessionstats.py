@@ -1,8 +1,8 @@
 """Figures of sessions (one go-live each), computed from the database and the activity log.
 
 - products featured: distinct products pinned during the session (``product.pinned`` in the log);
-- giveaways: giveaways run during the session (activity rows named ``giveaway.*``, one per distinct
-  giveaway id when the plugin's events carry one; 0 until a giveaway plugin exists);
+- figures: what plugins add through the ``session_figures`` hook (``[{name, label, value, plugin}]``,
+  sorted by their order; also as ``figure_values`` ``{name: value}``): the core knows no plugin's data;
 - peak and average viewers: from ``viewer_samples`` (and ``sessions.peak_viewers`` kept by the media layer);
 - GMV, orders, items sold, buyers, first-time buyers: from orders (practice orders never count);
 - comments: comments posted during the session.
@@ -10,15 +10,38 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from aiohttp import web
+
+from .appkeys import DB, PM
+from .plugins.types import Figure
 from .templating import as_dict
 
-GIVEAWAYS_SQL = ("SELECT COUNT(DISTINCT COALESCE(json_extract(data, '$.giveaway_id'), json_extract(data, '$.giveaway.id'), id))"
-                 " FROM activity WHERE session_id = ? AND name LIKE 'giveaway.%'")
+log = logging.getLogger(__name__)
 
 
-async def session_stats(db: Any, row: Any) -> dict[str, Any]:
+async def plugin_figures(app: web.Application, session: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plugins' ``session_figures`` for one session, as ``[{name, label, value, plugin}]`` by order.
+
+    A plugin that raises is skipped (display policy); an answer that is not a list of :class:`Figure`
+    is logged and left out.
+    """
+    out: list[tuple[int, dict[str, Any]]] = []
+    for plugin, answer in await app[PM].call_named("session_figures", app=app, session=session):
+        for fig in answer if isinstance(answer, (list, tuple)) else [answer]:
+            if not isinstance(fig, Figure) or isinstance(fig.value, bool) or not isinstance(fig.value, (int, float, str)):
+                log.warning("plugin %s: session_figures must answer a list of Figure(name, label, value), got %r", plugin, fig)
+                continue
+            out.append((fig.order, {"name": fig.name, "label": fig.label, "value": fig.value, "plugin": plugin}))
+    return [f for _, f in sorted(out, key=lambda o: o[0])]
+
+
+async def session_stats(source: Any, row: Any) -> dict[str, Any]:
+    """A session's figures; ``source`` is the app (plugins' figures included) or, for old callers, the database."""
+    app = source if isinstance(source, web.Application) else None
+    db = app[DB] if app is not None else source
     sid = row["id"]
     d = as_dict(row)
     d["practice"] = bool(d["practice"])
@@ -26,7 +49,6 @@ async def session_stats(db: Any, row: Any) -> dict[str, Any]:
     d["duration"] = (end - row["started_at"]) if end is not None else None
     d["products_featured"] = await db.fetchval(
         "SELECT COUNT(DISTINCT json_extract(data, '$.product.id')) FROM activity WHERE session_id = ? AND name = 'product.pinned'", (sid,))
-    d["giveaways"] = await db.fetchval(GIVEAWAYS_SQL, (sid,))
     samples = await db.fetchone("SELECT MAX(viewers) AS peak, AVG(viewers) AS avg, COUNT(*) AS n FROM viewer_samples WHERE session_id = ?", (sid,))
     d["peak_viewers"] = max(int(samples["peak"] or 0), int(row["peak_viewers"] or 0))
     d["avg_viewers"] = round(float(samples["avg"] or 0.0), 1)
@@ -44,18 +66,22 @@ async def session_stats(db: Any, row: Any) -> dict[str, Any]:
     d["comments"] = await db.fetchval("SELECT COUNT(*) FROM comments WHERE session_id = ?", (sid,))
     d["analytics_url"] = f"/sessions/{sid}"
     d["console_url"] = f"/events/{row['event_id']}/console?session={sid}" if row["event_id"] is not None else None
+    d["figures"] = await plugin_figures(app, as_dict(row)) if app is not None else []
+    d["figure_values"] = {f["name"]: f["value"] for f in d["figures"]}
     return d
 
 
-async def event_sessions(db: Any, event_id: int) -> list[dict[str, Any]]:
+async def event_sessions(source: Any, event_id: int) -> list[dict[str, Any]]:
+    db = source[DB] if isinstance(source, web.Application) else source
     rows = await db.fetchall("SELECT * FROM sessions WHERE event_id = ? ORDER BY started_at", (event_id,))
-    return [await session_stats(db, r) for r in rows]
+    return [await session_stats(source, r) for r in rows]
 
 
-async def unassigned_sessions(db: Any, limit: int = 50) -> list[dict[str, Any]]:
+async def unassigned_sessions(source: Any, limit: int = 50) -> list[dict[str, Any]]:
     """Sessions that belong to no event (practice without an event, or a deleted event's)."""
+    db = source[DB] if isinstance(source, web.Application) else source
     rows = await db.fetchall("SELECT * FROM sessions WHERE event_id IS NULL ORDER BY started_at DESC LIMIT ?", (limit,))
-    return [await session_stats(db, r) for r in rows]
+    return [await session_stats(source, r) for r in rows]
 
 
 def viewers_chart(samples: list[tuple[float, int]], started_at: float, ended_at: float | None, *,

@@ -79,7 +79,7 @@ async def api_login(request: web.Request) -> web.Response:
 async def api_me(request: web.Request) -> web.Response:
     user = await auth.require(request)
     return web.json_response({"user": {"id": user.id, "name": user.name, "role": user.role}, "csrf_token": user.csrf,
-                              "permissions": [p for p in auth.PERMISSIONS if user.can(p)]})
+                              "permissions": [p for p in request.app[auth.PERMISSIONS].names() if user.can(p)]})
 
 
 @routes.get("/api/users")

@@ -129,13 +129,11 @@ async def test_past_events_analytics_and_home(client: Any) -> None:
     sid = await seed_session(app, now - 86400 + 60, 45, gmv=5000, event_id=eid, viewers=(4, 10, 7, 3), pinned=(pid, pid, pid + 1000), product_id=pid)
     await seed_session(app, now - 86400 + 3600, 20, practice=True, gmv=700, event_id=eid, product_id=pid)
     async with app[DB].transaction() as tx:
-        await tx.execute("INSERT INTO activity (name, event_id, session_id, data, created_at) VALUES ('giveaway.started', ?, ?, '{\"giveaway_id\": 1}', ?)", (eid, sid, now))
-        await tx.execute("INSERT INTO activity (name, event_id, session_id, data, created_at) VALUES ('giveaway.drawn', ?, ?, '{\"giveaway_id\": 1}', ?)", (eid, sid, now))
         await tx.execute("INSERT INTO comments (event_id, session_id, nickname, body, created_at) VALUES (?, ?, 'a', 'hi', ?)", (eid, sid, now))
     sessions = (await (await client.get(f"/api/events/{eid}/sessions")).json())["sessions"]
     real, practice = sessions
-    assert (real["duration"], real["products_featured"], real["giveaways"], real["peak_viewers"], real["avg_viewers"], real["gmv_cents"]) == \
-        (2700, 2, 1, 10, 6.0, 5000)
+    assert (real["duration"], real["products_featured"], real["figures"], real["peak_viewers"], real["avg_viewers"], real["gmv_cents"]) == \
+        (2700, 2, [], 10, 6.0, 5000)  # no plugin, no plugin figures
     assert practice["practice"] is True and practice["gmv_cents"] == 0  # practice orders never count
     report = await (await client.get(f"/api/sessions/{sid}")).json()
     assert report["session"]["orders"] == 1 and report["session"]["comments"] == 1 and report["session"]["items_sold"] == 2

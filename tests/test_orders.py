@@ -177,15 +177,20 @@ async def test_checkout_hook_takes_over(aiohttp_client: Any, app_factory: Any) -
         viewer["id"], pid, 2, 700, session.id, False)
 
 
-async def test_failing_checkout_plugin_falls_back_to_the_default(aiohttp_client: Any, app_factory: Any) -> None:
+async def test_failing_checkout_plugin_fails_closed(aiohttp_client: Any, app_factory: Any) -> None:
+    """A checkout that raises places no order: 503 with the reason, the stock back, the order cancelled."""
     client = await aiohttp_client(app_factory(plugins=(BrokenPayment(),)))
     app = client.app
     eid = await make_event(app)
     pid = await make_product(app, stock=3, event_id=eid)
     await go_live(app, eid)
     viewer = await new_viewer(app, "Gus")
-    order = (await (await buy(client, viewer, eid, pid, 1)).json())["order"]
-    assert order["status"] == "placed"
+    resp = await buy(client, viewer, eid, pid, 1)
+    assert resp.status == 503
+    assert "nothing was bought or charged" in (await resp.json())["error"]["message"]
+    assert await app[DB].fetchval("SELECT stock FROM products WHERE id = ?", (pid,)) == 3
+    assert await app[DB].fetchval("SELECT COUNT(*) FROM orders WHERE status IN ('placed', 'pending_payment', 'reserved')") == 0
+    assert await app[DB].fetchval("SELECT COUNT(*) FROM activity WHERE name = 'order.created'") == 0
 
 
 async def test_1000_simultaneous_buys_for_100_in_stock(client: Any) -> None:

@@ -13,12 +13,16 @@ from tests.conftest import login
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def readme_plugin() -> types.ModuleType:
-    text = README.read_text()
-    m = re.search(r"```python\n# lmserver_shoutout/__init__\.py\n(.*?)```", text, re.S)
+def readme_source() -> str:
+    """The code of the README's plugin example."""
+    m = re.search(r"```python\n# lmserver_shoutout/__init__\.py\n(.*?)```", README.read_text(), re.S)
     assert m, "the README lost its plugin example"
+    return m.group(1)
+
+
+def readme_plugin() -> types.ModuleType:
     module = types.ModuleType("lmserver_shoutout")
-    exec(compile(m.group(1), "README.md (plugin example)", "exec"), module.__dict__)
+    exec(compile(readme_source(), "README.md (plugin example)", "exec"), module.__dict__)
     return module
 
 
@@ -35,4 +39,8 @@ async def test_readme_plugin_example_works(aiohttp_client: Any, app_factory: Any
     assert resp.status == 400 and "'text' is required" in (await resp.json())["error"]["message"]
     assert await client.app[DB].fetchval("SELECT COUNT(*) FROM shoutout_log") == 0  # its migration ran
     spec = await (await client.get("/api/openapi.json")).json()
-    assert spec["paths"]["/api/plugins/shoutout"]["post"]["x-permission"] == "show.run"
+    assert spec["paths"]["/api/plugins/shoutout"]["post"]["x-permission"] == "shoutout.send"
+    client.session.cookie_jar.clear()
+    h = {"X-CSRF-Token": await login(client, "assistant")}  # its own permission: not an assistant's
+    resp = await client.post("/api/plugins/shoutout", json={"text": "hi"}, headers=h)
+    assert resp.status == 403 and "'shoutout.send' permission" in (await resp.json())["error"]["message"]

@@ -1,11 +1,11 @@
 """The program compositor: ordered RGBA overlay layers blended into I420 frames.
 
-Plugins (billboards, countdowns, product cards) show overlays through :class:`Compositor`::
+Plugins (banners, countdowns, product cards) show overlays through :class:`Compositor`
+(``lmserver.api.compositor(app)``, with a z in one of the public bands ``lmserver.api.Z_*``)::
 
-    compositor = app[MEDIA].compositor
-    compositor.set_layer("billboard", image, x=40, y=40, opacity=0.9, z=10)
-    compositor.move_layer("billboard", x=800, y=40)
-    compositor.remove_layer("billboard")
+    compositor.set_layer("banner:1", image, x=40, y=40, opacity=0.9, z=10)
+    compositor.move_layer("banner:1", x=800, y=40)
+    compositor.remove_layer("banner:1")
 
 Each layer is converted once, when it is set, to YUV planes plus an alpha plane (chroma alpha is
 the 2x2 mean). Every program frame is then blended in place, inside each layer's rectangle only,

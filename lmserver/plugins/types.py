@@ -38,3 +38,89 @@ class CheckoutResult:
 
 
 PrompterRule = Callable[[Any, Activity], "list[dict[str, Any]] | None | Awaitable[list[dict[str, Any]] | None]"]
+
+
+@dataclass(frozen=True)
+class Permission:
+    """A staff permission (``register_permissions``): its name, what it allows, the roles that have it.
+
+    ``name`` is ``"<area>.<verb>"`` (``"catalog.edit"``); ``roles`` are the roles that hold it by
+    default (the owner holds every permission whatever ``roles`` says). The settings page and the
+    README's role table are generated from these.
+    """
+
+    name: str
+    description: str
+    roles: tuple[str, ...] = ("owner",)
+
+
+@dataclass(frozen=True)
+class OrderDraft:
+    """An order on its way through the order writer (``order_price``, ``reserve_order``).
+
+    ``order_id`` is None for ``order_price`` (asked before the row exists) and the new order's id for
+    ``reserve_order``; ``unit_price_cents`` is the catalog price for ``order_price`` and the price the
+    order is recorded at for ``reserve_order``.
+    """
+
+    viewer_id: str
+    product_id: int
+    quantity: int
+    unit_price_cents: int
+    currency: str
+    event_id: int | None
+    session_id: int | None
+    practice: bool
+    order_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A named figure of a session (``session_figures``): ``Figure("polls_run", "Polls run", 2)``.
+
+    ``name`` is a stable key (JSON, tests); ``label`` is what people read; ``order`` sorts figures.
+    """
+
+    name: str
+    label: str
+    value: int | float | str
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    """One line of the home page's "Checklist for success" (``home_checklist``)."""
+
+    key: str
+    label: str
+    done: bool
+    detail: str = ""
+    href: str = "/"
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class MenuLink:
+    """A link in the staff pages' main menu (``menu_links``)."""
+
+    label: str
+    href: str
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A persisted timer of the scheduler (``lmserver.api.schedule_at``): what fires, when, with what.
+
+    ``key`` is unique (setting a timer with a key that is pending replaces it); ``handler`` names a
+    callable registered through ``register_timers``; ``payload`` is any JSON value; ``due_at`` is UNIX
+    seconds (wall clock).
+    """
+
+    key: str
+    handler: str
+    payload: Any
+    due_at: float
+
+
+TimerHandler = Callable[[Any, Timer], "None | Awaitable[None]"]

@@ -1,7 +1,8 @@
 """Billboards: text and image overlays the host displays on the live video.
 
 This package is the example to copy when writing an lmserver plugin. It uses only the core's public
-API, and it is registered like any third-party plugin, through an entry point in ``pyproject.toml``::
+API (:mod:`lmserver.api`), and it is registered like any third-party plugin, through an entry point in
+``pyproject.toml``::
 
     [project.entry-points.lmserver]
     billboard = "lmserver_plugins.billboard"
@@ -30,13 +31,8 @@ from typing import Any
 
 from aiohttp import web
 
-from lmserver import auth
-from lmserver.appkeys import CONFIG
-from lmserver.bus import Activity
-from lmserver.busevents import EventSpec
-from lmserver.live import LiveSession
-from lmserver.plugins import hookimpl
-from lmserver.plugins.types import Panel
+from lmserver import api
+from lmserver.api import Activity, ChecklistItem, EventSpec, LiveSession, MenuLink, Panel, Permission, User, hookimpl
 
 from . import service, views
 from .store import MIGRATIONS, NAME, Settings
@@ -53,13 +49,19 @@ PLACE_FIELDS = {"x": "left, program px", "y": "top, program px", "width": "progr
 @hookimpl
 def register_routes(app: web.Application) -> list[web.RouteDef]:
     # Check the settings once, when the app is built: a bad value is refused with its full key name.
-    app[service.SETTINGS] = Settings.from_table(app[CONFIG].plugin_config(NAME))
+    app[service.SETTINGS] = Settings.from_table(api.plugin_config(app, NAME))
     return views.routes()
 
 
 @hookimpl
 def register_migrations() -> list[tuple[str, str]]:
     return MIGRATIONS
+
+
+@hookimpl
+def register_permissions() -> list[Permission]:
+    return [Permission(views.PERMISSION, "billboards: create, edit, show and hide them on the program",
+                       ("owner", "moderator", "assistant"))]
 
 
 @hookimpl
@@ -91,8 +93,24 @@ async def on_bus_event(app: web.Application, event: Activity) -> None:
 
 @hookimpl
 async def console_panels(request: web.Request, event: dict[str, Any] | None) -> list[Panel]:
-    user = await auth.staff_user(request)
+    user = await api.staff_user(request)
     if user is None or not user.can(views.PERMISSION):  # no panel for a role that could not use it
         return []
     context = views.panel_context(request.app, event["id"] if event else None)
     return [Panel("billboards", "Billboards", f"{NAME}/panel.html", {"billboard_panel": context}, order=50)]
+
+
+@hookimpl
+def menu_links(request: web.Request, user: User) -> list[MenuLink]:
+    return [MenuLink("Billboards", f"/p/{NAME}/preview", order=50)] if user.can(views.PERMISSION) else []
+
+
+@hookimpl
+async def home_checklist(app: web.Application, events: list[dict[str, Any]]) -> list[ChecklistItem]:
+    """"Prepare a billboard": done when the next event has one attached."""
+    nxt = events[0] if events else None
+    attached = await service.attached_count(app, nxt["id"]) if nxt else 0
+    return [ChecklistItem("billboard", "Prepare a billboard for your next LIVE", attached > 0,
+                          f"{attached} attached to {nxt['title']}" if attached and nxt else
+                          "Free shipping, a discount code, your handle: shown on the video in one click",
+                          nxt["console_url"] if nxt else f"/p/{NAME}/preview", order=60)]

@@ -17,12 +17,8 @@ from typing import Any, Mapping
 from aiohttp import web
 from PIL import Image
 
-from lmserver.appkeys import BUS, CONFIG, DB, LIVE
-from lmserver.bus import Activity
-from lmserver.errors import BadRequest, Conflict, NotFound
-from lmserver.images import upright
-from lmserver.live import LiveSession
-from lmserver.media import MEDIA, Compositor
+from lmserver import api
+from lmserver.api import Activity, BadRequest, Compositor, Conflict, LiveSession, NotFound, upright
 
 from . import render
 from .store import NAME, Settings, as_json, now
@@ -30,8 +26,8 @@ from .store import NAME, Settings, as_json, now
 log = logging.getLogger(__name__)
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("billboard.settings", Settings)
-#: billboards are drawn above the video, below overlays with a higher z (e.g. countdowns)
-LAYER_Z = 10
+#: billboards are drawn in the lowest public band: below product cards, countdowns and alerts
+LAYER_Z = api.Z_BANNER
 MIN_SIZE = 16
 
 
@@ -44,13 +40,12 @@ def settings(app: web.Application) -> Settings:
 
 
 def program_size(app: web.Application) -> tuple[int, int]:
-    media = app[CONFIG].media
-    return media.width, media.height
+    return api.program_size(app)
 
 
 def compositor(app: web.Application) -> Compositor | None:
     """The program's compositor, or None when the media core is not set up (e.g. some tests)."""
-    return app[MEDIA].compositor if MEDIA in app else None
+    return api.compositor(app)
 
 
 # --------------------------------------------------------------------------------------------- drawing
@@ -83,7 +78,7 @@ async def _set_layer(app: web.Application, row: Mapping[str, Any]) -> None:
     comp = compositor(app)
     if comp is None:
         return
-    image = await asyncio.to_thread(draw, row, app[CONFIG].data_dir)
+    image = await asyncio.to_thread(draw, row, api.data_dir(app))
     await asyncio.to_thread(comp.set_layer, layer_name(row["id"]), image, row["x"], row["y"], row["width"],
                             row["height"], 1.0, LAYER_Z)
 
@@ -104,20 +99,20 @@ async def _update_layer(app: web.Application, row: Mapping[str, Any], *, moved_o
 
 
 async def get(app: web.Application, billboard_id: int) -> Any:
-    row = await app[DB].fetchone("SELECT * FROM billboards WHERE id = ?", (billboard_id,))
+    row = await api.db(app).fetchone("SELECT * FROM billboards WHERE id = ?", (billboard_id,))
     if row is None:
         raise NotFound(f"no billboard {billboard_id}: it was deleted or never existed")
     return row
 
 
 async def to_json(app: web.Application, row: Mapping[str, Any]) -> dict[str, Any]:
-    events = await app[DB].fetchall("SELECT event_id FROM billboard_events WHERE billboard_id = ? ORDER BY event_id", (row["id"],))
+    events = await api.db(app).fetchall("SELECT event_id FROM billboard_events WHERE billboard_id = ? ORDER BY event_id", (row["id"],))
     return as_json(row, session_id=_session_id(app), event_ids=[r["event_id"] for r in events])
 
 
 async def list_json(app: web.Application, event_id: int | None = None) -> list[dict[str, Any]]:
     """Every billboard, the ones attached to ``event_id`` first, newest first within each group."""
-    rows = await app[DB].fetchall(
+    rows = await api.db(app).fetchall(
         "SELECT b.*, (SELECT group_concat(event_id) FROM billboard_events WHERE billboard_id = b.id) AS events,"
         " EXISTS (SELECT 1 FROM billboard_events WHERE billboard_id = b.id AND event_id = ?) AS attached"
         " FROM billboards b ORDER BY attached DESC, b.id DESC", (event_id,))
@@ -126,8 +121,13 @@ async def list_json(app: web.Application, event_id: int | None = None) -> list[d
             for r in rows]
 
 
+async def attached_count(app: web.Application, event_id: int) -> int:
+    """How many billboards are attached to the event."""
+    return int(await api.db(app).fetchval("SELECT COUNT(*) FROM billboard_events WHERE event_id = ?", (event_id,)) or 0)
+
+
 def _session_id(app: web.Application) -> int | None:
-    session = app[LIVE].current
+    session = api.current_session(app)
     return session.id if session else None
 
 
@@ -143,7 +143,7 @@ async def create(app: web.Application, fields: dict[str, Any], event_id: int | N
     else:
         width, height = render.fit(fields.pop("image_size"), (pw // 3, ph // 3))
     row = {**fields, "x": 40, "y": 40, "width": width, "height": height, "created_at": now(), "updated_at": now()}
-    async with app[DB].transaction() as tx:
+    async with api.db(app).transaction() as tx:
         if event_id is not None:
             await _check_event(tx, event_id)
         cols = ", ".join(row)
@@ -176,7 +176,7 @@ async def update(app: web.Application, billboard_id: int, content: dict[str, Any
         return old
     changes["updated_at"] = now()
     # Column names come from our own field lists (views.CONTENT_FIELDS / PLACE_FIELDS), never from the request.
-    async with app[DB].transaction() as tx:
+    async with api.db(app).transaction() as tx:
         await tx.execute(f"UPDATE billboards SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
                          (*changes.values(), billboard_id))
     row = await get(app, billboard_id)
@@ -206,16 +206,16 @@ async def delete(app: web.Application, billboard_id: int) -> None:
     row = await get(app, billboard_id)
     if row["shown_session_id"] is not None:
         await hide(app, billboard_id, "the billboard was deleted")
-    async with app[DB].transaction() as tx:
+    async with api.db(app).transaction() as tx:
         await tx.execute("DELETE FROM billboards WHERE id = ?", (billboard_id,))
     if row["image"]:
-        (Path(app[CONFIG].data_dir) / "uploads" / row["image"]).unlink(missing_ok=True)
+        (api.uploads_dir(app) / row["image"]).unlink(missing_ok=True)
     await publish(app, "billboard.changed", {"billboard_id": billboard_id, "action": "deleted", "billboard": None})
 
 
 async def attach(app: web.Application, billboard_id: int, event_id: int, attached: bool) -> Any:
     row = await get(app, billboard_id)
-    async with app[DB].transaction() as tx:
+    async with api.db(app).transaction() as tx:
         if attached:
             await _check_event(tx, event_id)
             await tx.execute("INSERT OR IGNORE INTO billboard_events (billboard_id, event_id) VALUES (?, ?)", (billboard_id, event_id))
@@ -227,9 +227,7 @@ async def attach(app: web.Application, billboard_id: int, event_id: int, attache
 
 
 async def _check_event(tx: Any, event_id: int) -> None:
-    cur = await tx.execute("SELECT 1 FROM events WHERE id = ?", (event_id,))
-    if await cur.fetchone() is None:
-        raise NotFound(f"no event {event_id}")
+    await api.require_event(tx, event_id)
 
 
 # --------------------------------------------------------------------------------------------- display
@@ -237,14 +235,14 @@ async def _check_event(tx: Any, event_id: int) -> None:
 
 async def show(app: web.Application, billboard_id: int) -> Any:
     """Display a billboard in the running session's program; 409 when not live or too many shown."""
-    session = app[LIVE].current
+    session = api.current_session(app)
     if session is None:
         raise Conflict("nothing is live: go LIVE or start a practice session, then display the billboard")
     row = await get(app, billboard_id)
     if row["shown_session_id"] == session.id:
         return row
     limit = settings(app).max_shown
-    async with app[DB].transaction() as tx:
+    async with api.db(app).transaction() as tx:
         cur = await tx.execute("SELECT COUNT(*) FROM billboards WHERE shown_session_id = ?", (session.id,))
         (shown,) = await cur.fetchone()
         if shown >= limit:
@@ -261,7 +259,7 @@ async def show(app: web.Application, billboard_id: int) -> Any:
 
 async def hide(app: web.Application, billboard_id: int, reason: str = "hidden by staff") -> Any:
     row = await get(app, billboard_id)
-    async with app[DB].transaction() as tx:
+    async with api.db(app).transaction() as tx:
         cur = await tx.execute("UPDATE billboards SET shown_session_id = NULL WHERE id = ? AND shown_session_id IS NOT NULL",
                                (billboard_id,))
         changed = cur.rowcount
@@ -278,10 +276,10 @@ async def restore(app: web.Application, session: LiveSession) -> None:
 
     Billboards left "shown" by another (interrupted, not resumed) session are hidden.
     """
-    async with app[DB].transaction() as tx:
+    async with api.db(app).transaction() as tx:
         await tx.execute("UPDATE billboards SET shown_session_id = NULL WHERE shown_session_id IS NOT NULL AND shown_session_id != ?",
                          (session.id,))
-    for row in await app[DB].fetchall("SELECT * FROM billboards WHERE shown_session_id = ? ORDER BY id", (session.id,)):
+    for row in await api.db(app).fetchall("SELECT * FROM billboards WHERE shown_session_id = ? ORDER BY id", (session.id,)):
         try:
             await _set_layer(app, row)
         except Exception:  # a missing image file must not keep the others off the program
@@ -294,13 +292,13 @@ async def stream_ended(app: web.Application, ended: Activity) -> None:
     """A ``stream.ended`` record: that session's billboards are hidden (the core already cleared its layers)."""
     if ended.session_id is None:
         return
-    async with app[DB].transaction() as tx:
+    async with api.db(app).transaction() as tx:
         cur = await tx.execute("UPDATE billboards SET shown_session_id = NULL WHERE shown_session_id = ? RETURNING id, name",
                                (ended.session_id,))
         hidden = list(await cur.fetchall())
     for row in hidden:
-        await app[BUS].publish("billboard.hidden", {"billboard_id": row["id"], "name": row["name"], "reason": "the stream ended"},
-                               event_id=ended.event_id, session_id=ended.session_id, practice=ended.practice)
+        await api.publish(app, "billboard.hidden", {"billboard_id": row["id"], "name": row["name"], "reason": "the stream ended"},
+                          session=ended)
 
 
 async def _publish_shown(app: web.Application, row: Mapping[str, Any], session: LiveSession, *, resumed: bool) -> None:
@@ -310,6 +308,4 @@ async def _publish_shown(app: web.Application, row: Mapping[str, Any], session: 
 
 async def publish(app: web.Application, name: str, data: dict[str, Any]) -> None:
     """Publish on the bus, tagged with the running session (if any)."""
-    session = app[LIVE].current
-    await app[BUS].publish(name, data, event_id=session.event_id if session else None,
-                           session_id=session.id if session else None, practice=session.practice if session else False)
+    await api.publish(app, name, data)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from lmserver.config import ConfigError
+from lmserver.api import ConfigError
 
 NAME = "billboard"
 

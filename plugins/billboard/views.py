@@ -12,13 +12,9 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from lmserver import auth, validate
-from lmserver.appkeys import CONFIG
-from lmserver.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from lmserver.images import check_image, store_image
-from lmserver.openapi import doc
-from lmserver.templating import render as render_page
-from lmserver.views import json_body
+from lmserver import api
+from lmserver.api import BadRequest, PayloadTooLarge, UnsupportedMediaType, check_image, doc, json_body, store_image, validate
+from lmserver.api import render as render_page
 
 from . import render, service
 from .store import NAME
@@ -79,7 +75,7 @@ async def _json(request: web.Request, row: Any, status: int = 200) -> web.Respon
 @doc("The shipped text billboard templates and their defaults", returns="{templates: [{id, title, text, text_colour, background_colour, font_size}]}",
      tags=TAGS, permission=PERMISSION)
 async def list_templates(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     return web.json_response({"templates": [
         {"id": t.id, "title": t.title, "text": t.text, "text_colour": t.text_colour,
          "background_colour": t.background_colour, "font_size": t.font_size} for t in render.TEMPLATES.values()]})
@@ -88,7 +84,7 @@ async def list_templates(request: web.Request) -> web.Response:
 @doc("Every billboard; those attached to event_id first", query={"event_id": "an event's id (optional)"},
      returns="{billboards: [...], max_shown, program: {width, height}}", tags=TAGS, permission=PERMISSION)
 async def list_billboards(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     event_id = _event_id(request.query.get("event_id"))
     width, height = service.program_size(request.app)
     return web.json_response({"billboards": await service.list_json(request.app, event_id),
@@ -101,7 +97,7 @@ async def list_billboards(request: web.Request) -> web.Response:
     "text": "string: optional, up to 3 lines", "text_colour": "string: #rrggbb or #rrggbbaa", "background_colour": "string: #rrggbb or #rrggbbaa",
     "font_size": "integer: 12–200 px", "event_id": "integer: optional: attach it to this event"}, returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def create_text(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     data = await json_body(request)
     content = _content(data)
     if "template" not in content:
@@ -117,7 +113,7 @@ async def create_text(request: web.Request) -> web.Response:
      body={"file": "the image", "name": "optional", "event_id": "optional: attach it to this event"},
      content_type="multipart/form-data", returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def create_image(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     if request.content_type != "multipart/form-data":
         raise UnsupportedMediaType(f"upload the image as multipart/form-data with a 'file' field (got {request.content_type or 'none'})")
     cfg = service.settings(request.app)
@@ -136,12 +132,12 @@ async def create_image(request: web.Request) -> web.Response:
                           min_size=(480, 360), what=f"the image {form['filename']!r}")
     content = _content({"name": form.get("name") or form["filename"].rsplit(".", 1)[0][:80] or "Image"})
     event_id = _event_id(form.get("event_id"))
-    name = await asyncio.to_thread(store_image, request.app[CONFIG].data_dir, checked)
+    name = await asyncio.to_thread(store_image, api.data_dir(request.app), checked)
     fields = {"kind": "image", "image": name, "image_size": (checked.width, checked.height), **content}
     try:
         row = await service.create(request.app, fields, event_id)
     except BaseException:
-        (request.app[CONFIG].data_dir / "uploads" / name).unlink(missing_ok=True)  # nothing stored on failure
+        (api.uploads_dir(request.app) / name).unlink(missing_ok=True)  # nothing stored on failure
         raise
     return await _json(request, row, 201)
 
@@ -158,7 +154,7 @@ async def _read_capped(part: BodyPartReader, limit: int) -> bytes:
 
 @doc("One billboard", returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def get_billboard(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     return await _json(request, await service.get(request.app, _id(request)))
 
 
@@ -168,7 +164,7 @@ async def get_billboard(request: web.Request) -> web.Response:
     "x": "integer: program pixels", "y": "integer: program pixels", "width": "integer: program pixels", "height": "integer: program pixels"},
     returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def patch_billboard(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     data = await json_body(request)
     unknown = set(data) - set(CONTENT_FIELDS) - set(PLACE_FIELDS)
     if unknown:
@@ -180,23 +176,23 @@ async def patch_billboard(request: web.Request) -> web.Response:
 
 @doc("Delete a billboard (hidden first if shown; its image file is removed)", returns="{deleted: id}", tags=TAGS, permission=PERMISSION)
 async def delete_billboard(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     await service.delete(request.app, _id(request))
     return web.json_response({"deleted": _id(request)})
 
 
 @doc("The billboard as a PNG, at its saved size", returns="image/png", tags=TAGS, permission=PERMISSION)
 async def preview_billboard(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     row = await service.get(request.app, _id(request))
-    return await _png(service.draw, row, request.app[CONFIG].data_dir)
+    return await _png(service.draw, row, api.data_dir(request.app))
 
 
 @doc("Preview an unsaved text billboard as a PNG", query={
     "template": "template id", "text": "text", "text_colour": "#rrggbb[aa]", "background_colour": "#rrggbb[aa]",
     "font_size": "12–200"}, returns="image/png", tags=TAGS, permission=PERMISSION)
 async def preview_draft(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     q = dict(request.query)
     if "font_size" in q:
         try:
@@ -223,26 +219,26 @@ async def _png(draw: Any, *args: Any) -> web.Response:
 
 @doc("Attach a billboard to an event (it is listed first in that event's console)", returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def attach(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     return await _json(request, await service.attach(request.app, _id(request), _id(request, "event_id"), True))
 
 
 @doc("Detach a billboard from an event", returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def detach(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     return await _json(request, await service.attach(request.app, _id(request), _id(request, "event_id"), False))
 
 
 @doc("Display a billboard in the program (live or practice); 409 when not live or when max_shown are shown",
      returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def show(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     return await _json(request, await service.show(request.app, _id(request)))
 
 
 @doc("Hide a billboard from the program", returns=BILLBOARD, tags=TAGS, permission=PERMISSION)
 async def hide(request: web.Request) -> web.Response:
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     return await _json(request, await service.hide(request.app, _id(request)))
 
 
@@ -251,7 +247,7 @@ async def hide(request: web.Request) -> web.Response:
 
 async def preview_page(request: web.Request) -> web.Response:
     """The billboard library with a program preview: the panel outside any event's console."""
-    await auth.require(request, PERMISSION)
+    await api.require(request, PERMISSION)
     return await render_page(request, f"{NAME}/preview.html", {"billboard_panel": panel_context(request.app, None)})
 
 
