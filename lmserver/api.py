@@ -29,7 +29,9 @@ Families (each name has its own docstring below or where it is defined):
 - the program's overlays: :func:`compositor`, :class:`Compositor`, :class:`LayerInfo`, the z bands
   :data:`Z_BANNER`, :data:`Z_CARD`, :data:`Z_COUNTDOWN`, :data:`Z_ALERT`;
 - the scheduler: :func:`schedule_at`, :func:`cancel_timer`, :func:`pending_timers`;
-- figures: :func:`session_figures` (the core's and the plugins' figures of one session).
+- figures: :func:`session_figures` (the core's and the plugins' figures of one session);
+- catalog and orders, read-only: :func:`product`, :func:`bag_product_ids`, :func:`price_history`,
+  :func:`order_statuses`.
 
 App state is reached through these functions (``api.db(app)``, not ``app[...]``): the core's app
 keys are private.
@@ -94,6 +96,8 @@ __all__ = [
     "schedule_at", "cancel_timer", "pending_timers",
     # figures
     "session_figures",
+    # catalog and orders (read-only)
+    "product", "bag_product_ids", "price_history", "order_statuses",
 ]
 
 
@@ -278,6 +282,48 @@ async def session_figures(app: web.Application, session_id: int) -> dict[str, An
 
     row = await app[_DB].fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
     return await session_stats(app, row) if row is not None else None
+
+
+# --------------------------------------------------------------------------------------------- catalog and orders
+
+
+async def product(app: web.Application, product_id: int) -> dict[str, Any] | None:
+    """A product of the catalog as a dict (``id``, ``title``, ``price_cents``, ``currency``, ``stock``, ``sku``,
+    ``image``, ``archived``, ...), or None when there is no such product."""
+    row = await app[_DB].fetchone("SELECT * FROM products WHERE id = ?", (product_id,))
+    return {k: row[k] for k in row.keys()} if row is not None else None
+
+
+async def bag_product_ids(app: web.Application, event_id: int) -> list[int]:
+    """The ids of the products in an event's shopping bag, in the bag's order (empty for an unknown event)."""
+    rows = await app[_DB].fetchall("SELECT product_id FROM event_products WHERE event_id = ? ORDER BY position, added_at",
+                                   (event_id,))
+    return [r["product_id"] for r in rows]
+
+
+async def price_history(app: web.Application, product_id: int, days: float = 30.0) -> list[dict[str, Any]]:
+    """The catalog prices a product had during the last ``days`` days, oldest first: ``[{price_cents, currency,
+    since}]``; the first one is the price in effect ``days`` ago (its ``since`` may be older). The catalog records
+    every price change from the moment this history was added (migration ``032_price_history``). For a deal, the
+    lowest price of the previous 30 days (as EU price-reduction rules ask) is the minimum of these."""
+    since = dt.datetime.now(dt.timezone.utc).timestamp() - days * 86400
+    rows = await app[_DB].fetchall(
+        "SELECT price_cents, currency, since FROM product_prices WHERE product_id = ? AND (since >= ? OR id = ("
+        " SELECT id FROM product_prices WHERE product_id = ? AND since < ? ORDER BY since DESC, id DESC LIMIT 1))"
+        " ORDER BY since, id", (product_id, since, product_id, since))
+    return [{k: r[k] for k in r.keys()} for r in rows]
+
+
+async def order_statuses(app: web.Application, order_ids: list[int]) -> dict[int, str]:
+    """The status (``reserved``, ``placed``, ``pending_payment``, ``cancelled``) of each of these orders, by id
+    (unknown ids are left out). A plugin that keeps rows about orders checks with it which still count."""
+    out: dict[int, str] = {}
+    ids = [int(i) for i in order_ids]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = await app[_DB].fetchall(f"SELECT id, status FROM orders WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        out.update({r["id"]: r["status"] for r in rows})
+    return out
 
 
 def _check_surface() -> None:  # pragma: no cover - import-time sanity
