@@ -240,7 +240,7 @@ async def api_gift(request: web.Request) -> web.Response:
      " Optional header Idempotency-Key (1–128 printable ASCII, one per purchase): a retry with the same key answers"
      " 200 with the first order (header Idempotent-Replayed: true); the same key for another purchase is 422",
      body={"product_id": "integer: the product", "quantity": "integer: 1 to live.max_order_quantity, at most the stock",
-           "offer": "string: optional, 1–100 characters: the deal the buyer accepts (e.g. a plugin's flash sale); refused once it is over"},
+           "offer": "string: optional, 1–100 characters: the deal the buyer accepts (a plugin's offer id, e.g. \"<plugin>:<id>\"); a plugin refuses it once the deal is over"},
      returns="{order: {id, product_id, product_title, quantity, unit_price_cents, amount_cents, currency, status, first_time, practice}}",
      tags=["viewer"])
 async def api_buy(request: web.Request) -> web.Response:
