@@ -286,7 +286,12 @@ import { play as whepPlay } from "./webrtc.js";
   let ws = null, wsDelay = 500;
   function connect() {
     ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/viewer?event=" + eventId);
-    ws.onmessage = (ev) => { let rec; try { rec = JSON.parse(ev.data); } catch (e) { return; } if (rec && rec.name) onRecord(rec); };
+    ws.onmessage = (ev) => {
+      let rec; try { rec = JSON.parse(ev.data); } catch (e) { return; }
+      if (!rec || !rec.name) return;
+      onRecord(rec);
+      document.dispatchEvent(new CustomEvent("lms:bus", { detail: rec }));  // plugins' widgets listen (as on the console)
+    };
     ws.onopen = () => { if (wsDelay > 500) reload(); wsDelay = 500; document.body.dataset.ws = "open"; };
     ws.onclose = () => { document.body.dataset.ws = "closed"; setTimeout(connect, wsDelay); wsDelay = Math.min(wsDelay * 2, 10000); };
   }
