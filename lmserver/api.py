@@ -31,7 +31,7 @@ Families (each name has its own docstring below or where it is defined):
 - the scheduler: :func:`schedule_at`, :func:`cancel_timer`, :func:`pending_timers`;
 - figures: :func:`session_figures` (the core's and the plugins' figures of one session);
 - catalog and orders, read-only: :func:`product`, :func:`bag_product_ids`, :func:`price_history`,
-  :func:`order_statuses`.
+  :func:`order_statuses`; :func:`release_order` (cancel an unpaid order).
 
 App state is reached through these functions (``api.db(app)``, not ``app[...]``): the core's app
 keys are private.
@@ -97,7 +97,7 @@ __all__ = [
     # figures
     "session_figures",
     # catalog and orders (read-only)
-    "product", "bag_product_ids", "price_history", "order_statuses",
+    "product", "bag_product_ids", "price_history", "order_statuses", "release_order",
 ]
 
 
@@ -324,6 +324,25 @@ async def order_statuses(app: web.Application, order_ids: list[int]) -> dict[int
         rows = await app[_DB].fetchall(f"SELECT id, status FROM orders WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
         out.update({r["id"]: r["status"] for r in rows})
     return out
+
+
+async def release_order(app: web.Application, order_id: int, reason: str, then: Any = None, *args: Any) -> tuple[bool, Any]:
+    """Cancel an order that is still ``reserved`` or ``pending_payment`` (a payment that failed or expired): its
+    units go back to stock, its status becomes ``cancelled`` with ``reason`` (say why: "payment not completed
+    within 5 minutes"), its Idempotency-Key is freed and ``order.released`` is published (``product.stock`` too).
+    A placed or already cancelled order is left alone (idempotent).
+
+    ``then(conn, released, *args)``, if given, runs synchronously in the order writer's thread in the same
+    savepoint, right after the release (``released`` says whether this call cancelled it): do your own
+    bookkeeping there so it commits with the release (never await, never commit). Returns ``(released,
+    then's answer)``."""
+    from .orders import release_unpaid
+
+    released, records, answer = await app[_WRITER].submit(release_unpaid, int(order_id), reason,
+                                                          app[_BUS].specs["order.released"], then, args)
+    for record in records:
+        app[_BUS].dispatch(record)
+    return released, answer
 
 
 def _check_surface() -> None:  # pragma: no cover - import-time sanity

@@ -252,6 +252,29 @@ def _release(conn: sqlite3.Connection, order_id: int, reason: str = "checkout fa
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
 
 
+def release_unpaid(conn: sqlite3.Connection, order_id: int, reason: str, spec: Any, then: Any = None,
+                   args: tuple[Any, ...] = ()) -> tuple[bool, list[Activity], Any]:
+    """Writer thread, one savepoint: cancel an order still ``reserved`` or ``pending_payment`` (units back to stock,
+    ``cancelled`` with ``reason``, its Idempotency-Key freed, ``order.released`` logged), then run
+    ``then(conn, released, *args)`` in the same savepoint. Returns (released, records to dispatch, then's answer).
+    See :func:`lmserver.api.release_order`."""
+    row = conn.execute("SELECT id, product_id, quantity, event_id, session_id, practice FROM orders WHERE id = ?"
+                       " AND status IN ('reserved', 'pending_payment')", (order_id,)).fetchone()
+    records: list[Activity] = []
+    if row is not None:
+        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (row["quantity"], row["product_id"]))
+        conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ?", (reason, order_id))
+        conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
+        stock = conn.execute("SELECT stock FROM products WHERE id = ?", (row["product_id"],)).fetchone()["stock"]
+        records.append(record_sync(conn, spec, {"order_ids": [order_id], "units": row["quantity"], "reason": reason,
+                                                "products": [{"product_id": row["product_id"], "stock": stock}]},
+                                   event_id=row["event_id"], session_id=row["session_id"], practice=bool(row["practice"])))
+        records.append(Activity(None, "product.stock", row["event_id"], row["session_id"], bool(row["practice"]), time.time(),
+                                {"product_id": row["product_id"], "stock": stock}))
+    answer = then(conn, row is not None, *args) if then is not None else None
+    return row is not None, records, answer
+
+
 def parse_quantity(value: Any, limit: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, str) and validate.ascii_int(value) is not None:

@@ -63,6 +63,8 @@ def register_bus_events() -> list[EventSpec]:
         EventSpec("flashsale.started", "A flash sale's countdown ended: it is selling.", SALE_FIELD, "public"),
         EventSpec("flashsale.progress", "Units of a flash sale were sold (or given back).",
                   {"sale_id": "the sale's id", "sold": "units sold", "allocated": "units allocated"}, "public"),
+        EventSpec("flashsale.offered", "Units came back from an expired hold: these waitlisted viewers each have one held for them.",
+                  {"sale_id": "the sale's id", "viewer_ids": "the viewers with a hold", "until": "the holds expire then (UNIX s)"}, "public"),
         EventSpec("flashsale.sold_out", "A flash sale sold its whole allocation ('Flash sale sold out: Mug, 100 units in 42 s').",
                   {"sale_id": "the sale's id", **SALE_FIELD, **text}, "public", activity=True),
         EventSpec("flashsale.ended", "A flash sale ended (time is up, ended early, the LIVE ended); what it did not sell is back in stock.",
@@ -72,7 +74,8 @@ def register_bus_events() -> list[EventSpec]:
 
 @hookimpl
 def register_timers() -> dict[str, Any]:
-    return {service.START: service.on_start, service.END: service.on_end}
+    return {service.START: service.on_start, service.END: service.on_end, service.HOLD: service.on_hold_expired,
+            service.OFFER: service.on_offer_expired}
 
 
 @hookimpl

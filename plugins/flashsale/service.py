@@ -20,7 +20,7 @@ from lmserver.api import BadRequest, Conflict, NotFound
 from .store import COUNTDOWN_RANGE, DURATION_RANGE, SALE_COLUMNS, Settings, release, sale_json
 
 SETTINGS = web.AppKey("flashsale_settings", Settings)
-START, END = "flashsale.start", "flashsale.end"
+START, END, HOLD, OFFER = "flashsale.start", "flashsale.end", "flashsale.hold", "flashsale.offer"
 
 
 def money(cents: int, currency: str | None = "") -> str:
@@ -284,7 +284,11 @@ async def after_order(app: web.Application, event: api.Activity) -> None:
     sale = await get(app, sale_id)
     await api.publish(app, "flashsale.progress", {"sale_id": sale_id, "sold": sale["sold"], "allocated": sale["allocated"]},
                       session=event)
-    if sale["sold"] >= sale["allocated"]:
+    if order["status"] == "pending_payment":  # a hold: its units come back if the payment is not completed in time
+        hold = app[SETTINGS].hold_minutes * 60
+        await api.schedule_at(app, order["created_at"] + hold, f"flashsale:hold:{order['id']}", HOLD,
+                              {"order_id": order["id"], "sale_id": sale_id})
+    if sale["left"] <= 0:
         async with api.db(app).transaction() as tx:
             cur = await tx.execute("UPDATE flashsale_sales SET announced_sold_out = 1 WHERE id = ? AND announced_sold_out = 0", (sale_id,))
             first = cur.rowcount == 1
@@ -315,3 +319,53 @@ async def catch_up(app: web.Application) -> None:
     """At startup: count the orders the core released while we were down."""
     await reconcile(app)
 
+
+
+# --------------------------------------------------------------------------------------------- holds and the waitlist
+
+
+async def _offered(app: web.Application, sale_id: int, viewer_ids: list[str]) -> None:
+    """Viewers of the waitlist got a hold: tell them (and set each hold's expiry timer)."""
+    hold = app[SETTINGS].hold_minutes * 60
+    until = time.time() + hold
+    for vid in viewer_ids:
+        await api.schedule_at(app, until, f"flashsale:offer:{sale_id}:{vid}", OFFER, {"sale_id": sale_id, "viewer_id": vid})
+    sale = await get(app, sale_id)
+    if viewer_ids:
+        await api.publish(app, "flashsale.offered", {"sale_id": sale_id, "viewer_ids": viewer_ids, "until": until}, session=_tag(sale))
+    await api.publish(app, "flashsale.progress", {"sale_id": sale_id, "sold": sale["sold"], "allocated": sale["allocated"]},
+                      session=_tag(sale))
+
+
+async def on_hold_expired(app: web.Application, timer: api.Timer) -> None:
+    """A buyer's payment did not complete within hold_minutes: the order is cancelled, its units go to the waitlist."""
+    from .store import hold_expired
+
+    minutes = app[SETTINGS].hold_minutes
+    released, answer = await api.release_order(app, timer.payload["order_id"], f"payment not completed within {minutes} min:"
+                                                f" the flash-sale units were released", hold_expired, timer.payload["order_id"], minutes * 60.0)
+    if released and answer["sale_id"] is not None:
+        await _offered(app, answer["sale_id"], answer["offered"])
+
+
+async def on_offer_expired(app: web.Application, timer: api.Timer) -> None:
+    from .store import offer_expired
+
+    sale_id, vid = timer.payload["sale_id"], timer.payload["viewer_id"]
+    offered = await api.writer_batch(app, offer_expired, sale_id, vid, app[SETTINGS].hold_minutes * 60.0)
+    try:
+        await _offered(app, sale_id, offered)
+    except NotFound:
+        pass
+
+
+async def join_waitlist(app: web.Application, sale_id: int, viewer_id: str) -> dict[str, Any]:
+    from .store import join_waitlist as join
+
+    return await api.writer_batch(app, join, sale_id, viewer_id)
+
+
+async def my_waitlist(app: web.Application, sale_id: int, viewer_id: str) -> dict[str, Any] | None:
+    row = await api.db(app).fetchone("SELECT status, units, offered_until FROM flashsale_waitlist WHERE sale_id = ? AND viewer_id = ?",
+                                     (sale_id, viewer_id))
+    return {k: row[k] for k in row.keys()} if row else None

@@ -84,11 +84,13 @@ CREATE TABLE flashsale_sales (
     lowest_30d_cents INTEGER,            -- at launch: the lowest catalog price of the previous 30 days
     currency TEXT,
     launched_at REAL, starts_at REAL, ends_at REAL, ended_at REAL, end_reason TEXT,
-    sold INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0 AND sold <= allocated),
+    sold INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0),      -- units of its orders (placed or held for payment)
+    offered INTEGER NOT NULL DEFAULT 0 CHECK (offered >= 0), -- units held for viewers of the waitlist
     sold_out_at REAL,
     announced_sold_out INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    CHECK (sold + offered <= allocated)
 );
 CREATE INDEX flashsale_sales_product ON flashsale_sales(product_id, status);
 CREATE INDEX flashsale_sales_event ON flashsale_sales(event_id);
@@ -98,21 +100,31 @@ CREATE TABLE flashsale_orders (
     viewer_id TEXT NOT NULL,
     quantity INTEGER NOT NULL,
     amount_cents INTEGER NOT NULL,
-    cancelled INTEGER NOT NULL DEFAULT 0,  -- the core released the order (checkout failed, restart): units back
+    cancelled INTEGER NOT NULL DEFAULT 0,  -- the core released the order (checkout failed, restart, hold expired): units back
+    held_until REAL,                       -- pending payment: the hold expires then
     created_at REAL NOT NULL
 );
 CREATE INDEX flashsale_orders_buyer ON flashsale_orders(sale_id, viewer_id);
+CREATE TABLE flashsale_waitlist (
+    sale_id INTEGER NOT NULL REFERENCES flashsale_sales(id) ON DELETE CASCADE,
+    viewer_id TEXT NOT NULL,
+    joined_at REAL NOT NULL,
+    status TEXT NOT NULL DEFAULT 'waiting' CHECK (status IN ('waiting', 'offered', 'used', 'expired')),
+    units INTEGER NOT NULL DEFAULT 0,      -- units held for this viewer while 'offered'
+    offered_until REAL,
+    PRIMARY KEY (sale_id, viewer_id)
+);
 """)]
 
 SALE_COLUMNS = ("id", "event_id", "product_id", "allocated", "deal_price_cents", "per_buyer_limit", "countdown_seconds",
                 "duration_seconds", "status", "session_id", "practice", "regular_price_cents", "lowest_30d_cents", "currency",
-                "launched_at", "starts_at", "ends_at", "ended_at", "end_reason", "sold", "sold_out_at", "created_at")
+                "launched_at", "starts_at", "ends_at", "ended_at", "end_reason", "sold", "offered", "sold_out_at", "created_at")
 
 
 def sale_json(row: Any) -> dict[str, Any]:
     d = {k: row[k] for k in SALE_COLUMNS}
     d["practice"] = bool(d["practice"])
-    d["left"] = d["allocated"] - d["sold"]
+    d["left"] = d["allocated"] - d["sold"] - d["offered"]
     d["duration_minutes"] = d["duration_seconds"] // 60
     return d
 
@@ -156,7 +168,7 @@ def decide(conn: sqlite3.Connection, draft: OrderDraft, now: float | None = None
         return None, _why_not(conn, offer, draft, now)
     if sale is None:
         return None, None
-    left = sale["allocated"] - sale["sold"]
+    left = sale["allocated"] - sale["sold"] - sale["offered"] + _my_offer(conn, sale["id"], draft.viewer_id, now)
     if left < draft.quantity:
         if offer is None:
             return None, None  # a plain buy once the sale is sold out: a regular order
@@ -164,6 +176,13 @@ def decide(conn: sqlite3.Connection, draft: OrderDraft, now: float | None = None
             return None, "sold out: every unit of this flash sale is taken; join the waitlist or buy at the regular price"
         return None, f"only {left} left at the flash-sale price: lower the quantity to {left} or less"
     return sale, None
+
+
+def _my_offer(conn: sqlite3.Connection, sale_id: int, viewer_id: str, now: float) -> int:
+    """Units held for this viewer from the waitlist (0 when none or expired)."""
+    row = conn.execute("SELECT units FROM flashsale_waitlist WHERE sale_id = ? AND viewer_id = ? AND status = 'offered'"
+                       " AND offered_until > ?", (sale_id, viewer_id, now)).fetchone()
+    return row["units"] if row else 0
 
 
 def order_price(conn: sqlite3.Connection, draft: OrderDraft) -> int | None:
@@ -190,9 +209,14 @@ def reserve(conn: sqlite3.Connection, draft: OrderDraft) -> str | None:
             if bought + draft.quantity > sale["per_buyer_limit"]:
                 have = f"you already have {bought}" if bought else f"you asked for {draft.quantity}"
                 return f"at most {sale['per_buyer_limit']} per buyer in this flash sale: {have}"
+        held = _my_offer(conn, sale["id"], draft.viewer_id, now)
+        if held:  # the viewer uses the units held for them from the waitlist
+            conn.execute("UPDATE flashsale_waitlist SET status = 'used', units = 0 WHERE sale_id = ? AND viewer_id = ?",
+                         (sale["id"], draft.viewer_id))
+            conn.execute("UPDATE flashsale_sales SET offered = offered - ? WHERE id = ?", (held, sale["id"]))
         cur = conn.execute("UPDATE flashsale_sales SET sold = sold + ?1, status = 'live',"
-                           " sold_out_at = CASE WHEN sold + ?1 = allocated THEN ?2 ELSE sold_out_at END"
-                           " WHERE id = ?3 AND sold + ?1 <= allocated", (draft.quantity, now, sale["id"]))
+                           " sold_out_at = CASE WHEN sold + offered + ?1 = allocated THEN ?2 ELSE sold_out_at END"
+                           " WHERE id = ?3 AND sold + offered + ?1 <= allocated", (draft.quantity, now, sale["id"]))
         if cur.rowcount != 1:
             return "sold out: every unit of this flash sale is taken"
         conn.execute("INSERT INTO flashsale_orders (order_id, sale_id, viewer_id, quantity, amount_cents, created_at)"
@@ -219,3 +243,67 @@ def release(conn: sqlite3.Connection, order_ids: list[int]) -> list[int]:
         conn.execute("UPDATE flashsale_sales SET sold = sold - ?, sold_out_at = NULL WHERE id = ?", (row["quantity"], row["sale_id"]))
         touched.add(row["sale_id"])
     return sorted(touched)
+
+
+# --------------------------------------------------------------------------------------------- holds and the waitlist
+
+
+def hold_expired(conn: sqlite3.Connection, released: bool, order_id: int, hold_seconds: float) -> dict[str, Any]:
+    """Writer thread, in the core's release savepoint: the order's units leave the sale's count and go first to
+    the waitlist (one unit per waiting viewer, each a hold of their own), the rest back to the sale."""
+    row = conn.execute("SELECT sale_id FROM flashsale_orders WHERE order_id = ?", (order_id,)).fetchone()
+    if row is None:
+        return {"sale_id": None, "offered": []}
+    release(conn, [order_id])
+    return {"sale_id": row["sale_id"], "offered": offer_units(conn, row["sale_id"], hold_seconds)}
+
+
+def offer_units(conn: sqlite3.Connection, sale_id: int, hold_seconds: float) -> list[str]:
+    """Writer thread: hold the sale's free units for the viewers waiting longest (one each). Returns their ids."""
+    now = time.time()
+    sale = conn.execute("SELECT * FROM flashsale_sales WHERE id = ?", (sale_id,)).fetchone()
+    if sale is None or sale["status"] not in RUNNING or now >= sale["ends_at"]:
+        return []
+    free = sale["allocated"] - sale["sold"] - sale["offered"]
+    waiting = conn.execute("SELECT viewer_id FROM flashsale_waitlist WHERE sale_id = ? AND status = 'waiting'"
+                           " ORDER BY joined_at, viewer_id LIMIT ?", (sale_id, max(free, 0))).fetchall()
+    ids = [w["viewer_id"] for w in waiting]
+    for vid in ids:
+        conn.execute("UPDATE flashsale_waitlist SET status = 'offered', units = 1, offered_until = ? WHERE sale_id = ? AND viewer_id = ?",
+                     (now + hold_seconds, sale_id, vid))
+    if ids:
+        conn.execute("UPDATE flashsale_sales SET offered = offered + ?, sold_out_at = NULL WHERE id = ?", (len(ids), sale_id))
+    elif free > 0:
+        conn.execute("UPDATE flashsale_sales SET sold_out_at = NULL, announced_sold_out = 0 WHERE id = ?", (sale_id,))
+    return ids
+
+
+def offer_expired(conn: sqlite3.Connection, sale_id: int, viewer_id: str, hold_seconds: float) -> list[str]:
+    """Writer thread: a waitlist hold lapsed unused: its unit goes to the next waiting viewer, or back to the sale."""
+    row = conn.execute("SELECT units FROM flashsale_waitlist WHERE sale_id = ? AND viewer_id = ? AND status = 'offered'",
+                       (sale_id, viewer_id)).fetchone()
+    if row is None:
+        return []
+    conn.execute("UPDATE flashsale_waitlist SET status = 'expired', units = 0 WHERE sale_id = ? AND viewer_id = ?", (sale_id, viewer_id))
+    conn.execute("UPDATE flashsale_sales SET offered = offered - ? WHERE id = ?", (row["units"], sale_id))
+    return offer_units(conn, sale_id, hold_seconds)
+
+
+def join_waitlist(conn: sqlite3.Connection, sale_id: int, viewer_id: str) -> dict[str, Any]:
+    """Writer thread: a viewer joins a sold-out sale's waitlist (409 unless it runs and is sold out)."""
+    from lmserver.api import Conflict, NotFound
+
+    now = time.time()
+    sale = conn.execute("SELECT * FROM flashsale_sales WHERE id = ?", (sale_id,)).fetchone()
+    if sale is None:
+        raise NotFound(f"no flash sale {sale_id}")
+    if sale["status"] not in RUNNING or now >= sale["ends_at"] or now < sale["starts_at"]:
+        raise Conflict("this flash sale is not selling: the waitlist is open while a sold-out sale runs")
+    if sale["allocated"] - sale["sold"] - sale["offered"] > 0:
+        raise Conflict("this flash sale is not sold out: buy now instead of joining the waitlist")
+    conn.execute("INSERT INTO flashsale_waitlist (sale_id, viewer_id, joined_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                 (sale_id, viewer_id, now))
+    position = conn.execute("SELECT COUNT(*) FROM flashsale_waitlist WHERE sale_id = ? AND status = 'waiting' AND joined_at <= ("
+                            "SELECT joined_at FROM flashsale_waitlist WHERE sale_id = ? AND viewer_id = ?)", (sale_id, sale_id, viewer_id)).fetchone()[0]
+    status = conn.execute("SELECT status FROM flashsale_waitlist WHERE sale_id = ? AND viewer_id = ?", (sale_id, viewer_id)).fetchone()[0]
+    return {"sale_id": sale_id, "status": status, "position": position}

@@ -107,15 +107,31 @@ async def end_sale(request: web.Request) -> web.Response:
 
 @doc("The running flash sales of a LIVE event, for the viewer page's flash card (public)",
      returns="{sales: [{id, product_id, title, allocated, sold, left, deal_price_cents, regular_price_cents, lowest_30d_cents,"
-     " currency, per_buyer_limit, status, starts_at, ends_at, practice}], now}", tags=TAGS, permission=None)
+     " currency, per_buyer_limit, status, starts_at, ends_at, practice, waitlist: {status, units, offered_until} | null}], now}",
+     tags=TAGS, permission=None)
 async def viewer_sales(request: web.Request) -> web.Response:
     event_id = validate.path_int(request, "event_id")
+    try:
+        viewer_id = (await api.require_viewer(request))["id"]
+    except api.Unauthorized:
+        viewer_id = None
     sales = []
     for sale in await service.running(request.app, event_id):
         full = await service.full(request.app, sale)
         full.pop("figures", None)
+        full["waitlist"] = await service.my_waitlist(request.app, sale["id"], viewer_id) if viewer_id else None
         sales.append(full)
     return web.json_response({"sales": sales, "now": time.time()})
+
+
+@doc("Join the waitlist of a sold-out flash sale (viewer): when a held unit comes back, it is held for the viewers"
+     " waiting longest, one each, for hold_minutes", returns="{waitlist: {sale_id, status, position}}", tags=TAGS, permission=None)
+async def join_waitlist(request: web.Request) -> web.Response:
+    viewer = await api.require_viewer(request)
+    sale = await service.get(request.app, validate.path_int(request))
+    if sale["event_id"] != validate.path_int(request, "event_id"):
+        raise api.NotFound(f"no flash sale {sale['id']} in this event")
+    return web.json_response({"waitlist": await service.join_waitlist(request.app, sale["id"], viewer["id"])}, status=201)
 
 
 def routes() -> list[web.RouteDef]:
@@ -129,4 +145,5 @@ def routes() -> list[web.RouteDef]:
         web.post(API + r"/sales/{id:\d+}/launch", launch_sale),
         web.post(API + r"/sales/{id:\d+}/end", end_sale),
         web.get(API + r"/e/{event_id:\d+}/sales", viewer_sales),
+        web.post(API + r"/e/{event_id:\d+}/sales/{id:\d+}/waitlist", join_waitlist),
     ]

@@ -28,7 +28,9 @@
     section.hidden = card.hidden = !sale;
     if (!sale) { card.innerHTML = ""; return; }
     const started = now >= sale.starts_at;
-    const soldOut = sale.sold >= sale.allocated;
+    const soldOut = sale.left <= 0;
+    const held = sale.waitlist && sale.waitlist.status === "offered" && sale.waitlist.offered_until > now;
+    const waiting = sale.waitlist && sale.waitlist.status === "waiting";
     const pct = Math.round(100 * sale.sold / sale.allocated);
     const timer = started ? `Ends in <b data-fs-clock>${clock(sale.ends_at - now)}</b>` : `Flash sale in <b data-fs-clock>${clock(sale.starts_at - now)}</b>`;
     card.dataset.saleId = sale.id;
@@ -40,11 +42,19 @@
         <small class="muted">Lowest price of the previous 30 days: ${money(sale.lowest_30d_cents, sale.currency)}</small></div>
       <div class="fs-bar" role="progressbar" aria-valuemin="0" aria-valuemax="${sale.allocated}" aria-valuenow="${sale.sold}"><span style="width:${pct}%"></span></div>
       <div class="fs-sold" data-fs-sold>${sale.sold} of ${sale.allocated} sold${sale.per_buyer_limit ? ` · at most ${sale.per_buyer_limit} per buyer` : ""}</div>
-      ${soldOut ? '<div class="fs-soldout" data-fs-soldout>Sold out</div>'
+      ${held ? `<div class="fs-held" data-fs-held>A unit is held for you until ${new Date(sale.waitlist.offered_until * 1000).toLocaleTimeString()}</div>` : ""}
+      ${soldOut && !held ? `<div class="fs-soldout" data-fs-soldout>Sold out</div>${waiting ? '<div class="small" data-fs-waiting>You are on the waitlist</div>'
+          : '<button type="button" class="btn btn-sm" data-fs-wait>Join the waitlist</button>'}`
         : `<button type="button" class="btn btn-primary" data-fs-buy ${started ? "" : "disabled"}>Buy at ${money(sale.deal_price_cents, sale.currency)}</button>`}
       <div class="fs-result small" data-fs-result aria-live="polite">${esc(result)}</div>`;
   }
   card.addEventListener("click", async (ev) => {
+    if (ev.target.closest("[data-fs-wait]")) {
+      try { await LMS.api("POST", `/api/plugins/flashsale/e/${eventId}/sales/${card.dataset.saleId}/waitlist`); result = ""; }
+      catch (e) { result = e.message; }
+      load();
+      return;
+    }
     if (!ev.target.closest("[data-fs-buy]")) return;
     const sale = sales.find((s) => String(s.id) === card.dataset.saleId);
     if (!sale) return;
@@ -65,7 +75,7 @@
     if (!rec.name || !rec.name.startsWith("flashsale.")) return;
     if (rec.name === "flashsale.progress") {
       const s = sales.find((x) => x.id === rec.data.sale_id);
-      if (s) { s.sold = rec.data.sold; render(); return; }
+      if (s) { s.left += s.sold - rec.data.sold; s.sold = rec.data.sold; render(); return; }
     }
     load();
   });
