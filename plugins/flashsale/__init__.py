@@ -34,6 +34,9 @@ PLUGIN_NAME = NAME
 __version__ = "1.0"
 
 SALE_FIELD = {"sale": "the sale (settings, sold, left, prices, times, figures)"}
+#: what viewers see of a sale (not its figures: GMV and buyers are staff-only)
+PUBLIC_SALE = ("id", "product_id", "title", "allocated", "sold", "left", "deal_price_cents", "regular_price_cents", "lowest_30d_cents",
+               "currency", "per_buyer_limit", "status", "starts_at", "ends_at", "practice")
 
 
 @hookimpl
@@ -59,16 +62,18 @@ def register_bus_events() -> list[EventSpec]:
         EventSpec("flashsale.changed", "A flash sale was created, edited or deleted (before its launch).",
                   {"sale_id": "the sale's id", "action": "created, updated or deleted", "sale": "the sale (null when deleted)"}),
         EventSpec("flashsale.launched", "A flash sale was launched: its countdown runs ('Flash sale launched: Mug at 5.00 USD').",
-                  {**SALE_FIELD, **text}, "public", activity=True),
-        EventSpec("flashsale.started", "A flash sale's countdown ended: it is selling.", SALE_FIELD, "public"),
+                  {**SALE_FIELD, **text}, "public", activity=True, public={"sale": PUBLIC_SALE}),
+        EventSpec("flashsale.started", "A flash sale's countdown ended: it is selling.", SALE_FIELD, "public", public={"sale": PUBLIC_SALE}),
         EventSpec("flashsale.progress", "Units of a flash sale were sold (or given back).",
-                  {"sale_id": "the sale's id", "sold": "units sold", "allocated": "units allocated"}, "public"),
+                  {"sale_id": "the sale's id", "sold": "units sold", "allocated": "units allocated"}, "public",
+                  public={"sale_id": None, "sold": None, "allocated": None}),
         EventSpec("flashsale.offered", "Units came back from an expired hold: these waitlisted viewers each have one held for them.",
-                  {"sale_id": "the sale's id", "viewer_ids": "the viewers with a hold", "until": "the holds expire then (UNIX s)"}, "public"),
+                  {"sale_id": "the sale's id", "viewer_ids": "the viewers with a hold", "until": "the holds expire then (UNIX s)"}, "public",
+                  public={"sale_id": None, "until": None}),
         EventSpec("flashsale.sold_out", "A flash sale sold its whole allocation ('Flash sale sold out: Mug, 100 units in 42 s').",
-                  {"sale_id": "the sale's id", **SALE_FIELD, **text}, "public", activity=True),
+                  {"sale_id": "the sale's id", **SALE_FIELD, **text}, "public", activity=True, public={"sale_id": None, "sale": PUBLIC_SALE}),
         EventSpec("flashsale.ended", "A flash sale ended (time is up, ended early, the LIVE ended); what it did not sell is back in stock.",
-                  {**SALE_FIELD, "reason": "why it ended", **text}, "public", activity=True),
+                  {**SALE_FIELD, "reason": "why it ended", **text}, "public", activity=True, public={"sale": PUBLIC_SALE, "reason": None}),
     ]
 
 
