@@ -63,6 +63,7 @@ async def test_kill_9_during_a_flash_sale_storm(tmp_path: Path) -> None:
         offer = f"flashsale:{sale_id}"
         purchases = [(i, str(uuid.uuid4()), {"product_id": product_id, "quantity": 1, "offer": offer}) for i in range(ATTEMPTS)]
         acked: dict[str, int] = {}
+        refusals: set[str] = set()
         lost: list[tuple[int, str, dict[str, Any]]] = []
 
         async def attempt(i: int, key: str, body: dict[str, Any]) -> None:
@@ -73,12 +74,13 @@ async def test_kill_9_during_a_flash_sale_storm(tmp_path: Path) -> None:
                         acked[key] = data["order"]["id"]
                     else:
                         assert resp.status == 409, (resp.status, data)
+                        refusals.add(data["error"]["message"][:40])
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 lost.append((i, key, body))
 
         assert server.proc is not None
         watcher = subprocess.Popen([sys.executable, "-c", WATCHER, str(server.data / "lmserver.sqlite3"), str(product_id),
-                                    "30", str(server.proc.pid)], stdout=subprocess.PIPE, text=True)
+                                    "60", str(server.proc.pid)], stdout=subprocess.PIPE, text=True)
         assert watcher.stdout is not None
         assert await asyncio.to_thread(watcher.stdout.readline) == "watching\n"
         await asyncio.gather(*(attempt(*p) for p in purchases))
@@ -101,11 +103,12 @@ async def test_kill_9_during_a_flash_sale_storm(tmp_path: Path) -> None:
             per: dict[str, int] = {}
             for r in placed:
                 per[r["viewer_id"]] = per.get(r["viewer_id"], 0) + r["quantity"]
-            assert max(per.values()) <= LIMIT
+            assert max(per.values(), default=0) <= LIMIT
             stock = conn.execute("SELECT stock FROM products WHERE id = ?", (product_id,)).fetchone()[0]
             assert stock + units == STOCK
             return units, stock
 
+        print(f"\nrefusals: {sorted(refusals)}; {out.strip()}")
         units, _ = check()
         # the plugin's count agrees once it caught up with the reservations released at restart
         async with asyncio.timeout(20):
