@@ -42,6 +42,7 @@ PUBLIC_SALE = ("id", "product_id", "title", "allocated", "sold", "left", "deal_p
 @hookimpl
 def register_routes(app: web.Application) -> list[web.RouteDef]:
     app[service.SETTINGS] = Settings.from_table(api.plugin_config(app, NAME))
+    app[service.PROGRESS] = {}
     return views.routes()
 
 
@@ -86,6 +87,11 @@ def register_timers() -> dict[str, Any]:
 @hookimpl
 async def startup(app: web.Application) -> None:
     await service.catch_up(app)
+
+
+@hookimpl
+async def shutdown(app: web.Application) -> None:
+    await service.stop(app)
 
 
 @hookimpl

@@ -8,6 +8,7 @@ idempotent (they only move a sale forward).
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from typing import Any
@@ -20,6 +21,9 @@ from lmserver.api import BadRequest, Conflict, NotFound
 from .store import COUNTDOWN_RANGE, DURATION_RANGE, SALE_COLUMNS, Settings, release, sale_json
 
 SETTINGS = web.AppKey("flashsale_settings", Settings)
+#: sale id → the task that will publish its progress (a storm of orders publishes a few progress records, not one each)
+PROGRESS = web.AppKey("flashsale_progress", dict)
+PROGRESS_SECONDS = 0.25
 START, END, HOLD, OFFER = "flashsale.start", "flashsale.end", "flashsale.hold", "flashsale.offer"
 
 
@@ -281,9 +285,8 @@ async def after_order(app: web.Application, event: api.Activity) -> None:
     sale_id = await api.db(app).fetchval("SELECT sale_id FROM flashsale_orders WHERE order_id = ?", (order["id"],))
     if sale_id is None:
         return
+    progress(app, sale_id, event)
     sale = await get(app, sale_id)
-    await api.publish(app, "flashsale.progress", {"sale_id": sale_id, "sold": sale["sold"], "allocated": sale["allocated"]},
-                      session=event)
     if order["status"] == "pending_payment":  # a hold: its units come back if the payment is not completed in time
         hold = app[SETTINGS].hold_minutes * 60
         await api.schedule_at(app, order["created_at"] + hold, f"flashsale:hold:{order['id']}", HOLD,
@@ -369,3 +372,29 @@ async def my_waitlist(app: web.Application, sale_id: int, viewer_id: str) -> dic
     row = await api.db(app).fetchone("SELECT status, units, offered_until FROM flashsale_waitlist WHERE sale_id = ? AND viewer_id = ?",
                                      (sale_id, viewer_id))
     return {k: row[k] for k in row.keys()} if row else None
+
+
+def progress(app: web.Application, sale_id: int, tag: Any) -> None:
+    """Publish the sale's progress soon (at most one record per sale every PROGRESS_SECONDS)."""
+    pending = app[PROGRESS]
+    if sale_id in pending:
+        return
+
+    async def later() -> None:
+        try:
+            await asyncio.sleep(PROGRESS_SECONDS)
+        finally:
+            pending.pop(sale_id, None)
+        sale = await get(app, sale_id)
+        await api.publish(app, "flashsale.progress", {"sale_id": sale_id, "sold": sale["sold"], "allocated": sale["allocated"]},
+                          session=tag)
+
+    pending[sale_id] = asyncio.get_running_loop().create_task(later(), name=f"flashsale-progress-{sale_id}")
+
+
+async def stop(app: web.Application) -> None:
+    """Shutdown: drop the progress records not yet published (the next start shows the figures anyway)."""
+    tasks = list(app.get(PROGRESS, {}).values())
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
