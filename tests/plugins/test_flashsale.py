@@ -215,6 +215,11 @@ async def test_session_figures_show_the_sales(client: Any, staff: dict[str, str]
     stats = await api.session_figures(client.app, session.id)
     figures = {f["name"]: f["value"] for f in stats["figures"]} if isinstance(stats["figures"], list) else stats["figures"]
     assert figures["flashsale_units"] == 4 and figures["flashsale_buyers"] == 2 and figures["flashsale_gmv"] == "10.00"
+    # after the LIVE: on the home page's latest-LIVE card
+    await client.app[LIVE].end("host ended")
+    owner = await staff_cookie(client, "owner")
+    html = await (await client.get("/", headers={"Cookie": owner["Cookie"]})).text()
+    assert 'data-figure="flashsale_units">4<' in html and 'data-figure="flashsale_gmv">10.00<' in html
 
 
 async def test_storm_1000_attempts_200_viewers_100_units_limit_2(client: Any, staff: dict[str, str]) -> None:
