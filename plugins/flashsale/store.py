@@ -187,14 +187,16 @@ def _my_offer(conn: sqlite3.Connection, sale_id: int, viewer_id: str, now: float
 
 def order_price(conn: sqlite3.Connection, draft: OrderDraft) -> int | None:
     sale, refusal = decide(conn, draft)
-    _last.key, _last.sale_id, _last.refusal = (draft.viewer_id, draft.product_id, draft.quantity), (sale["id"] if sale else None), refusal
+    _last.key = (draft.viewer_id, draft.product_id, draft.quantity, draft.session_id)
+    _last.sale_id, _last.refusal, _last.at = (sale["id"] if sale else None), refusal, time.monotonic()
     return sale["deal_price_cents"] if sale is not None else None
 
 
 def reserve(conn: sqlite3.Connection, draft: OrderDraft) -> str | None:
     """Writer thread, in the order's savepoint: take the units from the sale (or check the set-aside units)."""
     now = time.time()
-    if getattr(_last, "key", None) == (draft.viewer_id, draft.product_id, draft.quantity):
+    if (getattr(_last, "key", None) == (draft.viewer_id, draft.product_id, draft.quantity, draft.session_id)
+            and time.monotonic() - _last.at < 1.0):  # the same order, a moment ago in this thread
         sale_id, refusal = _last.sale_id, _last.refusal
         _last.key = None
         sale = conn.execute("SELECT * FROM flashsale_sales WHERE id = ?", (sale_id,)).fetchone() if sale_id else None

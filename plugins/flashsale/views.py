@@ -105,7 +105,7 @@ async def end_sale(request: web.Request) -> web.Response:
     return web.json_response({"sale": await service.end(request.app, sale_id, "ended early by staff")})
 
 
-@doc("The running flash sales of a LIVE event, for the viewer page's flash card (public)",
+@doc("The running flash sales of a LIVE event, for the viewer page's flash card (public; practice sales for staff only)",
      returns="{sales: [{id, product_id, title, allocated, sold, left, deal_price_cents, regular_price_cents, lowest_30d_cents,"
      " currency, per_buyer_limit, status, starts_at, ends_at, practice, waitlist: {status, units, offered_until} | null}], now}",
      tags=TAGS, permission=None)
@@ -115,8 +115,11 @@ async def viewer_sales(request: web.Request) -> web.Response:
         viewer_id = (await api.require_viewer(request))["id"]
     except api.Unauthorized:
         viewer_id = None
+    staff = await api.staff_user(request)
     sales = []
     for sale in await service.running(request.app, event_id):
+        if sale["practice"] and staff is None:  # a practice sale: nobody but staff watches
+            continue
         full = await service.full(request.app, sale)
         full.pop("figures", None)
         full["waitlist"] = await service.my_waitlist(request.app, sale["id"], viewer_id) if viewer_id else None
