@@ -14,7 +14,6 @@ Settings (``config.toml``)::
 
     [plugins.flashsale]
     hold_minutes = 5     # minutes a unit stays held for a buyer whose checkout answered pending_payment
-    overlay = false      # also draw the flash-sale banner on the program
 """
 
 from __future__ import annotations

@@ -46,8 +46,6 @@ class Settings:
 
     #: minutes a unit stays held for a buyer whose checkout answered ``pending_payment``
     hold_minutes: int = 5
-    #: also draw the flash-sale banner on the program (a compositor layer); off by default
-    overlay: bool = False
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> "Settings":
@@ -57,11 +55,8 @@ class Settings:
         for key, value in table.items():
             if key not in known:
                 raise ConfigError(f"'plugins.{NAME}.{key}' is not a setting of the flashsale plugin; known: {', '.join(sorted(known))}")
-            if key == "hold_minutes":
-                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 60:
-                    raise ConfigError(f"'plugins.{NAME}.hold_minutes' must be a whole number of minutes from 1 to 60, got {value!r}")
-            elif not isinstance(value, bool):
-                raise ConfigError(f"'plugins.{NAME}.{key}' must be true or false, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 60:
+                raise ConfigError(f"'plugins.{NAME}.hold_minutes' must be a whole number of minutes from 1 to 60, got {value!r}")
             values[key] = value
         return cls(**values)
 

@@ -246,3 +246,14 @@ async def test_storm_1000_attempts_200_viewers_100_units_limit_2(client: Any, st
     assert await stock(app, pid) == 400  # the regular 400 untouched
     regular = await new_viewer(app)
     assert (await ok(await buy(client, regular, eid, pid, 1), 201))["order"]["unit_price_cents"] == 2000
+
+
+def test_settings_are_checked_and_name_the_key() -> None:
+    from lmserver.config import ConfigError
+    from lmserver_plugins.flashsale.store import Settings
+
+    assert Settings.from_table({}).hold_minutes == 5 and Settings.from_table({"hold_minutes": 10}).hold_minutes == 10
+    with pytest.raises(ConfigError, match="'plugins.flashsale.hold_minute' is not a setting"):
+        Settings.from_table({"hold_minute": 5})
+    with pytest.raises(ConfigError, match="'plugins.flashsale.hold_minutes' must be a whole number of minutes from 1 to 60"):
+        Settings.from_table({"hold_minutes": 0})
