@@ -27,6 +27,7 @@ from . import auth, comments, orders, validate
 from .background import background
 from .appkeys import BUS, CONFIG, DB, LIVE
 from .bus import Activity
+from .busevents import activity_kinds
 from .errors import NotFound
 from .figures import session_figures
 from .openapi import doc
@@ -49,13 +50,11 @@ class ViewerCount:
 
 VIEWERS: web.AppKey[ViewerCount] = web.AppKey("viewer_count", ViewerCount)
 
-FEED_EXTRA = ("product.pinned", "product.unpinned", "comment.pinned", "stream.started", "stream.ended")
-
 
 def activity_names(app: web.Application) -> list[str]:
-    """Bus events shown in the console's "All activities" feed: those declared with ``activity=True``
-    (the core's and plugins', through ``register_bus_events``), plus :data:`FEED_EXTRA`."""
-    return [name for name, spec in app[BUS].specs.items() if spec.activity] + list(FEED_EXTRA)
+    """Bus events shown in the console's "All activities" feed: those declared with ``activity`` (the core's and
+    plugins', through ``register_bus_events``; see :mod:`lmserver.busevents`)."""
+    return [name for name, spec in app[BUS].specs.items() if spec.activity]
 
 
 def activity_json(row: Any) -> dict[str, Any]:
@@ -186,6 +185,8 @@ async def console_page(request: web.Request) -> web.Response:
         "can_run": user.can("show.run") and not readonly, "can_moderate": user.can("comments.moderate") and not readonly,
         "whip_url": public_base(request) + "/whip", "stream_key": key, "viewer_url": public_base(request) + f"/e/{event['slug']}",
         "gifts": {g["id"]: g for g in gifts_json()},
+        "activity_kinds": activity_kinds(app[BUS].specs.values()),  # how the feed draws each kind, and its filter
+        "program_width": app[CONFIG].media.width, "program_height": app[CONFIG].media.height,  # the preview's slots
     })
     response.headers["Cache-Control"] = "no-store"
     return response

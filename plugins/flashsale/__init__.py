@@ -62,7 +62,7 @@ def register_bus_events() -> list[EventSpec]:
         EventSpec("flashsale.changed", "A flash sale was created, edited or deleted (before its launch).",
                   {"sale_id": "the sale's id", "action": "created, updated or deleted", "sale": "the sale (null when deleted)"}),
         EventSpec("flashsale.launched", "A flash sale was launched: its countdown runs ('Flash sale launched: Mug at 5.00 USD').",
-                  {**SALE_FIELD, **text}, "public", activity=True, public={"sale": PUBLIC_SALE}),
+                  {**SALE_FIELD, **text}, "public", activity="{text}", public={"sale": PUBLIC_SALE}),
         EventSpec("flashsale.started", "A flash sale's countdown ended: it is selling.", SALE_FIELD, "public", public={"sale": PUBLIC_SALE}),
         EventSpec("flashsale.progress", "Units of a flash sale were sold (or given back).",
                   {"sale_id": "the sale's id", "sold": "units sold", "allocated": "units allocated"}, "public",
@@ -71,9 +71,9 @@ def register_bus_events() -> list[EventSpec]:
                   {"sale_id": "the sale's id", "viewer_ids": "the viewers with a hold", "until": "the holds expire then (UNIX s)"}, "public",
                   public={"sale_id": None, "until": None}),
         EventSpec("flashsale.sold_out", "A flash sale sold its whole allocation ('Flash sale sold out: Mug, 100 units in 42 s').",
-                  {"sale_id": "the sale's id", **SALE_FIELD, **text}, "public", activity=True, public={"sale_id": None, "sale": PUBLIC_SALE}),
+                  {"sale_id": "the sale's id", **SALE_FIELD, **text}, "public", activity="{text}", public={"sale_id": None, "sale": PUBLIC_SALE}),
         EventSpec("flashsale.ended", "A flash sale ended (time is up, ended early, the LIVE ended); what it did not sell is back in stock.",
-                  {**SALE_FIELD, "reason": "why it ended", **text}, "public", activity=True, public={"sale": PUBLIC_SALE, "reason": None}),
+                  {**SALE_FIELD, "reason": "why it ended", **text}, "public", activity="{text}", public={"sale": PUBLIC_SALE, "reason": None}),
     ]
 
 
