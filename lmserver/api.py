@@ -33,6 +33,8 @@ Families (each name has its own docstring below or where it is defined):
 - the shopping bag: :func:`event_bag` (an event's products in order, and the pinned one);
 - the prompter: :func:`report_finding`, :func:`resolve_finding`, :func:`open_findings` (findings shown in the console's
   Suggestions and Content quality tabs; see :mod:`lmserver.prompter`).
+- catalog and orders, read-only: :func:`product`, :func:`bag_product_ids`, :func:`price_history`,
+  :func:`order_statuses`; :func:`release_order` (cancel an unpaid order).
 
 App state is reached through these functions (``api.db(app)``, not ``app[...]``): the core's app
 keys are private.
@@ -101,6 +103,8 @@ __all__ = [
     "event_bag",
     # prompter
     "report_finding", "resolve_finding", "open_findings",
+    # catalog and orders (read-only)
+    "product", "bag_product_ids", "price_history", "order_statuses", "release_order",
 ]
 
 
@@ -348,6 +352,65 @@ async def open_findings(app: web.Application, plugin: str, *, session_id: int | 
 
     return await _open(app, plugin, app[_LIVE].current.id if session_id is True and app[_LIVE].current else
                        None if session_id is True else session_id)
+# --------------------------------------------------------------------------------------------- catalog and orders
+
+
+async def product(app: web.Application, product_id: int) -> dict[str, Any] | None:
+    """A product of the catalog as a dict (``id``, ``title``, ``price_cents``, ``currency``, ``stock``, ``sku``,
+    ``image``, ``archived``, ...), or None when there is no such product."""
+    row = await app[_DB].fetchone("SELECT * FROM products WHERE id = ?", (product_id,))
+    return {k: row[k] for k in row.keys()} if row is not None else None
+
+
+async def bag_product_ids(app: web.Application, event_id: int) -> list[int]:
+    """The ids of the products in an event's shopping bag, in the bag's order (empty for an unknown event)."""
+    rows = await app[_DB].fetchall("SELECT product_id FROM event_products WHERE event_id = ? ORDER BY position, added_at",
+                                   (event_id,))
+    return [r["product_id"] for r in rows]
+
+
+async def price_history(app: web.Application, product_id: int, days: float = 30.0) -> list[dict[str, Any]]:
+    """The catalog prices a product had during the last ``days`` days, oldest first: ``[{price_cents, currency,
+    since}]``; the first one is the price in effect ``days`` ago (its ``since`` may be older). The catalog records
+    every price change from the moment this history was added (migration ``032_price_history``). For a deal, the
+    lowest price of the previous 30 days (as EU price-reduction rules ask) is the minimum of these."""
+    since = dt.datetime.now(dt.timezone.utc).timestamp() - days * 86400
+    rows = await app[_DB].fetchall(
+        "SELECT price_cents, currency, since FROM product_prices WHERE product_id = ? AND (since >= ? OR id = ("
+        " SELECT id FROM product_prices WHERE product_id = ? AND since < ? ORDER BY since DESC, id DESC LIMIT 1))"
+        " ORDER BY since, id", (product_id, since, product_id, since))
+    return [{k: r[k] for k in r.keys()} for r in rows]
+
+
+async def order_statuses(app: web.Application, order_ids: list[int]) -> dict[int, str]:
+    """The status (``reserved``, ``placed``, ``pending_payment``, ``cancelled``) of each of these orders, by id
+    (unknown ids are left out). A plugin that keeps rows about orders checks with it which still count."""
+    out: dict[int, str] = {}
+    ids = [int(i) for i in order_ids]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = await app[_DB].fetchall(f"SELECT id, status FROM orders WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        out.update({r["id"]: r["status"] for r in rows})
+    return out
+
+
+async def release_order(app: web.Application, order_id: int, reason: str, then: Any = None, *args: Any) -> tuple[bool, Any]:
+    """Cancel an order that is still ``reserved`` or ``pending_payment`` (a payment that failed or expired): its
+    units go back to stock, its status becomes ``cancelled`` with ``reason`` (say why: "payment not completed
+    within 5 minutes"), its Idempotency-Key is freed and ``order.released`` is published (``product.stock`` too).
+    A placed or already cancelled order is left alone (idempotent).
+
+    ``then(conn, released, *args)``, if given, runs synchronously in the order writer's thread in the same
+    savepoint, right after the release (``released`` says whether this call cancelled it): do your own
+    bookkeeping there so it commits with the release (never await, never commit). Returns ``(released,
+    then's answer)``."""
+    from .orders import release_unpaid
+
+    released, records, answer = await app[_WRITER].submit(release_unpaid, int(order_id), reason,
+                                                          app[_BUS].specs["order.released"], then, args)
+    for record in records:
+        app[_BUS].dispatch(record)
+    return released, answer
 
 
 def _check_surface() -> None:  # pragma: no cover - import-time sanity

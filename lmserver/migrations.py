@@ -229,6 +229,28 @@ CREATE INDEX timers_due ON timers(due_at, key);
 """)
 
 
+migration(name="032_price_history", sql="""
+-- the catalog's price history: one row each time a product's price is set (created, edited, imported), kept by
+-- triggers so that every write path records it; read it with lmserver.api.price_history (e.g. the lowest price
+-- of the previous 30 days that EU price-reduction rules ask a deal to show)
+CREATE TABLE product_prices (
+    id INTEGER PRIMARY KEY,
+    product_id INTEGER NOT NULL REFERENCES products(id) ON DELETE CASCADE,
+    price_cents INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    since REAL NOT NULL                  -- UNIX seconds: the price applies from then until the next row's since
+);
+CREATE INDEX product_prices_product ON product_prices(product_id, since);
+INSERT INTO product_prices (product_id, price_cents, currency, since) SELECT id, price_cents, currency, updated_at FROM products;
+CREATE TRIGGER product_prices_insert AFTER INSERT ON products BEGIN
+    INSERT INTO product_prices (product_id, price_cents, currency, since)
+    VALUES (new.id, new.price_cents, new.currency, (julianday('now') - 2440587.5) * 86400.0);
+END;
+CREATE TRIGGER product_prices_update AFTER UPDATE OF price_cents, currency ON products
+WHEN new.price_cents IS NOT old.price_cents OR new.currency IS NOT old.currency BEGIN
+    INSERT INTO product_prices (product_id, price_cents, currency, since)
+    VALUES (new.id, new.price_cents, new.currency, (julianday('now') - 2440587.5) * 86400.0);
+END;
 migration(name="040_prompter_findings", sql="""
 -- the prompter's findings (lmserver.prompter): one row per finding of a session, updated in place while it lasts
 CREATE TABLE prompter_findings (

@@ -194,7 +194,7 @@ FAILED_CLOSED = ("the order could not be completed because a checkout step faile
 
 def _reserve_with_plugins(conn: sqlite3.Connection, app: web.Application, viewer_id: str, product_id: int, quantity: int,
                           event_id: int | None, session_id: int | None, practice: bool, key: str | None = None,
-                          key_since: float = 0.0) -> dict[str, Any]:
+                          key_since: float = 0.0, offer: str | None = None) -> dict[str, Any]:
     """Writer thread, one savepoint: :func:`_reserve`, then the plugins' ``order_price`` (the unit price the
     order is recorded at) and ``reserve_order`` (a refusal raises :class:`Refused`; the savepoint is rolled
     back, stock and Idempotency-Key included). A failing plugin raises :class:`HookFailed` (rolled back the
@@ -204,7 +204,8 @@ def _reserve_with_plugins(conn: sqlite3.Connection, app: web.Application, viewer
         return reserved
     pm = app[PM]
     draft = OrderDraft(viewer_id=viewer_id, product_id=product_id, quantity=quantity, unit_price_cents=reserved["unit_price_cents"],
-                       currency=reserved["currency"], event_id=event_id, session_id=session_id, practice=practice)
+                       currency=reserved["currency"], event_id=event_id, session_id=session_id, practice=practice,
+                       stock_left=reserved["stock"], offer=offer)
     price = pm.call_first_sync("order_price", app=app, conn=conn, draft=draft)
     if price is not None:
         if isinstance(price, bool) or not isinstance(price, int) or price < 0:
@@ -251,6 +252,29 @@ def _release(conn: sqlite3.Connection, order_id: int, reason: str = "checkout fa
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
 
 
+def release_unpaid(conn: sqlite3.Connection, order_id: int, reason: str, spec: Any, then: Any = None,
+                   args: tuple[Any, ...] = ()) -> tuple[bool, list[Activity], Any]:
+    """Writer thread, one savepoint: cancel an order still ``reserved`` or ``pending_payment`` (units back to stock,
+    ``cancelled`` with ``reason``, its Idempotency-Key freed, ``order.released`` logged), then run
+    ``then(conn, released, *args)`` in the same savepoint. Returns (released, records to dispatch, then's answer).
+    See :func:`lmserver.api.release_order`."""
+    row = conn.execute("SELECT id, product_id, quantity, event_id, session_id, practice FROM orders WHERE id = ?"
+                       " AND status IN ('reserved', 'pending_payment')", (order_id,)).fetchone()
+    records: list[Activity] = []
+    if row is not None:
+        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (row["quantity"], row["product_id"]))
+        conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ?", (reason, order_id))
+        conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
+        stock = conn.execute("SELECT stock FROM products WHERE id = ?", (row["product_id"],)).fetchone()["stock"]
+        records.append(record_sync(conn, spec, {"order_ids": [order_id], "units": row["quantity"], "reason": reason,
+                                                "products": [{"product_id": row["product_id"], "stock": stock}]},
+                                   event_id=row["event_id"], session_id=row["session_id"], practice=bool(row["practice"])))
+        records.append(Activity(None, "product.stock", row["event_id"], row["session_id"], bool(row["practice"]), time.time(),
+                                {"product_id": row["product_id"], "stock": stock}))
+    answer = then(conn, row is not None, *args) if then is not None else None
+    return row is not None, records, answer
+
+
 def parse_quantity(value: Any, limit: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, str) and validate.ascii_int(value) is not None:
@@ -265,16 +289,17 @@ def parse_quantity(value: Any, limit: int) -> int:
 
 
 async def place_order(app: web.Application, viewer: dict[str, Any], event_id: int, product_id: Any, quantity: Any,
-                      idempotency_key: str | None = None) -> dict[str, Any]:
+                      idempotency_key: str | None = None, offer: str | None = None) -> dict[str, Any]:
     """Buy ``quantity`` of ``product_id`` in the live event ``event_id``; returns the order (see module doc).
 
     With ``idempotency_key`` (already checked by :func:`idempotency_key`), a retry of the same purchase returns
-    the first order as a :class:`ReplayedOrder`, a different purchase under the same key raises 422."""
+    the first order as a :class:`ReplayedOrder`, a different purchase under the same key raises 422. ``offer`` (the
+    request's optional ``offer``) is handed to the plugins' order hooks as ``OrderDraft.offer``."""
     if isinstance(product_id, bool) or not isinstance(product_id, int):
         raise BadRequest("product_id must be the product's id (an integer)")
     qty = parse_quantity(quantity, app[CONFIG].live.max_order_quantity)
     if idempotency_key is None:
-        return await _place(app, viewer, event_id, product_id, qty)
+        return await _place(app, viewer, event_id, product_id, qty, offer=offer)
     # concurrent requests with the same key in this process share the first one's attempt and its outcome
     inflight = app[INFLIGHT]
     slot, purchase = (viewer["id"], idempotency_key), (event_id, product_id, qty)
@@ -287,7 +312,7 @@ async def place_order(app: web.Application, viewer: dict[str, Any], event_id: in
     outcome = asyncio.get_running_loop().create_future()
     inflight[slot] = (purchase, outcome)
     try:
-        order = await _place(app, viewer, event_id, product_id, qty, idempotency_key)
+        order = await _place(app, viewer, event_id, product_id, qty, idempotency_key, offer)
         outcome.set_result(dict(order))
         return order
     except BaseException as exc:
@@ -300,7 +325,7 @@ async def place_order(app: web.Application, viewer: dict[str, Any], event_id: in
 
 
 async def _place(app: web.Application, viewer: dict[str, Any], event_id: int, product_id: int, qty: int,
-                 key: str | None = None) -> dict[str, Any]:
+                 key: str | None = None, offer: str | None = None) -> dict[str, Any]:
     """The order path of the module doc: edge checks, reserve, checkout, confirm (or release)."""
     cfg = app[CONFIG].live
     key_since = time.time() - cfg.idempotency_hours * 3600
@@ -316,7 +341,7 @@ async def _place(app: web.Application, viewer: dict[str, Any], event_id: int, pr
     writer = app[WRITER]
     try:
         reserved = await writer.submit(_reserve_with_plugins, app, viewer["id"], product_id, qty, event_id, session.id,
-                                       session.practice, key, key_since)
+                                       session.practice, key, key_since, offer)
     except HookFailed as exc:  # nothing was written: the savepoint was rolled back
         log.error("an order of product %s fails closed before checkout: %s", product_id, exc)
         raise ServiceUnavailable(FAILED_CLOSED) from exc

@@ -223,7 +223,8 @@ async def api_gift(request: web.Request) -> web.Response:
 @doc("Buy a product of the live event's shopping bag: stock is decremented atomically (409 'sold out' or 'only N left')."
      " Optional header Idempotency-Key (1–128 printable ASCII, one per purchase): a retry with the same key answers"
      " 200 with the first order (header Idempotent-Replayed: true); the same key for another purchase is 422",
-     body={"product_id": "integer: the product", "quantity": "integer: 1 to live.max_order_quantity, at most the stock"},
+     body={"product_id": "integer: the product", "quantity": "integer: 1 to live.max_order_quantity, at most the stock",
+           "offer": "string: optional, 1–100 characters: the deal the buyer accepts (a plugin's offer id, e.g. \"<plugin>:<id>\"); a plugin refuses it once the deal is over"},
      returns="{order: {id, product_id, product_title, quantity, unit_price_cents, amount_cents, currency, status, first_time, practice}}",
      tags=["viewer"])
 async def api_buy(request: web.Request) -> web.Response:
@@ -231,7 +232,8 @@ async def api_buy(request: web.Request) -> web.Response:
     key = orders.idempotency_key(request)
     data = await json_body(request)
     order = await orders.place_order(request.app, viewer, _event_id(request), validate.integer(data, "product_id"),
-                                     validate.as_int(data.get("quantity", 1), "quantity", min=None), idempotency_key=key)
+                                     validate.as_int(data.get("quantity", 1), "quantity", min=None), idempotency_key=key,
+                                     offer=validate.text(data, "offer", max_len=100) or None)
     order.pop("viewer_id", None)
     if isinstance(order, orders.ReplayedOrder):
         return web.json_response({"order": order}, status=200, headers={"Idempotent-Replayed": "true"})

@@ -49,6 +49,7 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "comments.moderate": ("owner", "moderator"),
     "catalog.edit": ("owner", "moderator", "assistant"),
     "billboards.manage": ("owner", "moderator", "assistant"),
+    "flashsale.manage": ("owner", "moderator", "assistant"),
     "console.view": ("owner", "moderator", "assistant"),
 }
 
@@ -178,6 +179,17 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/plugins/billboard/preview.png"): "billboards.manage",
     ("PUT", "/api/plugins/billboard/events/{event_id}/billboards/{id}"): "billboards.manage",
     ("DELETE", "/api/plugins/billboard/events/{event_id}/billboards/{id}"): "billboards.manage",
+    # --- the flash-sale plugin
+    ("GET", "/api/plugins/flashsale/events/{event_id}/sales"): "flashsale.manage",
+    ("POST", "/api/plugins/flashsale/events/{event_id}/sales"): "flashsale.manage",
+    ("GET", "/api/plugins/flashsale/sales/{id}"): "flashsale.manage",
+    ("PATCH", "/api/plugins/flashsale/sales/{id}"): "flashsale.manage",
+    ("DELETE", "/api/plugins/flashsale/sales/{id}"): "flashsale.manage",
+    ("POST", "/api/plugins/flashsale/sales/{id}/duplicate"): "flashsale.manage",
+    ("POST", "/api/plugins/flashsale/sales/{id}/launch"): "flashsale.manage",
+    ("POST", "/api/plugins/flashsale/sales/{id}/end"): "flashsale.manage",
+    ("GET", "/api/plugins/flashsale/e/{event_id}/sales"): PUBLIC,
+    ("POST", "/api/plugins/flashsale/e/{event_id}/sales/{id}/waitlist"): VIEWER,
 }
 
 #: rows whose intended policy has not landed yet: (method, path) → why (strict xfail: remove the row once it passes)

@@ -60,7 +60,10 @@ class OrderDraft:
 
     ``order_id`` is None for ``order_price`` (asked before the row exists) and the new order's id for
     ``reserve_order``; ``unit_price_cents`` is the catalog price for ``order_price`` and the price the
-    order is recorded at for ``reserve_order``.
+    order is recorded at for ``reserve_order``. ``stock_left`` is the product's stock after this order's
+    units were taken (a plugin that sets units aside compares it with what it set aside). ``offer`` is what
+    the buyer said they were accepting (the optional ``offer`` field of the order request, e.g.
+    ``"<plugin>:<id>"``), None for a plain buy: a plugin refuses an order naming its offer once that offer is over.
     """
 
     viewer_id: str
@@ -72,6 +75,8 @@ class OrderDraft:
     session_id: int | None
     practice: bool
     order_id: int | None = None
+    stock_left: int | None = None
+    offer: str | None = None
 
 
 @dataclass(frozen=True)
