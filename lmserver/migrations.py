@@ -251,6 +251,9 @@ WHEN new.price_cents IS NOT old.price_cents OR new.currency IS NOT old.currency 
     INSERT INTO product_prices (product_id, price_cents, currency, since)
     VALUES (new.id, new.price_cents, new.currency, (julianday('now') - 2440587.5) * 86400.0);
 END;
+""")
+
+
 migration(name="040_prompter_findings", sql="""
 -- the prompter's findings (lmserver.prompter): one row per finding of a session, updated in place while it lasts
 CREATE TABLE prompter_findings (
