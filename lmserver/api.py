@@ -248,7 +248,7 @@ async def record_order(tx: Any, *, viewer_id: str, product_id: int, quantity: in
                        session_id: int | None, practice: bool, label: str, unit_price_cents: int = 0) -> int:
     """Record a placed order whose units the caller already holds (set aside with :func:`move_stock`):
     the stock is not touched. For orders a plugin grants rather than sells (a prize: ``unit_price_cents=0``,
-    ``label="giveaway"``). Runs in the caller's transaction ``tx``; returns the order's id. ``label`` shows
+    ``label="prize"``). Runs in the caller's transaction ``tx``; returns the order's id. ``label`` shows
     in the orders list; publish ``order.created`` with :func:`order` after the transaction commits.
     """
     if quantity < 1 or unit_price_cents < 0:

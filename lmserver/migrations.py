@@ -230,6 +230,6 @@ CREATE INDEX timers_due ON timers(due_at, key);
 
 
 migration(name="040_order_label", sql="""
--- what granted an order that was not sold (a plugin's label, e.g. "giveaway"); NULL for a purchase
+-- what granted an order that was not sold (a plugin's label, e.g. "prize"); NULL for a purchase
 ALTER TABLE orders ADD COLUMN label TEXT;
 """)

@@ -115,6 +115,8 @@ def menu_links(request: web.Request, user: User) -> list[MenuLink]:
 async def session_figures(app: web.Application, session: dict[str, Any]) -> list[Figure]:
     db = api.db(app)
     run = await db.fetchval("SELECT COUNT(*) FROM giveaways WHERE session_id = ?", (session["id"],), default=0)
+    if not run:
+        return []  # a session without giveaways shows no giveaway figures
     entries = await db.fetchval("SELECT COUNT(*) FROM giveaway_entries e JOIN giveaways g ON g.id = e.giveaway_id"
                                 " WHERE g.session_id = ?", (session["id"],), default=0)
     return [Figure("giveaways_run", "Giveaways", run, order=60), Figure("giveaway_entries", "Giveaway entries", entries, order=61)]
