@@ -97,7 +97,7 @@ def _winner_json(w: Any, staff: bool) -> dict[str, Any]:
 
 def how_to_enter(mode: str, keyword: str) -> str:
     return {"comment": f"Comment {keyword} to enter", "follow": "Follow to enter",
-            "both": f"Follow and comment {keyword} to enter", "none": "Tap Enter to enter"}[mode]
+            "both": f"Comment {keyword} or follow to enter", "none": "Tap Enter to enter"}[mode]
 
 
 async def list_json(app: web.Application, event_id: int | None = None, *, staff: bool = True) -> list[dict[str, Any]]:
@@ -307,25 +307,14 @@ async def on_comment(app: web.Application, comment: dict[str, Any]) -> None:
     if comment.get("body", "").strip().casefold() != running["keyword"] or not comment.get("viewer_id"):
         return
     viewer = await api.viewer(app, comment["viewer_id"])
-    if viewer is None:
-        return
-    if running["mode"] == "both" and not viewer["following"]:
-        async with api.db(app).transaction() as tx:
-            await tx.execute("INSERT OR IGNORE INTO giveaway_progress (giveaway_id, viewer_id, commented) VALUES (?, ?, 1)",
-                             (running["id"], viewer["id"]))
-        return
-    await enter(app, running["id"], viewer, "comment")
+    if viewer is not None:
+        await enter(app, running["id"], viewer, "comment")
 
 
 async def on_follow(app: web.Application, event_id: int | None, viewer_id: str) -> None:
     running = app[RUNNING].get(event_id)
     if running is None or running["mode"] not in ("follow", "both"):
         return
-    if running["mode"] == "both":
-        done = await api.db(app).fetchval("SELECT commented FROM giveaway_progress WHERE giveaway_id = ? AND viewer_id = ?",
-                                          (running["id"], viewer_id))
-        if not done:
-            return
     viewer = await api.viewer(app, viewer_id)
     if viewer is not None:
         await enter(app, running["id"], viewer, "follow")

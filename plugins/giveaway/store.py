@@ -64,7 +64,7 @@ CREATE TABLE giveaways (
     event_id INTEGER REFERENCES events(id) ON DELETE SET NULL,   -- at most one event
     winners INTEGER NOT NULL CHECK (winners >= 1),
     items_per_winner INTEGER NOT NULL CHECK (items_per_winner >= 1),
-    entry_mode TEXT NOT NULL CHECK (entry_mode IN ('comment', 'follow', 'both', 'none')),
+    entry_mode TEXT NOT NULL CHECK (entry_mode IN ('comment', 'follow', 'both', 'none')),  -- both: either way in
     keyword TEXT NOT NULL DEFAULT '',
     countdown_seconds INTEGER NOT NULL CHECK (countdown_seconds BETWEEN 60 AND 600),
     status TEXT NOT NULL DEFAULT 'ready' CHECK (status IN ('ready', 'running', 'drawn', 'ended')),
@@ -99,14 +99,6 @@ CREATE TABLE giveaway_entries (
     created_at REAL NOT NULL,
     UNIQUE (giveaway_id, viewer_id),
     UNIQUE (giveaway_id, code)
-);
-
--- 'both': who has done one of the two so far
-CREATE TABLE giveaway_progress (
-    giveaway_id INTEGER NOT NULL REFERENCES giveaways(id) ON DELETE CASCADE,
-    viewer_id TEXT NOT NULL,
-    commented INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (giveaway_id, viewer_id)
 );
 
 CREATE TABLE giveaway_draws (

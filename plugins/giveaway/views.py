@@ -26,7 +26,7 @@ BODY = {
     "event_id": "integer: optional: attach it to this event",
     "products": "array: [{id: integer: a catalog product, allocated: integer: units set aside from its stock, ≥ 1}]",
     "winners": "integer: number of winners, ≥ 1", "items_per_winner": "integer: items each winner gets, ≥ 1",
-    "entry_mode": "string: comment, follow, both or none",
+    "entry_mode": "string: comment, follow, both (either one enters) or none (an Enter button)",
     "keyword": "string: what viewers comment to enter (required for comment and both), matched case-insensitively",
     "countdown_minutes": "integer: 1–10",
     "accept_terms": "boolean: true: the host accepts the giveaway terms (create only)",
@@ -208,7 +208,7 @@ async def current(request: web.Request) -> web.Response:
     return web.json_response({"giveaway": await service.to_json(request.app, row), "you": you})
 
 
-@doc("Enter a running giveaway with the Enter button (entry mode none, or follow when the viewer already follows)",
+@doc("Enter a running giveaway with the Enter button (entry mode none; follow or both when the viewer already follows)",
      returns="{entered: true, already}", tags=TAGS)
 async def enter(request: web.Request) -> web.Response:
     me = await api.require_viewer(request)
@@ -221,11 +221,11 @@ async def enter(request: web.Request) -> web.Response:
     if row["status"] != "running":
         raise Conflict(f"giveaway {gid} is not running: entries are taken during its countdown only")
     mode = row["entry_mode"]
-    if mode in ("comment", "both") and not await api.db(request.app).fetchval(
+    if mode == "comment" and not await api.db(request.app).fetchval(
             "SELECT 1 FROM giveaway_entries WHERE giveaway_id = ? AND viewer_id = ?", (gid, viewer["id"])):
         raise Conflict(service.how_to_enter(mode, row["keyword"]))
-    if mode == "follow" and not viewer["following"]:
-        raise Conflict("follow the host to enter")
+    if mode in ("follow", "both") and not viewer["following"]:
+        raise Conflict("follow the host to enter" if mode == "follow" else service.how_to_enter(mode, row["keyword"]))
     new, reason = await service.enter(request.app, gid, viewer, "button" if mode == "none" else "follow")
     if reason:
         raise Forbidden(reason)

@@ -241,7 +241,7 @@ async def test_comment_entries_then_a_draw_anyone_can_verify(client: Any, watche
     assert second["commitment"] != first["commitment"] and verify(second) == [w["code"] for w in second["winners"]]
 
 
-async def test_follow_and_both_modes(client: Any, watcher: Watcher) -> None:
+async def test_both_mode_enters_by_comment_or_follow(client: Any, watcher: Watcher) -> None:
     app = client.app
     staff = await staff_cookie(client)
     event = await make_event(app)
@@ -251,19 +251,38 @@ async def test_follow_and_both_modes(client: Any, watcher: Watcher) -> None:
                                       headers=staff), 201))["giveaway"]["id"]
     await ok(await client.post(f"{API}/giveaways/{gid}/start", headers=staff))
     a, b, c = [await new_viewer(app, n) for n in "abc"]
-    await ok(await client.post(f"/api/e/{event}/comments", json={"body": "GIFT"}, headers=vh(a)), 201)  # comment, then follow
-    assert (await ok(await client.get(f"{API}/events/{event}/current", headers=vh(a))))["you"]["entered"] is False
-    await ok(await client.post(f"/api/e/{event}/follow", headers=vh(a)))
+    await ok(await client.post(f"/api/e/{event}/comments", json={"body": "GIFT"}, headers=vh(a)), 201)  # by comment
     assert (await watcher.wait("giveaway.entered")).data["nickname"] == "a"
-    await ok(await client.post(f"/api/e/{event}/follow", headers=vh(b)))  # follow, then comment
-    await ok(await client.post(f"/api/e/{event}/comments", json={"body": "gift"}, headers=vh(b)), 201)
+    await ok(await client.post(f"/api/e/{event}/follow", headers=vh(a)))  # and a follow: still one entry
+    await ok(await client.post(f"/api/e/{event}/follow", headers=vh(b)))  # by follow
     assert (await watcher.wait("giveaway.entered")).data["nickname"] == "b"
-    await ok(await client.post(f"/api/e/{event}/follow", headers=vh(c)))  # follow only
+    await ok(await client.post(f"/api/e/{event}/comments", json={"body": "gifts"}, headers=vh(c)), 201)  # not the keyword
+    assert "follow to enter" in await error(await client.post(f"{API}/giveaways/{gid}/enter", headers=vh(c)), 409)
     g = (await ok(await client.get(f"{API}/giveaways/{gid}", headers=staff)))["giveaway"]
-    assert g["entries"] == 2
-    assert "comment gift" in await error(await client.post(f"{API}/giveaways/{gid}/enter", headers=vh(c)), 409)
+    assert g["entries"] == 2 and g["how_to_enter"] == "Comment gift or follow to enter"
     drawn = (await end_countdown(app, watcher, gid)).data["giveaway"]
     assert sorted(w["nickname"] for w in drawn["draws"][0]["winners"]) == ["a", "b"]
+
+
+async def test_follow_mode_and_the_enter_button(client: Any, watcher: Watcher) -> None:
+    app = client.app
+    staff = await staff_cookie(client)
+    event = await make_event(app)
+    pid = await make_product(app, stock=10, event_id=event)
+    await go_live(app, event)
+    early = await new_viewer(app, "early")
+    await ok(await client.post(f"/api/e/{event}/follow", headers=vh(early)))  # followed before the giveaway
+    gid = (await ok(await client.post(f"{API}/giveaways", json=body(pid, event_id=event, entry_mode="follow", keyword=""),
+                                      headers=staff), 201))["giveaway"]["id"]
+    await ok(await client.post(f"{API}/giveaways/{gid}/start", headers=staff))
+    fan = await new_viewer(app, "fan")
+    assert "follow the host" in await error(await client.post(f"{API}/giveaways/{gid}/enter", headers=vh(fan)), 409)
+    await ok(await client.post(f"/api/e/{event}/comments", json={"body": "WIN"}, headers=vh(fan)), 201)  # comments don't count here
+    await ok(await client.post(f"/api/e/{event}/follow", headers=vh(fan)))
+    assert (await watcher.wait("giveaway.entered")).data["nickname"] == "fan"
+    assert (await ok(await client.post(f"{API}/giveaways/{gid}/enter", headers=vh(early))))["already"] is False
+    assert "staff cannot enter" in await error(await client.post(f"{API}/giveaways/{gid}/enter", headers={"Cookie": f"{fan['Cookie']}; {staff['Cookie']}", "X-CSRF-Token": staff["X-CSRF-Token"]}), 403)
+    assert (await ok(await client.get(f"{API}/giveaways/{gid}", headers=staff)))["giveaway"]["entries"] == 2
 
 
 async def test_practice_takes_nothing_from_stock(client: Any, watcher: Watcher) -> None:

@@ -6,6 +6,7 @@
   if (!root || !window.LMS) return;
   const api = root.dataset.api, eventId = root.dataset.eventId, me = root.dataset.viewerId;
   const $ = (s) => root.querySelector(s), e = LMS.escape;
+  const mmss = (s) => `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
   let g = null, you = null;
 
   async function load() {
@@ -22,7 +23,7 @@
     $("[data-gv-entries]").textContent = g.entries;
     $("[data-gv-commit]").textContent = g.draws.length ? g.draws[0].commitment : "";
     $("[data-gv-proof]").href = g.proof_url || "#";
-    $("[data-gv-enter]").hidden = !(g.status === "running" && !you?.entered && (g.entry_mode === "none" || g.entry_mode === "follow"));
+    $("[data-gv-enter]").hidden = !(g.status === "running" && !you?.entered && g.entry_mode !== "comment");
     $("[data-gv-in]").hidden = !you?.entered;
     const winners = g.draws.flatMap((d) => d.winners).filter((w) => w.status !== "redrawn");
     $("[data-gv-winners]").hidden = !winners.length;
@@ -36,7 +37,7 @@
   function tick() {
     if (!g) return;
     const s = g.status === "running" ? Math.max(0, Math.round(g.ends_at - Date.now() / 1000)) : null;
-    $("[data-gv-countdown]").textContent = s === null ? "" : (LMS.fmtCountdown ? LMS.fmtCountdown(s) : s + " s");
+    $("[data-gv-countdown]").textContent = s === null ? "" : mmss(s);
   }
   setInterval(tick, 1000);
 

@@ -6,6 +6,7 @@
   if (!root || !window.LMS) return;
   const api = root.dataset.api, eventId = Number(root.dataset.eventId);
   const $ = (s) => root.querySelector(s), e = LMS.escape;
+  const mmss = (s) => `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
   const dialog = $("[data-gv-dialog]"), form = $("[data-gv-form]");
   let giveaways = [];
 
@@ -24,7 +25,7 @@
       return `<li class="gv-item" data-id="${g.id}" data-status="${g.status}">
         <strong>${e(g.prize)}</strong>
         <span class="small muted">${g.winners} × ${g.items_per_winner} · ${e(g.how_to_enter)} · ${g.countdown_seconds / 60} min${g.practice ? " · practice" : ""}</span>
-        <span class="small">${e(g.status)} · <b data-gv-entries>${g.entries}</b> entries${s !== null ? ` · <span data-gv-left data-ends="${g.ends_at}">${LMS.fmtCountdown ? LMS.fmtCountdown(s) : s + " s"}</span> left` : ""}</span>
+        <span class="small">${e(g.status)} · <b data-gv-entries>${g.entries}</b> entries${s !== null ? ` · <span data-gv-left data-ends="${g.ends_at}">${mmss(s)}</span> left` : ""}</span>
         ${winners.length ? `<span class="small" data-gv-winners>Winners: ${winners.map((w) => `${e(w.nickname)} (${w.status})`).join(", ")}</span>` : ""}
         <div class="gv-actions">
           ${g.status === "ready" ? `<button type="button" class="btn btn-sm btn-primary" data-act="start">Start</button>
@@ -40,7 +41,7 @@
   setInterval(() => {
     for (const el of root.querySelectorAll("[data-gv-left]")) {
       const s = Math.max(0, Math.round(Number(el.dataset.ends) - Date.now() / 1000));
-      el.textContent = LMS.fmtCountdown ? LMS.fmtCountdown(s) : s + " s";
+      el.textContent = mmss(s);
     }
   }, 1000);
 
