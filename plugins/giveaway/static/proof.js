@@ -33,7 +33,7 @@
     const problems = [];
     for (const d of g.draws) { const p = await check(d); if (p) problems.push(p); }
     out.hidden = false;
-    out.className = problems.length ? "alert alert-error" : "alert alert-success";
+    out.className = problems.length ? "alert alert-error" : "alert alert-ok";
     out.textContent = problems.length ? problems.join("; ") : `Verified: ${g.draws.length === 1 ? "the draw checks" : "all " + g.draws.length + " draws check"} out (commitment, entries hash and every winner).`;
   });
   for (const el of root.querySelectorAll("[data-time]")) el.textContent = "committed " + new Date(Number(el.dataset.time) * 1000).toLocaleString();
