@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = {"orders": "bench.orders", "media": "bench.media"}
+BENCHES = {"orders": "bench.orders", "media": "bench.media", "giveaway": "bench.giveaway"}
 
 
 def main() -> int:
