@@ -6,7 +6,8 @@
 2. appends the record to the ``activity`` table (unless the spec is ``persist=False``);
 3. emits it to in-process listeners (pyee: ``bus.on("order.created", handler)``; ``"*"`` gets all);
 4. hands it to every plugin's ``on_bus_event`` hook (a failing plugin is logged and isolated);
-5. pushes it, serialized once, to the WebSocket hub.
+5. pushes it to the WebSocket hub: whole to staff consoles, and — for a public event — reduced to its
+   public fields to the viewer pages of the events it concerns (the rule is in :mod:`lmserver.busevents`).
 
 A writer that must log the activity in its own transaction (the group-commit order path) calls
 :func:`record_sync` inside that transaction and :meth:`Bus.dispatch` after the commit.
@@ -110,11 +111,34 @@ class Bus:
                 cur = await tx.execute(_insert_sql(), (name, event_id, session_id, int(practice), json.dumps(data, default=str), at))
                 rowid = cur.lastrowid
         record = Activity(rowid, name, event_id, session_id, practice, at, data)
-        self.dispatch(record)
+        viewer_events = await self.bag_events(data) if spec.audience == "public" and spec.scope == "bag" else None
+        self.dispatch(record, viewer_events)
         return record
 
-    def dispatch(self, record: Activity) -> None:
-        """Hand an already-recorded activity to listeners, plugins and WebSocket clients."""
+    async def bag_events(self, data: dict[str, Any]) -> list[int]:
+        """The events whose shopping bag lists the product of ``data`` (none when it is archived)."""
+        product = data.get("product")
+        pid = product.get("id") if isinstance(product, dict) else data.get("product_id")
+        if not isinstance(pid, int):
+            return []
+        rows = await self.db.fetchall("SELECT ep.event_id FROM event_products ep JOIN products p ON p.id = ep.product_id"
+                                      " WHERE ep.product_id = ? AND p.archived = 0 ORDER BY ep.event_id", (pid,))
+        return [row["event_id"] for row in rows]
+
+    def viewer_events(self, spec: EventSpec, record: Activity, bag_events: Iterable[int] | None = None) -> list[int]:
+        """The events whose viewer pages receive ``record`` (the rule in :mod:`lmserver.busevents`)."""
+        if spec.audience != "public" or (record.practice and not spec.practice_public):
+            return []
+        if spec.scope == "bag":
+            return list(bag_events or ())
+        return [] if record.event_id is None else [record.event_id]
+
+    def dispatch(self, record: Activity, bag_events: Iterable[int] | None = None) -> None:
+        """Hand an already-recorded activity to listeners, plugins and WebSocket clients.
+
+        ``bag_events``: for a ``scope="bag"`` event, the events whose bag lists its product
+        (:meth:`bag_events`; :meth:`publish` finds them itself); without it no viewer receives the record.
+        """
         self.published += 1
         spec = self.specs[record.name]
         for target in (record.name, "*"):
@@ -125,4 +149,10 @@ class Bus:
         if self.plugin_dispatch is not None:
             self.plugin_dispatch(record)
         if self.hub is not None:
-            self.hub.broadcast(record.to_json(), spec.audience, record.event_id)
+            self.hub.broadcast(record.to_json(), "staff")
+            if spec.audience == "public":
+                public = spec.project(record.data)
+                for event_id in self.viewer_events(spec, record, bag_events):
+                    self.hub.broadcast({"id": record.id, "name": record.name, "event_id": event_id,
+                                        "session_id": record.session_id if record.event_id == event_id else None,
+                                        "practice": record.practice, "at": record.at, "data": public}, "public", event_id)

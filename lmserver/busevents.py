@@ -8,17 +8,48 @@ Every record on the bus (and in the activity log, and on the WebSocket) has the 
     {"id": 12, "name": "comment.created", "event_id": 3, "session_id": 7, "practice": false,
      "at": 1764012345.25, "data": {...the fields below...}}
 
-``audience`` says which WebSocket clients receive it: ``"public"`` goes to staff consoles and to the
-viewer pages of the same LIVE event; ``"staff"`` goes to consoles only. ``persist=False`` events are
-not written to the activity log (high-rate telemetry such as ``stream.health``).
+``persist=False`` events are not written to the activity log (high-rate telemetry such as
+``stream.health``).
+
+Who sees a record (the rule; :meth:`lmserver.bus.Bus.dispatch` applies it, ``tests/test_bus_ws.py`` checks it):
+
+* **Staff consoles** (``/ws/console``) receive every record whole.
+* **Viewer pages** (``/ws/viewer?event=ID``, anonymous) receive a record only when all of these hold:
+
+  1. its spec says ``audience="public"`` (the default is ``"staff"``);
+  2. it concerns *that* event: ``scope="event"`` records go to the viewers of ``record.event_id`` only
+     (a record without an event goes to no viewer); ``scope="bag"`` records (a catalog change) go to the
+     viewers of each event whose shopping bag lists the product, and to none when the product is archived
+     or in no bag;
+  3. it is not practice: a record of a practice session reaches no viewer (practice is a rehearsal
+     nobody watches), unless the spec says ``practice_public=True`` (a real change that the waiting
+     viewer page shows, such as the bag);
+  4. its data is reduced to the spec's declared ``public`` fields: a field maps to ``None`` (sent as is)
+     or to the keys kept of its object value (:data:`PUBLIC_PRODUCT`, :data:`PUBLIC_COMMENT`, ...).
+     Declaring a public event without ``public`` is an error, so a new field is staff-only until it
+     is listed there.
+
+  So viewers never see: SKUs, archived products or products of no public bag, comments held or hidden
+  by moderators (``comment.held`` is staff; ``comment.hidden`` sends only the id to remove), who is
+  blocked, staff user ids or login names (a staff reply carries the studio's name), orders (theirs come
+  back in the HTTP answer), viewer ids, stream health, prompter findings, or anything of a practice
+  session. The viewer page's HTTP state (``/api/e/{id}/state``) shows the same fields.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Any, Literal, Mapping
 
 Audience = Literal["staff", "public"]
+Scope = Literal["event", "bag"]
+
+#: what a viewer page shows of a product (never its SKU, archived flag, timestamps or image file name)
+PUBLIC_PRODUCT = ("id", "title", "description", "price_cents", "currency", "stock", "image_url")
+#: what a viewer page shows of a comment (never the viewer's id, the staff author's id or a moderation reason)
+PUBLIC_COMMENT = ("id", "event_id", "parent_id", "nickname", "body", "staff", "pinned", "created_at")
+#: what a viewer page shows of an event
+PUBLIC_EVENT = ("id", "slug", "title", "description", "starts_at", "duration_minutes", "ends_at", "url")
 
 
 @dataclass(frozen=True)
@@ -30,15 +61,44 @@ class EventSpec:
     persist: bool = True
     #: shown in the console's "All activities" feed
     activity: bool = False
+    #: what viewers receive of a public event: field → None (as is) or the keys kept of its object value
+    public: Mapping[str, tuple[str, ...] | None] | None = None
+    #: "event": viewers of ``record.event_id``; "bag": viewers of every event whose bag lists the
+    #: (unarchived) product named by ``data["product"]["id"]`` or ``data["product_id"]``
+    scope: Scope = "event"
+    #: a practice session's record still reaches the viewers (real changes such as the bag, not activity)
+    practice_public: bool = False
+
+    def __post_init__(self) -> None:
+        if self.audience == "public":
+            if self.public is None:
+                raise ValueError(f"bus event {self.name!r} is public: declare the fields viewers see (public={{...}})")
+            unknown = set(self.public) - set(self.fields)
+            if unknown:
+                raise ValueError(f"bus event {self.name!r}: public fields {sorted(unknown)} are not among its fields")
+        elif self.public is not None or self.scope != "event" or self.practice_public:
+            raise ValueError(f"bus event {self.name!r} is staff-only: public, scope and practice_public apply to public events")
+
+    def project(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """The record's data reduced to what viewers may see (empty for a staff event)."""
+        out: dict[str, Any] = {}
+        for key, keep in (self.public or {}).items():
+            if key not in data:
+                continue
+            value = data[key]
+            if keep is not None:
+                value = {k: value[k] for k in keep if k in value} if isinstance(value, Mapping) else None
+            out[key] = value
+        return out
 
 
 CORE_EVENTS: list[EventSpec] = [
     # stream lifecycle (media)
     EventSpec("stream.started", "A session went live (or practice started).",
               {"source": "whip, capture, ...", "practice": "practice session", "resumed": "an interrupted session resumed",
-               "started_by": "staff user id or null"}, "public"),
+               "started_by": "staff user id or null"}, "public", public={"resumed": None}),
     EventSpec("stream.ended", "The session's stream ended.",
-              {"reason": "why it ended (host ended, ingest dropped, ...)", "duration": "seconds"}, "public"),
+              {"reason": "why it ended (host ended, ingest dropped, ...)", "duration": "seconds"}, "public", public={"duration": None}),
     EventSpec("stream.health", "Once a second while live: ingest and program health.",
               {"bitrate": "ingest bits/s", "fps": "ingest frames/s", "width": "px", "height": "px",
                "packet_loss": "fraction 0..1", "jitter": "seconds", "audio_level": "dBFS", "silent": "audio is silent",
@@ -48,28 +108,34 @@ CORE_EVENTS: list[EventSpec] = [
     EventSpec("viewer.left", "A viewer stopped watching.", {"viewer_id": "viewer or null", "viewers": "viewers now"}, "staff"),
     # catalog
     EventSpec("product.created", "A product was added to the catalog.", {"product": "the product"}),
-    EventSpec("product.updated", "A product's details, price or stock changed.", {"product": "the product"}, "public"),
+    EventSpec("product.updated", "A product's details, price or stock changed.", {"product": "the product"}, "public",
+              public={"product": PUBLIC_PRODUCT}, scope="bag"),
     EventSpec("product.archived", "A product was archived.", {"product_id": "id"}),
     # events and the shopping bag
     EventSpec("event.created", "A LIVE event was scheduled.", {"event": "the event"}),
-    EventSpec("event.updated", "A LIVE event changed.", {"event": "the event"}, "public"),
+    EventSpec("event.updated", "A LIVE event changed.", {"event": "the event"}, "public", public={"event": PUBLIC_EVENT}),
     EventSpec("event.deleted", "A LIVE event was deleted.", {"event_id": "id", "title": "its title"}),
     EventSpec("event.ready", "An event's start is near: its console is ready (reminder).", {"event": "the event", "starts_in": "seconds"}),
     EventSpec("bag.changed", "An event's shopping bag changed (added, removed, reordered, refreshed).",
-              {"action": "add, remove, move, refresh", "product_ids": "the bag in order"}, "public"),
-    EventSpec("product.pinned", "A product was pinned while live.", {"product": "the product"}, "public"),
-    EventSpec("product.unpinned", "The pinned product was unpinned.", {"product_id": "id"}, "public"),
+              {"action": "add, remove, move, refresh", "product_ids": "the bag in order"}, "public",
+              public={"action": None, "product_ids": None}, practice_public=True),
+    EventSpec("product.pinned", "A product was pinned while live.", {"product": "the product"}, "public",
+              public={"product": PUBLIC_PRODUCT}),
+    EventSpec("product.unpinned", "The pinned product was unpinned.", {"product_id": "id"}, "public", public={"product_id": None}),
     EventSpec("registration.created", "A viewer registered for an upcoming event.", {"nickname": "name", "registrations": "count"}),
     # viewers' activities
-    EventSpec("comment.created", "A comment (or a staff reply, with parent_id) was posted.", {"comment": "the comment"}, "public", activity=True),
-    EventSpec("comment.hidden", "A comment was hidden by staff.", {"comment_id": "id"}, "public"),
-    EventSpec("comment.pinned", "A comment was pinned (one at a time).", {"comment": "the comment"}, "public"),
-    EventSpec("comment.unpinned", "The pinned comment was unpinned.", {"comment_id": "id"}, "public"),
+    EventSpec("comment.created", "A comment (or a staff reply, with parent_id) was posted.", {"comment": "the comment"}, "public", activity=True,
+              public={"comment": PUBLIC_COMMENT}),
+    EventSpec("comment.hidden", "A comment was hidden by staff.", {"comment_id": "id"}, "public", public={"comment_id": None}),
+    EventSpec("comment.pinned", "A comment was pinned (one at a time).", {"comment": "the comment"}, "public", public={"comment": PUBLIC_COMMENT}),
+    EventSpec("comment.unpinned", "The pinned comment was unpinned.", {"comment_id": "id"}, "public", public={"comment_id": None}),
     EventSpec("viewer.blocked", "A viewer was blocked (their comments no longer appear).", {"viewer_id": "id", "nickname": "name"}, "staff"),
     EventSpec("viewer.unblocked", "A viewer was unblocked.", {"viewer_id": "id", "nickname": "name"}, "staff"),
     EventSpec("order.created", "A viewer placed an order.", {"order": "the order"}, "staff", activity=True),
-    EventSpec("viewer.followed", "A viewer followed the host.", {"viewer_id": "id", "nickname": "name", "followers": "count"}, "public", activity=True),
-    EventSpec("gift.sent", "A viewer sent a gift.", {"viewer_id": "id", "nickname": "name", "gift": "gift name"}, "public", activity=True),
+    EventSpec("viewer.followed", "A viewer followed the host.", {"viewer_id": "id", "nickname": "name", "followers": "count"}, "public", activity=True,
+              public={"nickname": None, "followers": None}),
+    EventSpec("gift.sent", "A viewer sent a gift.", {"viewer_id": "id", "nickname": "name", "gift": "gift name"}, "public", activity=True,
+              public={"nickname": None, "gift": None}),
     # prompter (findings of plugins' prompter rules)
     EventSpec("prompter.suggestion", "A prompter rule suggests something to the host.",
               {"text": "what to do", "level": "info, warning or critical", "plugin": "the rule's plugin"}),
@@ -82,7 +148,8 @@ CORE_EVENTS: list[EventSpec] = [
     EventSpec("comment.held", "A viewer's comment was held back (moderation hook or blocked viewer): staff see it greyed, viewers never.",
               {"comment": "the comment, with hidden_reason"}, "staff", activity=True),
     EventSpec("product.stock", "A product's stock changed through an order (0: sold out).",
-              {"product_id": "id", "stock": "units left"}, "public", persist=False),
+              {"product_id": "id", "stock": "units left"}, "public", persist=False,
+              public={"product_id": None, "stock": None}),
     EventSpec("order.released", "Reserved orders whose checkout never finished (server restart, checkout timeout) were"
               " cancelled and their units went back to stock; one record per session and reconciliation pass.",
               {"order_ids": "the cancelled orders", "units": "units given back", "reason": "why (also the orders' status_reason)",

@@ -169,7 +169,8 @@ async def api_reply(request: web.Request) -> web.Response:
     text = clean_text((await json_body(request)).get("body"), "the reply", app[CONFIG].live.comment_max_length)
     session_id, practice = _session_of(app, parent["event_id"])
     comment = await _insert(app, {"event_id": parent["event_id"], "session_id": session_id or parent["session_id"],
-                                  "user_id": user.id, "parent_id": parent["parent_id"] or parent["id"], "nickname": user.name,
+                                  "user_id": user.id, "parent_id": parent["parent_id"] or parent["id"],
+                                  "nickname": app[CONFIG].server.studio_name,  # viewers see the studio, never a staff login name
                                   "body": text, "practice": int(practice or parent["practice"]), "created_at": time.time()})
     await app[BUS].publish("comment.created", {"comment": public_json(comment)}, event_id=comment["event_id"],
                            session_id=comment["session_id"], practice=comment["practice"])

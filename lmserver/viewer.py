@@ -19,6 +19,7 @@ from aiohttp import web
 
 from . import auth, comments, orders, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, SECRET
+from .busevents import PUBLIC_COMMENT, PUBLIC_PRODUCT
 from .catalog import product_json
 from .errors import BadRequest, Conflict, NotFound, Unauthorized
 from .openapi import doc
@@ -63,15 +64,19 @@ async def bag(app: web.Application, event_id: int) -> list[dict[str, Any]]:
 
 
 def _public_product(p: dict[str, Any]) -> dict[str, Any]:
-    keep = ("id", "title", "description", "price_cents", "currency", "stock", "image_url")
-    return {k: p.get(k) for k in keep}
+    return {k: p.get(k) for k in PUBLIC_PRODUCT}
+
+
+def _public_comment(c: dict[str, Any]) -> dict[str, Any]:
+    return {k: c.get(k) for k in PUBLIC_COMMENT}  # the same fields as on the viewer socket (no viewer ids)
 
 
 async def live_state(app: web.Application, event: dict[str, Any]) -> dict[str, Any]:
     """What a viewer page needs to (re)draw itself: live session, pinned product, bag, comments."""
     db = app[DB]
     session = app[LIVE].current
-    live = session is not None and session.event_id == event["id"]
+    # a practice session is nobody's business but the staff's: for viewers the event is simply not live
+    live = session is not None and session.event_id == event["id"] and not session.practice
     pinned_product = None
     if live and session is not None:
         pid = await db.fetchval("SELECT pinned_product_id FROM sessions WHERE id = ?", (session.id,))
@@ -83,14 +88,13 @@ async def live_state(app: web.Application, event: dict[str, Any]) -> dict[str, A
     return {
         "event": {"id": event["id"], "title": event["title"], "slug": event["slug"], "starts_at": event["starts_at"],
                   "duration_minutes": event["duration_minutes"], "description": event.get("description", "")},
-        "live": bool(live and session is not None and not session.practice),
-        "practice": bool(live and session is not None and session.practice),
+        "live": bool(live),
         "session": {"id": session.id, "started_at": session.started_at} if live and session is not None else None,
         "ended_at": None if live else last_ended,
         "pinned_product": pinned_product,
         "bag": await bag(app, event["id"]),
-        "pinned_comment": comments.public_json(pinned) if pinned else None,
-        "comments": await comments.public_comments(app, event["id"], limit=80),
+        "pinned_comment": _public_comment(pinned) if pinned and not pinned["practice"] else None,
+        "comments": [_public_comment(c) for c in await comments.public_comments(app, event["id"], limit=80) if not c["practice"]],
         "followers": await db.fetchval("SELECT COUNT(*) FROM follows", default=0),
         "gifts": gifts_json(),
         "max_quantity": app[CONFIG].live.max_order_quantity,

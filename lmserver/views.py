@@ -9,6 +9,7 @@ from aiohttp import web
 
 from . import __version__, auth, validate
 from .appkeys import BUS, CONFIG, DB, HUB, LIVE, PM, SECRET
+from .errors import BadRequest, NotFound
 from .openapi import doc
 
 routes = web.RouteTableDef()
@@ -49,7 +50,12 @@ async def ws_console(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/ws/viewer")
 async def ws_viewer(request: web.Request) -> web.StreamResponse:
+    """Anonymous: the public records of one event (see :mod:`lmserver.busevents` for what that is)."""
     event_id = validate.ascii_int(request.query.get("event") or "")
+    if event_id is None:
+        raise BadRequest("say which event to follow: /ws/viewer?event=ID (the event's numeric id)")
+    if await request.app[DB].fetchval("SELECT 1 FROM events WHERE id = ?", (event_id,)) is None:
+        raise NotFound(f"there is no event {event_id}")
     return await request.app[HUB].serve(request, "public", event_id, {"name": "hello", "data": {"audience": "public"}})
 
 

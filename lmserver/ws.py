@@ -4,8 +4,10 @@ Every client has a bounded queue (``live.ws_queue_messages``). A client whose qu
 tablet on bad Wi-Fi — is dropped with close code :data:`CLOSE_TOO_SLOW` and a logged reason, so it never
 delays the others; its page reconnects and reloads the state.
 
-Endpoints: ``/ws/console`` (staff; every message) and ``/ws/viewer?event=<id>`` (public messages of that
-event, and studio-wide public messages).
+Endpoints: ``/ws/console`` (staff; every record whole) and ``/ws/viewer?event=<id>`` (anonymous; only the
+public records of that event, reduced to their public fields by the bus: see :mod:`lmserver.busevents`).
+The hub itself never decides what is public: a ``"public"`` message is queued only for the viewer
+sockets of its event, a ``"staff"`` message only for consoles.
 """
 
 from __future__ import annotations
@@ -38,14 +40,16 @@ class Client:
 
     def wants(self, audience: str, event_id: int | None) -> bool:
         if self.audience == "staff":
-            return True
-        return audience == "public" and (event_id is None or self.event_id is None or event_id == self.event_id)
+            return audience == "staff"
+        return audience == "public" and event_id is not None and event_id == self.event_id
 
 
 class Hub:
     def __init__(self, queue_size: int = 256):
         self.queue_size = queue_size
         self.clients: set[Client] = set()
+        #: the same clients by what they receive: ("staff", None) or ("public", event id)
+        self._groups: dict[tuple[str, int | None], set[Client]] = {}
         self.sent = 0
         self.dropped = 0
         self.close_timeout = 5.0
@@ -55,13 +59,15 @@ class Hub:
         return sum(1 for c in self.clients if audience is None or c.audience == audience)
 
     def broadcast(self, message: dict[str, Any], audience: str = "staff", event_id: int | None = None) -> None:
-        """Serialize ``message`` once and queue it for every client that should see it."""
-        if not self.clients:
+        """Serialize ``message`` once and queue it for every client of ``audience``: ``"staff"`` for the
+        consoles, ``"public"`` for the viewer sockets of ``event_id`` (none when it is None). A public
+        message must already hold only public fields (:meth:`lmserver.bus.Bus.dispatch` reduces it)."""
+        group = self._groups.get(("staff", None) if audience == "staff" else (audience, event_id), ())
+        targets = [c for c in group if not c.dropped and c.wants(audience, event_id)]
+        if not targets:
             return
         text = json.dumps(message, separators=(",", ":"), default=str)
-        for client in list(self.clients):
-            if client.dropped or not client.wants(audience, event_id):
-                continue
+        for client in targets:
             try:
                 client.queue.put_nowait(text)
             except asyncio.QueueFull:
@@ -70,7 +76,7 @@ class Hub:
     def _drop(self, client: Client, reason: str) -> None:
         client.dropped = True
         self.dropped += 1
-        self.clients.discard(client)
+        self._remove(client)
         log.warning("Hub: dropping WebSocket client %s: %s", client.label, reason)
         task = asyncio.ensure_future(self._close_slow(client))
         self._closing.add(task)
@@ -94,6 +100,7 @@ class Hub:
         client = Client(ws, audience, event_id, asyncio.Queue(self.queue_size), label=f"{request.remote}/{audience}")
         client.transport = request.transport
         self.clients.add(client)
+        self._groups.setdefault(self._key(client), set()).add(client)
         sender = client.sender = asyncio.create_task(self._sender(client))
         try:
             if hello is not None:
@@ -105,7 +112,7 @@ class Hub:
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
-            self.clients.discard(client)
+            self._remove(client)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
@@ -127,3 +134,16 @@ class Hub:
             with contextlib.suppress(Exception):
                 await client.ws.close(code=1001, message=b"server shutting down")
         self.clients.clear()
+        self._groups.clear()
+
+    @staticmethod
+    def _key(client: Client) -> tuple[str, int | None]:
+        return ("staff", None) if client.audience == "staff" else ("public", client.event_id)
+
+    def _remove(self, client: Client) -> None:
+        self.clients.discard(client)
+        group = self._groups.get(self._key(client))
+        if group is not None:
+            group.discard(client)
+            if not group:
+                del self._groups[self._key(client)]

@@ -27,7 +27,7 @@ from lmserver import auth
 from lmserver.orders import RESTART_REASON
 from tests.conftest import PASSWORD
 
-LAVFI = "testsrc2=size=160x120:rate=5"
+LAVFI = "lavfi:testsrc2"  # a capture source id (media.capture_lavfi is on for this server)
 ATTEMPTS = 300          # buy requests per round
 CONCURRENCY = 100       # connections at once
 STOCK = 100
@@ -71,7 +71,7 @@ class Server:
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("LMSERVER_")}
         self.env.update({"LMSERVER_MEDIA_WIDTH": "160", "LMSERVER_MEDIA_HEIGHT": "120", "LMSERVER_MEDIA_FPS": "5",
                          "LMSERVER_MEDIA_RECORD": "false", "LMSERVER_MEDIA_FANOUT_PROCESSES": "0",
-                         "LMSERVER_MEDIA_ICE_HOST_ADDRESSES": "127.0.0.1"})
+                         "LMSERVER_MEDIA_ICE_HOST_ADDRESSES": "127.0.0.1", "LMSERVER_MEDIA_CAPTURE_LAVFI": "true"})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def cli(self, *args: str, stdin: str = "") -> None:
@@ -123,7 +123,7 @@ async def go_live(server: Server, http: aiohttp.ClientSession, event_id: int) ->
     async with http.post(server.base + "/api/login", json={"name": "host", "password": PASSWORD}) as resp:
         assert resp.status == 200, await resp.text()
         csrf = (await resp.json())["csrf_token"]
-    async with http.post(server.base + "/api/media/capture", json={"device": LAVFI, "format": "lavfi", "event_id": event_id},
+    async with http.post(server.base + "/api/media/capture", json={"source": LAVFI, "event_id": event_id},
                          headers={"X-CSRF-Token": csrf}) as resp:
         assert resp.status == 201, await resp.text()
 

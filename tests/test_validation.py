@@ -13,6 +13,7 @@ import json
 import math
 from typing import Any
 
+import aiohttp
 import pytest
 
 from lmserver import validate
@@ -119,12 +120,15 @@ async def test_bad_inputs_get_a_4xx_with_a_reason(probe: Any) -> None:
     assert not failures, "\n".join(failures)
 
 
-async def test_the_viewer_websocket_ignores_a_non_ascii_event_id(probe: Any) -> None:
+async def test_the_viewer_websocket_refuses_a_non_ascii_event_id(probe: Any) -> None:
+    # a viewer socket follows one existing event (tests/test_bus_ws.py): a bad id is a 400 that says so, never a 500
     client, ids = probe
     for event in ("²", str(BIG), "%ED%A0%80"):
-        async with client.ws_connect(f"/ws/viewer?event={event}") as ws:
-            hello = await ws.receive_json(timeout=10)
-            assert hello["name"] == "hello"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect(f"/ws/viewer?event={event}")
+        assert refused.value.status == 400
+        resp = await client.get(f"/ws/viewer?event={event}")
+        assert resp.status == 400 and "/ws/viewer?event=ID" in (await resp.json())["error"]["message"]
 
 
 async def test_good_inputs_still_work(probe: Any) -> None:

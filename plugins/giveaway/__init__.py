@@ -61,14 +61,15 @@ def register_timers() -> dict[str, Any]:
 def register_bus_events() -> list[EventSpec]:
     return [
         EventSpec("giveaway.started", "A giveaway's countdown started; its draw's commitment SHA-256(seed) is public.",
-                  {"giveaway": "the giveaway (public fields)"}, "public", activity=True),
+                  {"giveaway": "the giveaway (public fields)"}, "public", activity=True, public={"giveaway": None}),
         EventSpec("giveaway.entered", "A viewer entered the running giveaway.",
                   {"giveaway_id": "id", "entries": "entries so far", "viewer_id": "the entrant", "nickname": "their nickname"},
-                  "public", persist=False),
+                  "public", persist=False, public={"giveaway_id": None, "entries": None, "nickname": None}),
         EventSpec("giveaway.milestone", "A running giveaway reached a round number of entries.",
                   {"giveaway_id": "id", "entries": "entries so far", "title": "the giveaway"}, "staff", activity=True),
         EventSpec("giveaway.drawn", "The winners were drawn (at the countdown's end, or a redraw); the seed is revealed.",
-                  {"giveaway": "the giveaway with its draws and winners", "redraw": "a redraw of unclaimed prizes"}, "public", activity=True),
+                  {"giveaway": "the giveaway with its draws and winners (public fields)", "redraw": "a redraw of unclaimed prizes"},
+                  "public", activity=True, public={"giveaway": None, "redraw": None}),
         EventSpec("giveaway.claimed", "A winner claimed their prize (zero-price orders marked giveaway).",
                   {"giveaway_id": "id", "nickname": "the winner", "order_ids": "the orders"}, "staff", activity=True),
         EventSpec("giveaway.changed", "A giveaway was created, edited, deleted, attached to or removed from an event.",

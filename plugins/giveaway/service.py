@@ -48,7 +48,8 @@ async def get_row(conn: Any, gid: int) -> Any:
 
 
 async def to_json(app: web.Application, row: Any, *, staff: bool = False) -> dict[str, Any]:
-    """A giveaway as the API shows it; ``staff`` adds stock held, who accepted the terms and claim details."""
+    """A giveaway as the API shows it; ``staff`` adds stock held, who accepted the terms, winners' viewer ids and
+    claim details. The public shape (viewer pages, the proof) names entrants by entry id and nickname only."""
     db = api.db(app)
     gid = row["id"]
     out = {k: row[k] for k in ("id", "title", "event_id", "winners", "items_per_winner", "entry_mode", "keyword",
@@ -90,8 +91,6 @@ def _winner_json(w: Any, staff: bool) -> dict[str, Any]:
     if staff:
         out.update(viewer_id=w["viewer_id"], claim_name=w["claim_name"], claim_email=w["claim_email"],
                    claim_address=w["claim_address"], order_ids=json.loads(w["order_ids"]) if w["order_ids"] else [])
-    else:
-        out["viewer_id"] = w["viewer_id"]  # lets a viewer's page recognise its own win (ids are random, not personal)
     return out
 
 

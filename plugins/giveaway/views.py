@@ -185,7 +185,7 @@ async def proof(request: web.Request) -> web.Response:
 
 
 @doc("The event's current (or latest) started giveaway for this viewer: whether they are in, whether they won",
-     returns="{giveaway: {...} | null, you: {entered, won, claimed, claim_until}}", tags=TAGS)
+     returns="{giveaway: {...} | null, you: {entered, won, claimed, claim_until, nickname}}", tags=TAGS)
 async def current(request: web.Request) -> web.Response:
     event_id = _id(request, "event_id")
     db = api.db(request.app)
@@ -198,8 +198,9 @@ async def current(request: web.Request) -> web.Response:
         vid = (await api.require_viewer(request))["id"]
     except api.Unauthorized:
         pass
-    you = {"entered": False, "won": False, "claimed": False, "claim_until": None}
+    you = {"entered": False, "won": False, "claimed": False, "claim_until": None, "nickname": None}
     if vid:
+        you["nickname"] = (await api.viewer(request.app, vid) or {}).get("nickname")
         you["entered"] = await db.fetchval("SELECT 1 FROM giveaway_entries WHERE giveaway_id = ? AND viewer_id = ?", (gid, vid)) is not None
         win = await db.fetchone("SELECT status, claim_until FROM giveaway_winners WHERE giveaway_id = ? AND viewer_id = ? AND status != 'redrawn'",
                                 (gid, vid))

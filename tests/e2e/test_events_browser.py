@@ -218,7 +218,11 @@ async def test_registration_page_in_the_ready_window(aiohttp_server: Any, app_fa
     ctx = await browser.new_context(viewport={"width": 390, "height": 844}, timezone_id="Europe/Paris", locale="en-GB", is_mobile=True)
     page = await ctx.new_page()
     errors: list[str] = []
-    watch_errors(page, errors)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # This LIVE has no media ingest (LiveState only), so the page's WHEP offer is refused with 403 "not
+    # live" whenever it gets there; the browser logs that refusal, which is not what this test is about.
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error"
+            and not (msg.location or {}).get("url", "").endswith("/whep") else None)
     await page.goto(base + "/e/soon")
     banner = page.locator("#ready-banner")
     await banner.wait_for(state="visible")
@@ -246,10 +250,8 @@ async def test_registration_page_in_the_ready_window(aiohttp_server: Any, app_fa
     await app[LIVE].begin("test", False, None, event_id=eid)
     await page.wait_for_selector("#program", timeout=10000)
     assert await page.locator("#reg-form").count() == 0
-    # checked before the end: the page's WHEP request may still wait for the (media-less) ingest, and is
-    # refused with 403 once the LIVE ends, which is right but races with this test's own end
-    assert errors == []
     await app[LIVE].end("host ended")
+    assert errors == []
     await ctx.close()
 
 

@@ -4,7 +4,7 @@
   "use strict";
   const root = document.querySelector("[data-giveaway-card]");
   if (!root || !window.LMS) return;
-  const api = root.dataset.api, eventId = root.dataset.eventId, me = root.dataset.viewerId;
+  const api = root.dataset.api, eventId = root.dataset.eventId;
   const $ = (s) => root.querySelector(s), e = LMS.escape;
   const mmss = (s) => `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
   let g = null, you = null;
@@ -40,6 +40,8 @@
     $("[data-gv-countdown]").textContent = s === null ? "" : mmss(s);
   }
   setInterval(tick, 1000);
+  let timer = null;
+  function loadSoon() { clearTimeout(timer); timer = setTimeout(load, 200); }
 
   $("[data-gv-enter]").addEventListener("click", async () => {
     try { await LMS.api("POST", `${api}/giveaways/${g.id}/enter`); } catch (err) { LMS.toast(err.message, "error"); }
@@ -57,8 +59,9 @@
     const rec = ev.detail || {};
     if (rec.name === "giveaway.entered" && g && rec.data.giveaway_id === g.id) {
       g.entries = Math.max(g.entries, rec.data.entries);
-      if (me && rec.data.viewer_id === me) you = Object.assign(you || {}, { entered: true });
       render();
+      // records carry no viewer ids: an entry under this viewer's nickname (or before we know it) asks the server
+      if (!you || (!you.entered && (!you.nickname || you.nickname === rec.data.nickname))) loadSoon();
     } else if (rec.name === "giveaway.started" || rec.name === "giveaway.drawn" || rec.name === "stream.started") load();
   });
   load();
