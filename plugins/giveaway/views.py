@@ -253,7 +253,7 @@ async def claim(request: web.Request) -> web.Response:
 
 async def proof_page(request: web.Request) -> web.Response:
     """The public proof page of a started giveaway, with the in-browser Verify."""
-    data = await _public(request, _id(request), request.match_info["event"])
+    data = await _public(request, _id(request), request.match_info["ident"])
     return await render_page(request, f"{NAME}/proof.html", {"giveaway": data})
 
 
@@ -279,6 +279,6 @@ def routes() -> list[web.RouteDef]:
         web.put(API + r"/events/{event_id:\d+}/giveaways/{id:\d+}", attach),
         web.delete(API + r"/events/{event_id:\d+}/giveaways/{id:\d+}", detach),
         web.get(API + r"/events/{event_id:\d+}/current", current),
-        web.get(r"/e/{event}/giveaways/{id:\d+}", proof_page),
+        web.get(r"/e/{ident}/giveaways/{id:\d+}", proof_page),
         web.get(f"/p/{NAME}/", list_page),
     ]
