@@ -105,8 +105,8 @@ def register_bus_events() -> "list[EventSpec]":
 
     Return a list of :class:`lmserver.api.EventSpec`. Names are ``"<plugin>.<what>"``
     (``"shoutout.sent"``). Publishing an undeclared event is an error. ``activity=True`` puts the event
-    in the console's "All activities" feed. A public event (``audience="public"``) must list what
-    viewers see of it (``public={...}``): the rule of who sees what is in :mod:`lmserver.busevents`.
+    in the console's "All activities" feed. A public event (``audience="public"``) must list what viewers
+    see of it (``public={...}``): the rule of who sees what is in :mod:`lmserver.busevents`.
     Synchronous; build policy.
     """
 
