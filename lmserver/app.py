@@ -248,7 +248,7 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     app.router.add_routes(helppages.routes)
     app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_get("/metrics", metrics_view)
-    from .media.app import setup_media
+    from .media.app import media_ctx, setup_media
 
     setup_media(app)
     for plugin, route in pm.call_lists_sync("register_routes", app=app):
@@ -257,9 +257,13 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
         except Exception:
             log.exception("plugin %s: route %r could not be added; it is skipped", plugin, route)
     app.cleanup_ctx.append(core_ctx)
+    app.cleanup_ctx.append(media_ctx)  # after the core: the media server gets its live state, bus and database
     app.cleanup_ctx.append(events.events_ctx)  # after the core: needs the database, the bus and the live state
     app.cleanup_ctx.append(clocks_ctx)  # the scheduler's timers and the live tick (stopped before the core closes)
-    from . import console
+    from . import comments, console, orders, viewer
 
-    console.setup(app)  # console, viewer page, comments, orders (+ viewer sampling, after the core context)
+    for module in (console, viewer, comments, orders):
+        app.router.add_routes(module.routes)
+    app.cleanup_ctx.append(console.live_ctx)  # viewer sampling, after the core context
+    app.cleanup_ctx.append(orders.orders_ctx)  # releases reservations left by a crash, then reconciles periodically
     return app

@@ -34,12 +34,27 @@ Who sees a record (the rule; :meth:`lmserver.bus.Bus.dispatch` applies it, ``tes
   blocked, staff user ids or login names (a staff reply carries the studio's name), orders (theirs come
   back in the HTTP answer), viewer ids, stream health, prompter findings, or anything of a practice
   session. The viewer page's HTTP state (``/api/e/{id}/state``) shows the same fields.
+
+**Activities.** An event with ``activity`` set is one of the console's activities: it appears in the
+"All activities" feed, and its ``label`` is listed in that feed's filter. ``activity`` is a short text
+template that says how one record reads, filled in the browser from the record's ``data``::
+
+    EventSpec("viewer.followed", ..., {"nickname": "name", ...}, activity="{nickname} followed the host",
+              label="Follows", icon="➕")
+
+A placeholder is ``{field}`` or ``{field.key}`` (a key of an object field), naming a declared field,
+optionally with one filter: ``{amount_cents|money}`` (cents in the ``currency`` beside it),
+``{gift|gift}`` (a gift's emoji and name), ``{resumed|if:again}`` (the text when the value is true).
+Every value is escaped; a placeholder at the start of the template is shown as the actor (bold).
+``activity=True`` makes an activity without a template (the feed shows the name and the fields).
+A template that names an undeclared field or an unknown filter is refused when the spec is made.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 Audience = Literal["staff", "public"]
 Scope = Literal["event", "bag"]
@@ -51,6 +66,27 @@ PUBLIC_COMMENT = ("id", "event_id", "parent_id", "nickname", "body", "staff", "p
 #: what a viewer page shows of an event
 PUBLIC_EVENT = ("id", "slug", "title", "description", "starts_at", "duration_minutes", "ends_at", "url")
 
+#: the filters an activity template may use (web/static/js/app.js, ``LMS.activity``, implements them)
+ACTIVITY_FILTERS = frozenset({"money", "gift", "if"})
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def check_activity_template(name: str, template: str, fields: Iterable[str]) -> None:
+    """Raise ValueError, naming the event and the fix, unless every placeholder is a declared field with a known filter."""
+    declared = set(fields)
+    for raw in _PLACEHOLDER.findall(template):
+        path, _, filt = raw.partition("|")
+        fname = filt.partition(":")[0]
+        if not _PATH.fullmatch(path):
+            raise ValueError(f"bus event {name!r}: activity placeholder {{{raw}}} is not a field name like {{nickname}} or {{order.nickname}}")
+        if path.split(".")[0] not in declared:
+            raise ValueError(f"bus event {name!r}: activity template uses {{{path}}} but the event declares only {sorted(declared)}")
+        if filt and fname not in ACTIVITY_FILTERS:
+            raise ValueError(f"bus event {name!r}: activity filter {fname!r} is unknown; use one of {sorted(ACTIVITY_FILTERS)}")
+    if "{" in _PLACEHOLDER.sub("", template) or "}" in _PLACEHOLDER.sub("", template):
+        raise ValueError(f"bus event {name!r}: activity template {template!r} has an unmatched brace")
+
 
 @dataclass(frozen=True)
 class EventSpec:
@@ -59,8 +95,13 @@ class EventSpec:
     fields: Mapping[str, str] = field(default_factory=dict)
     audience: Audience = "staff"
     persist: bool = True
-    #: shown in the console's "All activities" feed
-    activity: bool = False
+    #: how a record reads in the console's "All activities" feed (a template over ``fields``, see the module's
+    #: docstring); ``True``: an activity shown generically; ``None``/``False``: not an activity
+    activity: str | bool | None = None
+    #: the activity kind's name in the feed's filter ("Follows"); defaults to the event's name
+    label: str = ""
+    #: an emoji (or short text) shown before the activity's text
+    icon: str = ""
     #: what viewers receive of a public event: field → None (as is) or the keys kept of its object value
     public: Mapping[str, tuple[str, ...] | None] | None = None
     #: "event": viewers of ``record.event_id``; "bag": viewers of every event whose bag lists the
@@ -70,6 +111,8 @@ class EventSpec:
     practice_public: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.activity, str):
+            check_activity_template(self.name, self.activity, self.fields)
         if self.audience == "public":
             if self.public is None:
                 raise ValueError(f"bus event {self.name!r} is public: declare the fields viewers see (public={{...}})")
@@ -91,20 +134,35 @@ class EventSpec:
             out[key] = value
         return out
 
+    def activity_kind(self) -> dict[str, Any] | None:
+        """What the console needs to draw this event's records in its feed (None: not an activity)."""
+        if not self.activity:
+            return None
+        return {"name": self.name, "label": self.label or self.name, "icon": self.icon,
+                "template": self.activity if isinstance(self.activity, str) else None}
+
+
+def activity_kinds(specs: Iterable[EventSpec]) -> list[dict[str, Any]]:
+    """The declared activity kinds (core and plugins), in declaration order: the console's feed and filter."""
+    return [kind for kind in (spec.activity_kind() for spec in specs) if kind is not None]
+
 
 CORE_EVENTS: list[EventSpec] = [
     # stream lifecycle (media)
     EventSpec("stream.started", "A session went live (or practice started).",
               {"source": "whip, capture, ...", "practice": "practice session", "resumed": "an interrupted session resumed",
-               "started_by": "staff user id or null"}, "public", public={"resumed": None}),
+               "started_by": "staff user id or null"}, "public", public={"resumed": None},
+              activity="The LIVE started{resumed|if: again}{practice|if: (practice)}", label="LIVE started", icon="🔴"),
     EventSpec("stream.ended", "The session's stream ended.",
-              {"reason": "why it ended (host ended, ingest dropped, ...)", "duration": "seconds"}, "public", public={"duration": None}),
+              {"reason": "why it ended (host ended, ingest dropped, ...)", "duration": "seconds"}, "public", public={"duration": None},
+              activity="The LIVE ended: {reason}", label="LIVE ended", icon="⏹"),
     EventSpec("stream.health", "Once a second while live: ingest and program health.",
               {"bitrate": "ingest bits/s", "fps": "ingest frames/s", "width": "px", "height": "px",
                "packet_loss": "fraction 0..1", "jitter": "seconds", "audio_level": "dBFS", "silent": "audio is silent",
                "encode_ms": "program encode time per frame, ms", "viewers": "viewers now"}, "staff", persist=False),
     EventSpec("stream.error", "A media problem the host should see.", {"message": "what went wrong"}, "staff"),
-    EventSpec("viewer.joined", "A viewer started watching.", {"viewer_id": "viewer or null", "viewers": "viewers now", "peak": "peak viewers"}, "staff", activity=True),
+    EventSpec("viewer.joined", "A viewer started watching.", {"viewer_id": "viewer or null", "viewers": "viewers now", "peak": "peak viewers"}, "staff",
+              activity="A viewer joined ({viewers} watching)", label="Viewers joining", icon="👋"),
     EventSpec("viewer.left", "A viewer stopped watching.", {"viewer_id": "viewer or null", "viewers": "viewers now"}, "staff"),
     # catalog
     EventSpec("product.created", "A product was added to the catalog.", {"product": "the product"}),
@@ -120,22 +178,26 @@ CORE_EVENTS: list[EventSpec] = [
               {"action": "add, remove, move, refresh", "product_ids": "the bag in order"}, "public",
               public={"action": None, "product_ids": None}, practice_public=True),
     EventSpec("product.pinned", "A product was pinned while live.", {"product": "the product"}, "public",
-              public={"product": PUBLIC_PRODUCT}),
-    EventSpec("product.unpinned", "The pinned product was unpinned.", {"product_id": "id"}, "public", public={"product_id": None}),
+              public={"product": PUBLIC_PRODUCT}, activity="Pinned {product.title}", label="Pinned products", icon="📌"),
+    EventSpec("product.unpinned", "The pinned product was unpinned.", {"product_id": "id"}, "public", public={"product_id": None},
+              activity="The pinned product was unpinned", label="Unpinned products", icon="📌"),
     EventSpec("registration.created", "A viewer registered for an upcoming event.", {"nickname": "name", "registrations": "count"}),
     # viewers' activities
-    EventSpec("comment.created", "A comment (or a staff reply, with parent_id) was posted.", {"comment": "the comment"}, "public", activity=True,
-              public={"comment": PUBLIC_COMMENT}),
+    EventSpec("comment.created", "A comment (or a staff reply, with parent_id) was posted.", {"comment": "the comment"}, "public",
+              public={"comment": PUBLIC_COMMENT}, activity="{comment.nickname}: {comment.body}", label="Comments", icon="💬"),
     EventSpec("comment.hidden", "A comment was hidden by staff.", {"comment_id": "id"}, "public", public={"comment_id": None}),
-    EventSpec("comment.pinned", "A comment was pinned (one at a time).", {"comment": "the comment"}, "public", public={"comment": PUBLIC_COMMENT}),
+    EventSpec("comment.pinned", "A comment was pinned (one at a time).", {"comment": "the comment"}, "public", public={"comment": PUBLIC_COMMENT},
+              activity="Pinned comment: {comment.body}", label="Pinned comments", icon="📌"),
     EventSpec("comment.unpinned", "The pinned comment was unpinned.", {"comment_id": "id"}, "public", public={"comment_id": None}),
     EventSpec("viewer.blocked", "A viewer was blocked (their comments no longer appear).", {"viewer_id": "id", "nickname": "name"}, "staff"),
     EventSpec("viewer.unblocked", "A viewer was unblocked.", {"viewer_id": "id", "nickname": "name"}, "staff"),
-    EventSpec("order.created", "A viewer placed an order.", {"order": "the order"}, "staff", activity=True),
-    EventSpec("viewer.followed", "A viewer followed the host.", {"viewer_id": "id", "nickname": "name", "followers": "count"}, "public", activity=True,
-              public={"nickname": None, "followers": None}),
-    EventSpec("gift.sent", "A viewer sent a gift.", {"viewer_id": "id", "nickname": "name", "gift": "gift name"}, "public", activity=True,
-              public={"nickname": None, "gift": None}),
+    EventSpec("order.created", "A viewer placed an order.", {"order": "the order"}, "staff",
+              activity="{order.nickname} bought {order.quantity} × {order.product_title} · {order.amount_cents|money}"
+                       "{order.first_time|if: · first order}", label="Orders", icon="🛍️"),
+    EventSpec("viewer.followed", "A viewer followed the host.", {"viewer_id": "id", "nickname": "name", "followers": "count"}, "public",
+              public={"nickname": None, "followers": None}, activity="{nickname} followed the host", label="Follows", icon="➕"),
+    EventSpec("gift.sent", "A viewer sent a gift.", {"viewer_id": "id", "nickname": "name", "gift": "gift name"}, "public",
+              public={"nickname": None, "gift": None}, activity="{nickname} sent {gift|gift}", label="Gifts", icon="🎁"),
     # prompter (findings of plugins' prompter rules)
     EventSpec("prompter.suggestion", "A prompter rule suggests something to the host.",
               {"text": "what to do", "level": "info, warning or critical", "plugin": "the rule's plugin"}),
@@ -146,7 +208,8 @@ CORE_EVENTS: list[EventSpec] = [
     EventSpec("stream_key.rotated", "The studio's stream key was rotated.", {}),
     # LIVE console and viewer page (appended)
     EventSpec("comment.held", "A viewer's comment was held back (moderation hook or blocked viewer): staff see it greyed, viewers never.",
-              {"comment": "the comment, with hidden_reason"}, "staff", activity=True),
+              {"comment": "the comment, with hidden_reason"}, "staff",
+              activity="{comment.nickname} (held back: {comment.hidden_reason}): {comment.body}", label="Held comments", icon="⏸"),
     EventSpec("product.stock", "A product's stock changed through an order (0: sold out).",
               {"product_id": "id", "stock": "units left"}, "public", persist=False,
               public={"product_id": None, "stock": None}),

@@ -134,7 +134,7 @@ def cmd_user_passwd(args: argparse.Namespace) -> int:
 def cmd_stream_key(args: argparse.Namespace) -> int:
     from . import auth
 
-    from .media.server import KEY_CHECK_SECONDS
+    from .media.ingest_whip import KEY_CHECK_SECONDS
 
     cfg = _config(args)
     key = asyncio.run(_with_db(cfg, auth.rotate_stream_key if args.rotate else auth.stream_key))

@@ -25,6 +25,7 @@ from aiohttp import web
 from . import auth, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, PM
 from .errors import BadRequest, Conflict, NotFound, TooManyRequests
+from .live import session_tags
 from .openapi import doc
 from .templating import as_dict
 from .views import json_body
@@ -141,7 +142,7 @@ async def create_viewer_comment(app: web.Application, viewer: dict[str, Any], ev
                                   "nickname": viewer["nickname"], "body": text, "hidden": int(reason is not None),
                                   "hidden_reason": reason, "practice": int(session.practice), "created_at": time.time()})
     name, data = ("comment.held", comment) if reason else ("comment.created", public_json(comment))
-    await app[BUS].publish(name, {"comment": data}, event_id=event_id, session_id=session.id, practice=session.practice)
+    await app[BUS].publish(name, {"comment": data}, **session_tags(session))
     return comment
 
 
@@ -152,13 +153,6 @@ def _id(request: web.Request, name: str = "id") -> int:
     return validate.path_int(request, name)
 
 
-def _session_of(app: web.Application, event_id: int | None) -> tuple[int | None, bool]:
-    s = app[LIVE].current
-    if s is not None and s.event_id == event_id:
-        return s.id, s.practice
-    return None, False
-
-
 @routes.post("/api/comments/{id}/reply")
 @doc("Reply to a comment as staff: shown to every viewer, threaded under the comment", body={"body": "string: the reply text"},
      returns="{comment}", tags=["comments"], permission="comments.moderate")
@@ -167,11 +161,11 @@ async def api_reply(request: web.Request) -> web.Response:
     app = request.app
     parent = await get_comment(app, _id(request))
     text = clean_text((await json_body(request)).get("body"), "the reply", app[CONFIG].live.comment_max_length)
-    session_id, practice = _session_of(app, parent["event_id"])
-    comment = await _insert(app, {"event_id": parent["event_id"], "session_id": session_id or parent["session_id"],
+    live = app[LIVE].tags(parent["event_id"])
+    comment = await _insert(app, {"event_id": parent["event_id"], "session_id": live["session_id"] or parent["session_id"],
                                   "user_id": user.id, "parent_id": parent["parent_id"] or parent["id"],
                                   "nickname": app[CONFIG].server.studio_name,  # viewers see the studio, never a staff login name
-                                  "body": text, "practice": int(practice or parent["practice"]), "created_at": time.time()})
+                                  "body": text, "practice": int(live["practice"] or parent["practice"]), "created_at": time.time()})
     await app[BUS].publish("comment.created", {"comment": public_json(comment)}, event_id=comment["event_id"],
                            session_id=comment["session_id"], practice=comment["practice"])
     return web.json_response({"comment": comment}, status=201)
@@ -190,9 +184,7 @@ async def api_pin(request: web.Request) -> web.Response:
         await tx.execute("UPDATE comments SET pinned = 0 WHERE event_id IS ? AND pinned = 1", (comment["event_id"],))
         await tx.execute("UPDATE comments SET pinned = 1 WHERE id = ?", (comment["id"],))
     comment["pinned"] = True
-    session_id, practice = _session_of(app, comment["event_id"])
-    await app[BUS].publish("comment.pinned", {"comment": public_json(comment)}, event_id=comment["event_id"],
-                           session_id=session_id, practice=practice)
+    await app[BUS].publish("comment.pinned", {"comment": public_json(comment)}, **app[LIVE].tags(comment["event_id"]))
     return web.json_response({"comment": comment})
 
 
@@ -204,18 +196,14 @@ async def api_unpin(request: web.Request) -> web.Response:
     comment = await get_comment(app, _id(request))
     await app[DB].execute("UPDATE comments SET pinned = 0 WHERE id = ?", (comment["id"],))
     comment["pinned"] = False
-    session_id, practice = _session_of(app, comment["event_id"])
-    await app[BUS].publish("comment.unpinned", {"comment_id": comment["id"]}, event_id=comment["event_id"],
-                           session_id=session_id, practice=practice)
+    await app[BUS].publish("comment.unpinned", {"comment_id": comment["id"]}, **app[LIVE].tags(comment["event_id"]))
     return web.json_response({"comment": comment})
 
 
 async def hide_comment(app: web.Application, comment: dict[str, Any], reason: str) -> None:
     async with app[DB].transaction() as tx:
         await tx.execute("UPDATE comments SET hidden = 1, pinned = 0, hidden_reason = ? WHERE id = ?", (reason, comment["id"]))
-    session_id, practice = _session_of(app, comment["event_id"])
-    await app[BUS].publish("comment.hidden", {"comment_id": comment["id"]}, event_id=comment["event_id"],
-                           session_id=session_id, practice=practice)
+    await app[BUS].publish("comment.hidden", {"comment_id": comment["id"]}, **app[LIVE].tags(comment["event_id"]))
 
 
 @routes.post("/api/comments/{id}/hide")
@@ -256,10 +244,7 @@ async def api_block(request: web.Request) -> web.Response:
     rows = await app[DB].fetchall(f"SELECT {COMMENT_COLUMNS} FROM comments WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT 500", params)
     for row in rows:
         await hide_comment(app, comment_json(row), f"viewer blocked by {user.name}")
-    live = app[LIVE].current
-    await app[BUS].publish("viewer.blocked", {"viewer_id": viewer["id"], "nickname": viewer["nickname"]},
-                           event_id=live.event_id if live else None, session_id=live.id if live else None,
-                           practice=live.practice if live else False)
+    await app[BUS].publish("viewer.blocked", {"viewer_id": viewer["id"], "nickname": viewer["nickname"]}, **app[LIVE].tags())
     return web.json_response({"viewer": {"id": viewer["id"], "nickname": viewer["nickname"], "blocked": True},
                               "hidden": [r["id"] for r in rows]})
 
@@ -272,10 +257,7 @@ async def api_unblock(request: web.Request) -> web.Response:
     app = request.app
     viewer = await _viewer_row(app, request.match_info["viewer_id"])
     await app[DB].execute("UPDATE viewers SET blocked = 0 WHERE id = ?", (viewer["id"],))
-    live = app[LIVE].current
-    await app[BUS].publish("viewer.unblocked", {"viewer_id": viewer["id"], "nickname": viewer["nickname"]},
-                           event_id=live.event_id if live else None, session_id=live.id if live else None,
-                           practice=live.practice if live else False)
+    await app[BUS].publish("viewer.unblocked", {"viewer_id": viewer["id"], "nickname": viewer["nickname"]}, **app[LIVE].tags())
     return web.json_response({"viewer": {"id": viewer["id"], "nickname": viewer["nickname"], "blocked": False}})
 
 

@@ -21,19 +21,21 @@ import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
-import aiohttp_jinja2
 from aiohttp import web
-from markupsafe import Markup
 
 from . import auth, comments, orders, validate
 from .background import background
-from .appkeys import BUS, CONFIG, DB, LIVE, PM
+from .appkeys import BUS, CONFIG, DB, LIVE
 from .bus import Activity
+from .busevents import activity_kinds
 from .errors import NotFound
+from .figures import session_figures
 from .openapi import doc
-from .templating import BASE_CONTEXT, as_dict, render
+from .panels import render_panels
+from .templating import as_dict, render
 from .views import public_base
-from .viewer import event_row, gifts_json
+from .events import find_event
+from .viewer import gifts_json
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -48,13 +50,11 @@ class ViewerCount:
 
 VIEWERS: web.AppKey[ViewerCount] = web.AppKey("viewer_count", ViewerCount)
 
-FEED_EXTRA = ("product.pinned", "product.unpinned", "comment.pinned", "stream.started", "stream.ended")
-
 
 def activity_names(app: web.Application) -> list[str]:
-    """Bus events shown in the console's "All activities" feed: those declared with ``activity=True``
-    (the core's and plugins', through ``register_bus_events``), plus :data:`FEED_EXTRA`."""
-    return [name for name, spec in app[BUS].specs.items() if spec.activity] + list(FEED_EXTRA)
+    """Bus events shown in the console's "All activities" feed: those declared with ``activity`` (the core's and
+    plugins', through ``register_bus_events``; see :mod:`lmserver.busevents`)."""
+    return [name for name, spec in app[BUS].specs.items() if spec.activity]
 
 
 def activity_json(row: Any) -> dict[str, Any]:
@@ -88,7 +88,7 @@ async def metrics(app: web.Application, session: dict[str, Any] | None) -> dict[
     if session is None:
         return out
     db = app[DB]
-    out.update(await orders.session_figures(app, session["id"]))
+    out.update(await session_figures(db, session["id"], default_currency=out["currency"]))
     count = app[VIEWERS] if VIEWERS in app else ViewerCount()
     live = app[LIVE].current
     sampled = await db.fetchval("SELECT MAX(viewers) FROM viewer_samples WHERE session_id = ?", (session["id"],)) or 0
@@ -96,7 +96,6 @@ async def metrics(app: web.Application, session: dict[str, Any] | None) -> dict[
     if live is not None and live.id == session["id"] and count.session_id == session["id"]:
         out["viewers"] = count.viewers
         out["peak"] = max(out["peak"], count.peak)
-    out["comments"] = await db.fetchval("SELECT COUNT(*) FROM comments WHERE session_id = ? AND user_id IS NULL", (session["id"],))
     out["gifts"] = await db.fetchval("SELECT COUNT(*) FROM gifts WHERE session_id = ?", (session["id"],))
     return out
 
@@ -154,25 +153,6 @@ def _path_id(request: web.Request) -> int:
 # --------------------------------------------------------------------------------------------- pages
 
 
-async def render_panels(request: web.Request, hook: str, event: dict[str, Any], extra: dict[str, Any]) -> list[dict[str, Any]]:
-    """Plugins' console panels / viewer widgets, sorted by order, each rendered with the page's context plus its own.
-
-    A panel whose template fails is logged and left out: a plugin never breaks the page.
-    """
-    app = request.app
-    env = aiohttp_jinja2.get_env(app)
-    base = {**await app[BASE_CONTEXT](request), "event": event, **extra}
-    out = []
-    for panel in sorted(await app[PM].call_lists(hook, request=request, event=event), key=lambda p: p.order):
-        try:
-            html = env.get_template(panel.template).render({**base, **panel.context})
-        except Exception:
-            log.exception("panel %s (%s) could not be rendered; it is left out", panel.id, panel.template)
-            continue
-        out.append({"id": panel.id, "title": panel.title, "html": Markup(html)})
-    return out
-
-
 @routes.get("/console")
 async def console_redirect(request: web.Request) -> web.StreamResponse:
     await auth.require(request, "console.view")
@@ -194,7 +174,7 @@ async def console_redirect(request: web.Request) -> web.StreamResponse:
 async def console_page(request: web.Request) -> web.Response:
     user = await auth.require(request, "console.view")
     app = request.app
-    event = await event_row(app, _path_id(request))
+    event = as_dict(await find_event(app[DB], _path_id(request)))
     session_id = _query_session(request)
     state = await console_state(app, event, session_id)
     readonly = session_id is not None
@@ -205,6 +185,8 @@ async def console_page(request: web.Request) -> web.Response:
         "can_run": user.can("show.run") and not readonly, "can_moderate": user.can("comments.moderate") and not readonly,
         "whip_url": public_base(request) + "/whip", "stream_key": key, "viewer_url": public_base(request) + f"/e/{event['slug']}",
         "gifts": {g["id"]: g for g in gifts_json()},
+        "activity_kinds": activity_kinds(app[BUS].specs.values()),  # how the feed draws each kind, and its filter
+        "program_width": app[CONFIG].media.width, "program_height": app[CONFIG].media.height,  # the preview's slots
     })
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -216,7 +198,7 @@ async def console_page(request: web.Request) -> web.Response:
      "pinned_comment, orders, activities, activity_names, prompter, pinned_product_id}", tags=["console"], permission="console.view")
 async def api_console(request: web.Request) -> web.Response:
     await auth.require(request, "console.view")
-    event = await event_row(request.app, _path_id(request))
+    event = as_dict(await find_event(request.app[DB], _path_id(request)))
     return web.json_response(await console_state(request.app, event, _query_session(request)))
 
 
@@ -228,7 +210,7 @@ async def api_console(request: web.Request) -> web.Response:
 async def api_metrics(request: web.Request) -> web.Response:
     await auth.require(request, "console.view")
     app = request.app
-    event = await event_row(app, _path_id(request))
+    event = as_dict(await find_event(app[DB], _path_id(request)))
     session = await pick_session(app, event["id"], _query_session(request))
     return web.json_response({"session": session_json(app, session), "metrics": await metrics(app, session)})
 
@@ -288,13 +270,3 @@ async def live_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
     finally:
         app[BUS].remove_listener("*", handler)
-
-
-def setup(app: web.Application) -> None:
-    """Add the console's, the viewer page's, the comments' and the orders' routes and the live context."""
-    from . import viewer
-
-    for module_routes in (routes, viewer.routes, comments.routes, orders.routes):
-        app.router.add_routes(module_routes)
-    app.cleanup_ctx.append(live_ctx)
-    app.cleanup_ctx.append(orders.orders_ctx)  # releases reservations left by a crash, then reconciles periodically

@@ -8,6 +8,9 @@ closed with the reason "interrupted".
 
 Hooks for the rest of the core: ``resolve_event`` (set by the events service) picks the event a new
 session belongs to, and may refuse (e.g. a scheduled event before its start time).
+
+Every bus record about the show carries the session it happened in: ``bus.publish(name, data,
+**app[LIVE].tags(event_id))`` (or :func:`session_tags` for a session in hand) is the one way to say so.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Awaitable, Callable
+from types import EllipsisType
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from .errors import Conflict
 
@@ -40,6 +44,23 @@ class LiveSession:
     resumed: bool = False
 
 
+def session_tags(session: LiveSession | None, event_id: int | None | EllipsisType = ...) -> dict[str, Any]:
+    """The ``event_id``, ``session_id`` and ``practice`` keywords of :meth:`Bus.publish <lmserver.bus.Bus.publish>`
+    that attribute a bus record to ``session`` (the running one, or ``None``).
+
+    Without ``event_id``: the record belongs to ``session`` and its event, whatever they are (nothing
+    when no session runs). With ``event_id``: the record is about that event; it carries the session
+    only when the session belongs to that event, else ``session_id`` is ``None`` and ``practice`` False.
+    """
+    if event_id is ...:
+        if session is None:
+            return {"event_id": None, "session_id": None, "practice": False}
+        return {"event_id": session.event_id, "session_id": session.id, "practice": session.practice}
+    if session is not None and session.event_id == event_id:
+        return {"event_id": event_id, "session_id": session.id, "practice": session.practice}
+    return {"event_id": event_id, "session_id": None, "practice": False}
+
+
 ResolveEvent = Callable[[int | None, bool], Awaitable[int | None]]
 
 
@@ -56,6 +77,10 @@ class LiveState:
     @property
     def is_live(self) -> bool:
         return self.current is not None
+
+    def tags(self, event_id: int | None | EllipsisType = ...) -> dict[str, Any]:
+        """:func:`session_tags` of the running session: ``await bus.publish(name, data, **live.tags(event_id))``."""
+        return session_tags(self.current, event_id)
 
     async def begin(self, source: str, practice: bool = False, user_id: int | None = None,
                     event_id: int | None = None) -> LiveSession:
@@ -77,8 +102,7 @@ class LiveState:
         log.info("LiveState: session %s %s (%s%s)", session.id, "resumed" if session.resumed else "started",
                  source, ", practice" if practice else "")
         await self.bus.publish("stream.started", {"source": source, "practice": practice, "resumed": session.resumed,
-                                                  "started_by": user_id},
-                               event_id=event_id, session_id=session.id, practice=practice)
+                                                  "started_by": user_id}, **session_tags(session))
         return session
 
     async def _resume(self, event_id: int | None, practice: bool, source: str, user_id: int | None, now: float) -> LiveSession | None:
@@ -108,7 +132,7 @@ class LiveState:
                                  (now, reason, session.id))
         log.info("LiveState: session %s ended (%s)", session.id, reason)
         await self.bus.publish("stream.ended", {"reason": reason, "duration": round(now - session.started_at, 1)},
-                               event_id=session.event_id, session_id=session.id, practice=session.practice)
+                               **session_tags(session))
         return session
 
     async def interrupt(self, reason: str) -> LiveSession | None:

@@ -22,7 +22,7 @@ that raises (or answers nonsense) leaves no order placed, gives the stock back a
 the reason; never an unpaid "placed" order.
 
 Practice sessions' orders are stored with ``practice = 1`` and left out of GMV, orders and items sold
-(:func:`session_figures`).
+(:mod:`lmserver.figures` defines what counts).
 
 **Reconciliation: reservations whose checkout never finished.** A ``reserved`` order holds stock until its
 checkout answers. A checkout never finishes when the process dies between step 2 and step 3 (``kill -9``, a
@@ -416,21 +416,6 @@ async def orders_ctx(app: web.Application) -> AsyncIterator[None]:
     await reconcile(app)
     async with background(_reconcile_loop(app), "lmserver-order-reconcile"):
         yield
-
-
-async def session_figures(app: web.Application, session_id: int) -> dict[str, Any]:
-    """GMV, orders and items sold of a session (practice orders excluded), plus practice orders apart."""
-    row = await app[DB].fetchone(
-        "SELECT COALESCE(SUM(CASE WHEN practice = 0 THEN amount_cents END), 0) AS gmv_cents,"
-        " COUNT(CASE WHEN practice = 0 THEN 1 END) AS orders, COALESCE(SUM(CASE WHEN practice = 0 THEN quantity END), 0) AS items_sold,"
-        " COUNT(CASE WHEN practice = 0 AND first_time = 1 THEN 1 END) AS first_time_buyers,"
-        " COUNT(CASE WHEN practice = 1 THEN 1 END) AS practice_orders,"
-        " COALESCE(SUM(CASE WHEN practice = 1 THEN amount_cents END), 0) AS practice_amount_cents,"
-        " MAX(currency) AS currency"
-        " FROM orders WHERE session_id = ? AND status IN ('placed', 'pending_payment')", (session_id,))
-    out = {k: row[k] for k in row.keys()}
-    out["currency"] = out["currency"] or app[CONFIG].catalog.default_currency
-    return out
 
 
 #: the ``status`` filter of the orders API → the statuses listed

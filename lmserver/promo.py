@@ -16,8 +16,6 @@ QR codes (PNG, SVG) are made locally with segno; ``.ics`` files follow RFC 5545.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-import importlib.util
 import io
 import re
 import time
@@ -33,6 +31,7 @@ from .events import ends_at, event_json, find_event
 from .openapi import doc
 from .sessionstats import event_sessions
 from .templating import render, utc
+from .viewer import viewer_page
 from .views import json_body, public_base
 
 routes = web.RouteTableDef()
@@ -125,13 +124,6 @@ async def registration_count(db: Any, event_id: int) -> int:
     return int(await db.fetchval("SELECT COUNT(*) FROM registrations WHERE event_id = ?", (event_id,)))
 
 
-def _viewer_page_available() -> bool:
-    try:
-        return importlib.util.find_spec("lmserver.viewer") is not None
-    except (ImportError, ValueError):
-        return False
-
-
 async def _public_context(request: web.Request, response: web.StreamResponse) -> dict[str, Any]:
     """CSRF token for the page's API calls: the staff token when staff is logged in, else the viewer's."""
     vid = await auth.ensure_viewer(request, response)
@@ -149,9 +141,8 @@ async def event_public_page(request: web.Request) -> web.StreamResponse:
     event = event_json(app, row)
     live = app[LIVE].current
     streaming = live is not None and live.event_id == row["id"] and not live.practice
-    if streaming and _viewer_page_available():
-        viewer = importlib.import_module("lmserver.viewer")
-        return await viewer.viewer_page(request, event)
+    if streaming:
+        return await viewer_page(request, event)
     holder = web.Response()
     ctx = await _public_context(request, holder)
     public_url = event_url(request, row)

@@ -4,8 +4,8 @@
 - figures: what plugins add through the ``session_figures`` hook (``[{name, label, value, plugin}]``,
   sorted by their order; also as ``figure_values`` ``{name: value}``): the core knows no plugin's data;
 - peak and average viewers: from ``viewer_samples`` (and ``sessions.peak_viewers`` kept by the media layer);
-- GMV, orders, items sold, buyers, first-time buyers: from orders (practice orders never count);
-- comments: comments posted during the session.
+- GMV, orders, items sold, buyers, first-time buyers, comments: :func:`lmserver.figures.session_figures`
+  (the one definition, shared with the console; practice orders never count).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from .appkeys import DB, PM
+from .figures import session_figures
 from .plugins.types import Figure
 from .templating import as_dict
 
@@ -53,17 +54,7 @@ async def session_stats(source: Any, row: Any) -> dict[str, Any]:
     d["peak_viewers"] = max(int(samples["peak"] or 0), int(row["peak_viewers"] or 0))
     d["avg_viewers"] = round(float(samples["avg"] or 0.0), 1)
     d["samples"] = samples["n"]
-    orders = await db.fetchone(
-        "SELECT COUNT(*) AS n, COALESCE(SUM(amount_cents), 0) AS gmv, COALESCE(SUM(quantity), 0) AS items,"
-        " COUNT(DISTINCT viewer_id) AS buyers, COALESCE(SUM(first_time), 0) AS first_time, MAX(currency) AS currency"
-        " FROM orders WHERE session_id = ? AND practice = 0 AND status != 'cancelled'", (sid,))
-    d["orders"] = orders["n"]
-    d["gmv_cents"] = orders["gmv"]
-    d["items_sold"] = orders["items"]
-    d["buyers"] = orders["buyers"]
-    d["first_time_buyers"] = orders["first_time"]
-    d["currency"] = orders["currency"] or "USD"
-    d["comments"] = await db.fetchval("SELECT COUNT(*) FROM comments WHERE session_id = ?", (sid,))
+    d.update(await session_figures(db, sid))
     d["analytics_url"] = f"/sessions/{sid}"
     d["console_url"] = f"/events/{row['event_id']}/console?session={sid}" if row["event_id"] is not None else None
     d["figures"] = await plugin_figures(app, as_dict(row)) if app is not None else []

@@ -21,8 +21,10 @@ from . import auth, comments, orders, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, SECRET
 from .busevents import PUBLIC_COMMENT, PUBLIC_PRODUCT
 from .catalog import product_json
-from .errors import BadRequest, Conflict, NotFound, Unauthorized
+from .errors import BadRequest, Conflict, Unauthorized
+from .events import find_event
 from .openapi import doc
+from .panels import render_panels
 from .templating import as_dict, render
 from .views import json_body
 
@@ -41,19 +43,6 @@ NICKNAME_MAX = 24
 
 def gifts_json() -> list[dict[str, str]]:
     return [{"id": k, "label": label, "emoji": emoji} for k, (label, emoji) in GIFTS.items()]
-
-
-async def event_row(app: web.Application, ident: str | int) -> dict[str, Any]:
-    db = app[DB]
-    row = None
-    number = ident if isinstance(ident, int) else validate.ascii_int(str(ident))
-    if number is not None:
-        row = await db.fetchone("SELECT * FROM events WHERE id = ?", (number,))
-    if row is None and not validate.has_surrogate(str(ident)):
-        row = await db.fetchone("SELECT * FROM events WHERE slug = ?", (str(ident),))
-    if row is None:
-        raise NotFound(f"there is no event {ident!r}")
-    return as_dict(row)
 
 
 async def bag(app: web.Application, event_id: int) -> list[dict[str, Any]]:
@@ -117,8 +106,6 @@ async def viewer_page(request: web.Request, event: dict[str, Any]) -> web.Respon
     vid = await auth.ensure_viewer(request, carrier)
     user = await auth.staff_user(request)
     state = await live_state(app, event)
-    from .console import render_panels
-
     widgets = await render_panels(request, "viewer_widgets", event, {"viewer_id": vid})
     page = await render(request, "viewer/page.html", {
         "event": event, "state": state, "viewer": await viewer_info(app, vid), "widgets": widgets,
@@ -147,20 +134,13 @@ def _event_id(request: web.Request) -> int:
     return validate.path_int(request)
 
 
-def _ids(app: web.Application, event_id: int) -> dict[str, Any]:
-    s = app[LIVE].current
-    if s is None or s.event_id != event_id:
-        return {"event_id": event_id, "session_id": None, "practice": False}
-    return {"event_id": event_id, "session_id": s.id, "practice": s.practice}
-
-
 @routes.get("/api/e/{id}/state")
 @doc("The viewer page's state: live or not, pinned product, shopping bag with stock, pinned comment, recent comments, "
      "followers, gifts; and this viewer (nickname, following, csrf_token; the first call sets the viewer cookie)", returns="{event, live, session, pinned_product, bag, "
      "pinned_comment, comments, followers, gifts, max_quantity, viewer}", tags=["viewer"])
 async def api_state(request: web.Request) -> web.Response:
     app = request.app
-    event = await event_row(app, _event_id(request))
+    event = as_dict(await find_event(app[DB], _event_id(request)))
     state = await live_state(app, event)
     response = web.json_response({}, headers={"Cache-Control": "no-store"})
     vid = await auth.ensure_viewer(request, response)
@@ -204,8 +184,8 @@ async def api_follow(request: web.Request) -> web.Response:
     app = request.app
     viewer = await current_viewer(request)
     event_id = _event_id(request)
-    await event_row(app, event_id)
-    ids = _ids(app, event_id)
+    await find_event(app[DB], event_id)
+    ids = app[LIVE].tags(event_id)
     async with app[DB].transaction() as tx:
         cur = await tx.execute("INSERT OR IGNORE INTO follows (viewer_id, session_id, created_at) VALUES (?, ?, ?)",
                                (viewer["id"], ids["session_id"], time.time()))
@@ -227,7 +207,7 @@ async def api_gift(request: web.Request) -> web.Response:
     gift = validate.text(await json_body(request), "gift", max_len=40)
     if gift not in GIFTS:
         raise BadRequest(f"unknown gift {gift!r}: send one of {', '.join(GIFTS)}")
-    ids = _ids(app, event_id)
+    ids = app[LIVE].tags(event_id)
     if ids["session_id"] is None:
         raise Conflict("this event is not live: gifts open when the LIVE starts")
     comments.check_rate(app, viewer["id"], "sending gifts")

@@ -226,3 +226,26 @@ async def test_pages_render(client: Any) -> None:
         assert "<b>test</b>" not in text, path  # escaped everywhere
     assert (await client.get("/help/nope")).status == 404
     assert (await client.get("/events/999999")).status == 404
+
+
+async def test_the_go_live_check_asks_the_one_resolver_and_writes_nothing(client: Any) -> None:
+    """``resolve_event(..., check_only=True)`` applies the going-live rules without creating the "Go LIVE
+    now" event, and the console's go-live check answers with the resolver's own refusal."""
+    from lmserver.events import resolve_event
+
+    await login(client)
+    app = client.app
+    assert await resolve_event(app, None, False, check_only=True) is None
+    assert await app[DB].fetchval("SELECT COUNT(*) FROM events") == 0  # nothing written
+    past = await insert_event(app, "Yesterday", time.time() - 26 * HOUR, 60)
+    soon = await insert_event(app, "Soon", time.time() + 5 * 60, 60)
+    for requested in (None, soon, past):
+        with pytest.raises(Conflict) as checked:
+            await resolve_event(app, requested, False, check_only=True)
+        with pytest.raises(Conflict) as real:
+            await resolve_event(app, requested, False)
+        assert checked.value.message == real.value.message
+        if requested is not None:
+            answer = await (await client.get(f"/api/events/{requested}/golive-check")).json()
+            assert answer["ok"] is False and answer["message"] == real.value.message
+    assert await app[DB].fetchval("SELECT COUNT(*) FROM events") == 2

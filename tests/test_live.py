@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,21 @@ async def test_stale_interrupted_session_is_closed_not_resumed(aiohttp_client: A
     assert fresh.id != s.id and not fresh.resumed
     row = await client.app[DB].fetchone("SELECT end_reason FROM sessions WHERE id = ?", (s.id,))
     assert row["end_reason"] == "interrupted"
+
+
+async def test_bus_records_are_tagged_with_the_live_session(client: Any) -> None:
+    """``LiveState.tags``: the one way a record says which session it happened in (e.g. a comment pinned
+    in another event while live carries no session)."""
+    app = client.app
+    live = app[LIVE]
+    none = {"event_id": None, "session_id": None, "practice": False}
+    assert live.tags() == none and live.tags(7) == {**none, "event_id": 7}
+    async with app[DB].transaction() as tx:
+        cur = await tx.execute("INSERT INTO events (slug, title, starts_at, duration_minutes, created_at, updated_at)"
+                               " VALUES ('t-1', 'T', ?, 60, 0, 0)", (time.time() - 60,))
+        eid = cur.lastrowid
+    s = await live.begin("test", practice=True, event_id=eid)
+    assert live.tags() == live.tags(eid) == {"event_id": eid, "session_id": s.id, "practice": True}
+    assert live.tags(eid + 1) == {"event_id": eid + 1, "session_id": None, "practice": False}
+    started = await app[DB].fetchone("SELECT event_id, session_id, practice FROM activity WHERE name = 'stream.started'")
+    assert dict(started) == {"event_id": eid, "session_id": s.id, "practice": 1}

@@ -13,13 +13,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
 from .. import auth, validate
-from ..appkeys import CONFIG, DB
+from ..appkeys import BUS, CONFIG, DB, LIVE, PM
 from ..errors import ApiError, BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
+from ..live import LiveSession
 from ..openapi import doc
 from ..templating import render
 from . import MEDIA, MediaServer
@@ -306,24 +307,29 @@ async def play_page(request: web.Request) -> web.Response:
     return await render(request, "media/play.html")
 
 
+async def media_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Start ``app[MEDIA]`` with the core's live state, bus and database, passed in (so it runs after the
+    core's context); on shutdown end any stream (interrupted: it resumes after a restart) while the
+    database is still open."""
+    server, pm = app[MEDIA], app[PM]
+
+    async def on_session(session: LiveSession) -> None:
+        await pm.call("register_overlays", app=app, session=session)
+
+    await server.start(app[LIVE], bus=app[BUS], db=app[DB], on_session=on_session)
+    try:
+        yield
+    finally:
+        await server.close()
+
+
 def setup_media(app: web.Application) -> None:
     """Create the MediaServer (``app[MEDIA]``) and add the WHIP/WHEP and /api/media routes.
 
-    The server binds LiveState/bus/plugins on startup (after the core context) and ends any
-    stream on shutdown, while the database is still open.
+    The server starts in :func:`media_ctx` (append it to ``cleanup_ctx`` after the core's context).
     """
     cfg = app[CONFIG]
-    server = MediaServer(cfg.media, cfg.data_dir, app=app)
-    app[MEDIA] = server
-
-    async def on_startup(app: web.Application) -> None:
-        await server.start()
-
-    async def on_shutdown(app: web.Application) -> None:
-        await server.close()
-
-    app.on_startup.append(on_startup)
-    app.on_shutdown.append(on_shutdown)
+    app[MEDIA] = MediaServer(cfg.media, cfg.data_dir)
     app.router.add_route("OPTIONS", "/whip", options)
     app.router.add_post("/whip", whip_post)
     app.router.add_route("OPTIONS", "/whip/{id}", options)
@@ -344,4 +350,4 @@ def setup_media(app: web.Application) -> None:
     app.router.add_post("/api/media/end", ingest_end)
 
 
-__all__ = ["setup_media"]
+__all__ = ["setup_media", "media_ctx"]

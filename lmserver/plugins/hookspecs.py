@@ -206,9 +206,10 @@ def console_panels(request: "web.Request", event: "dict[str, Any] | None") -> "l
     :class:`lmserver.api.Panel` (id, title, template, context, order). The template is rendered
     with the page's context plus ``panel.context``.
 
-    Live updates: the console page keeps one WebSocket and re-dispatches every bus record as a DOM event,
-    ``document.addEventListener("lms:bus", ev => ev.detail /* the record */)``; the page says so with
-    ``<body data-bus="page">``. After a reconnect it dispatches ``{"name": "bus.reconnected"}``: reload then.
+    Live updates: the page has one WebSocket, ``LMS.bus`` (web/static/js/app.js; docs/plugins.md, "Front
+    end"): ``LMS.bus.on("<plugin>.", record => ...)`` returns an unsubscribe function; after a reconnect
+    subscribers of ``"bus.reconnected"`` are told to reload. Records are also DOM events,
+    ``document.addEventListener("lms:bus", ev => ev.detail /* the record */)``. Never open a socket.
     """
 
 

@@ -68,9 +68,11 @@ def register_permissions() -> list[Permission]:
 def register_bus_events() -> list[EventSpec]:
     return [
         EventSpec("billboard.shown", "A billboard was displayed in the program.",
-                  {**BILLBOARD_FIELDS, **PLACE_FIELDS, "resumed": "shown again because its session resumed"}),
+                  {**BILLBOARD_FIELDS, **PLACE_FIELDS, "resumed": "shown again because its session resumed"},
+                  activity="Billboard “{name}” on air{resumed|if: again}", label="Billboards shown", icon="🪧"),
         EventSpec("billboard.hidden", "A billboard was taken off the program.",
-                  {**BILLBOARD_FIELDS, "reason": "hidden by staff, the stream ended, ..."}),
+                  {**BILLBOARD_FIELDS, "reason": "hidden by staff, the stream ended, ..."},
+                  activity="Billboard “{name}” off the program: {reason}", label="Billboards hidden", icon="🪧"),
         EventSpec("billboard.moved", "A billboard's position or size changed.", {"billboard_id": "the billboard's id", **PLACE_FIELDS}),
         EventSpec("billboard.changed", "A billboard was created, edited, deleted, attached to or detached from an event.",
                   {"billboard_id": "the billboard's id", "action": "created, updated, deleted, attached or detached",

@@ -15,7 +15,7 @@ from rtcclients import Publisher, Viewer
 from lmserver import auth
 from lmserver.appkeys import BUS, DB
 from lmserver.config import ConfigError, load_config
-from lmserver.media import server as media_server
+from lmserver.media import ingest_whip
 
 
 async def staff(studio: Any, role: str, name: str) -> tuple[ClientSession, dict[str, str]]:
@@ -196,7 +196,7 @@ async def test_only_the_publisher_or_show_run_ends_a_whip_stream(studio) -> None
 
 
 async def test_rotating_the_key_in_the_settings_ends_the_stream_published_with_it(studio, monkeypatch: Any) -> None:
-    monkeypatch.setattr(media_server, "KEY_CHECK_SECONDS", 0.05)
+    monkeypatch.setattr(ingest_whip, "KEY_CHECK_SECONDS", 0.05)
     owner = {"X-CSRF-Token": await studio.login()}
     ended: list[str] = []
     studio.app[BUS].on("stream.ended", lambda record: ended.append(record.data.get("reason", "")))

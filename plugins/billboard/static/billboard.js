@@ -1,6 +1,7 @@
-// Billboard panel: the list, the editor, and a draggable, resizable box over the console's preview
-// (#preview-stage) for every billboard shown. Positions are program pixels; the server is the truth:
-// every change goes through the JSON API, and the bus (WebSocket) tells every console to reload.
+// Billboard panel: the list, the editor, and a draggable, resizable box over the page's preview (the documented
+// slots [data-slot=preview-stage] and [data-slot=preview-video]) for every billboard shown. Positions are program
+// pixels; the server is the truth: every change goes through the JSON API, and the bus (LMS.bus, the page's one
+// WebSocket) tells every console to reload.
 (function () {
   "use strict";
   const root = document.querySelector("[data-billboard-panel]");
@@ -184,11 +185,11 @@
 
   // ------------------------------------------------------------------ boxes on the preview
 
-  const stage = () => document.getElementById("preview-stage");
+  const stage = () => document.querySelector("[data-slot=preview-stage]");
 
   /** Where the program is drawn inside the stage (the video letterboxes it): offset and scale. */
   function frame(st) {
-    const video = document.getElementById("program-preview");
+    const video = st.querySelector("[data-slot=preview-video]");
     const sr = st.getBoundingClientRect();
     const vr = (video || st).getBoundingClientRect();
     const scale = Math.min(vr.width / PW, vr.height / PH) || 1;
@@ -271,32 +272,14 @@
   window.addEventListener("resize", renderBoxes);
   const st = stage();
   if (st && window.ResizeObserver) new ResizeObserver(renderBoxes).observe(st);
-  const video = document.getElementById("program-preview");
+  const video = document.querySelector("[data-slot=preview-video]");
   if (video) video.addEventListener("loadedmetadata", renderBoxes);
 
   // ------------------------------------------------------------------ the bus: every console stays current
 
-  let ws = null, wsDelay = 500;
-  function connect() {
-    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/console");
-    ws.onmessage = (m) => {
-      let record;
-      try { record = JSON.parse(m.data); } catch (e) { return; }
-      if (/^billboard\./.test(record.name) || record.name === "stream.started" || record.name === "stream.ended") loadSoon();
-    };
-    ws.onopen = () => { if (wsDelay > 500) loadSoon(); wsDelay = 500; }; // reconnected: catch up
-    ws.onclose = () => { setTimeout(connect, wsDelay); wsDelay = Math.min(wsDelay * 2, 10000); };
-  }
-  setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
-
-  // On a page that shares its socket (the LIVE console: <body data-bus="page">), listen to its records.
-  if (document.body.dataset.bus === "page") {
-    document.addEventListener("lms:bus", (ev) => {
-      const record = ev.detail || {};
-      if (/^billboard\./.test(record.name) || ["stream.started", "stream.ended", "bus.reconnected"].includes(record.name)) loadSoon();
-    });
-  } else {
-    connect();
-  }
+  LMS.bus.on("billboard.", loadSoon);
+  LMS.bus.on("stream.started", loadSoon);
+  LMS.bus.on("stream.ended", loadSoon);
+  LMS.bus.on("bus.reconnected", loadSoon);  // records may have been missed: catch up
   load();
 })();

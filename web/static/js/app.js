@@ -1,4 +1,7 @@
-// Shared helpers for every page: theme, API calls with the CSRF token, toasts, copy buttons, countdowns.
+// Shared helpers for every page: theme, API calls with the CSRF token, toasts, copy buttons, countdowns,
+// the page's one bus connection (LMS.bus), activity texts (LMS.activity) and comment threads (LMS.comments).
+// Loaded by base.html as a classic script at the end of <body>: scripts with `defer` or `type="module"` (every
+// page script and plugin script) run after it and find window.LMS complete.
 (function () {
   "use strict";
   const LMS = (window.LMS = window.LMS || {});
@@ -84,4 +87,185 @@
   }
   tick();
   setInterval(tick, 1000);
+
+  // ------------------------------------------------------------------ LMS.bus: the page's one WebSocket
+  /**
+   * The session bus, live, over ONE WebSocket per page, shared by the page's script, its widgets and plugin scripts.
+   *
+   *   const off = LMS.bus.on("shoutout.", (rec) => ...);    // every record whose name starts with "shoutout."
+   *   LMS.bus.on("stream.started", fn);                      // one name (and "stream.started.*", if any)
+   *   LMS.bus.on("*", fn);                                   // every record
+   *   off();                                                 // unsubscribe
+   *
+   * A record is {id, name, event_id, session_id, practice, at, data} (lmserver/busevents.py documents every name).
+   * Which socket: <body data-bus="/ws/console"> (staff pages, set by base.html) or
+   * <body data-bus="/ws/viewer?event=ID"> (the viewer page); LMS.bus.connect(url) chooses explicitly. The socket opens
+   * on the first LMS.bus.on() (a page nobody listens on opens none) and only if the page names a URL.
+   *
+   * Notifications from the bus itself (also delivered to on(prefix) and as DOM events):
+   *   "hello"           the server greets every (re)connection: {name: "hello", data: {audience}}
+   *   "bus.reconnected" the socket came back after a gap: records may have been missed, refetch your state
+   *   "bus.closed"      the socket closed; it reconnects with backoff (0.5 s doubling to 10 s, at most 60 tries
+   *                     in a row, then it stops and asks for a page reload)
+   * Every record is also dispatched as a DOM event: document.addEventListener("lms:bus", (ev) => ev.detail).
+   * document.body.dataset.ws is "open" or "closed" (tests and CSS can wait on it).
+   */
+  const bus = (LMS.bus = (function () {
+    const subs = new Set();  // {prefix, fn}
+    let url = null, ws = null, delay = 500, tries = 0, everOpen = false, timer = null, stopped = false;
+    const MAX_TRIES = 60, MAX_DELAY = 10000;
+
+    function matches(prefix, name) {
+      if (prefix === "*" || prefix === "") return true;
+      if (prefix.endsWith(".")) return name.startsWith(prefix);
+      return name === prefix || name.startsWith(prefix + ".");
+    }
+    function emit(rec) {
+      for (const s of Array.from(subs)) {
+        if (!matches(s.prefix, rec.name)) continue;
+        try { s.fn(rec); } catch (e) { console.error("LMS.bus subscriber of", s.prefix, "failed:", e); }
+      }
+      document.dispatchEvent(new CustomEvent("lms:bus", { detail: rec }));
+    }
+    function absolute(u) {
+      if (/^wss?:/.test(u)) return u;
+      return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + u;
+    }
+    function open() {
+      if (!url || stopped) return;
+      clearTimeout(timer);
+      timer = null;
+      ws = new WebSocket(absolute(url));
+      const mine = ws;
+      ws.onmessage = (ev) => {
+        let rec;
+        try { rec = JSON.parse(ev.data); } catch (e) { return; }
+        if (!rec || typeof rec.name !== "string" || rec.name === "pong") return;
+        emit(rec);
+      };
+      ws.onopen = () => {
+        const gap = everOpen;
+        everOpen = true; delay = 500; tries = 0;
+        document.body.dataset.ws = "open";
+        if (gap) emit({ name: "bus.reconnected", data: {} });
+      };
+      ws.onclose = () => {
+        if (mine !== ws) return;
+        ws = null;
+        document.body.dataset.ws = "closed";
+        emit({ name: "bus.closed", data: {} });
+        if (stopped || !url) return;
+        if (++tries > MAX_TRIES) { LMS.toast("Live updates stopped: reload the page", "error"); return; }
+        timer = setTimeout(open, delay + Math.random() * 250);
+        delay = Math.min(delay * 2, MAX_DELAY);
+      };
+    }
+    setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
+    window.addEventListener("pagehide", () => { stopped = true; if (ws) ws.close(); });
+
+    return {
+      /** Subscribe to records whose name is `prefix` or starts with it ("shoutout." or "shoutout"); "*": all. Returns off(). */
+      on(prefix, fn) {
+        const s = { prefix: String(prefix), fn };
+        subs.add(s);
+        if (!ws && !timer) { if (!url) url = document.body.dataset.bus || null; open(); }
+        return () => subs.delete(s);
+      },
+      /** Open the page's socket now, on `url` (default: <body data-bus>); a second call with another URL moves it. */
+      connect(u) {
+        const next = u || url || document.body.dataset.bus || null;
+        if (next === url && (ws || timer)) return;
+        url = next;
+        if (ws) { const old = ws; ws = null; old.close(); }
+        open();
+      },
+      /** True while the socket is open. */
+      get connected() { return !!ws && ws.readyState === 1; },
+      /** The socket's URL (null: this page has none). */
+      get url() { return url || document.body.dataset.bus || null; },
+    };
+  })());
+
+  // ------------------------------------------------------------------ LMS.activity: how an activity record reads
+  /**
+   * Fill an activity kind's template (EventSpec.activity, see lmserver/busevents.py) with a record's data.
+   * Every value and every literal piece is escaped. kind: {name, label, icon, template} as the server declares it.
+   * opts.gifts: {id: {emoji, label}} for the "gift" filter.
+   */
+  LMS.activity = {
+    html(kind, rec, opts = {}) {
+      const d = rec.data || {};
+      const esc = LMS.escape;
+      const get = (path) => path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), d);
+      const sibling = (path, key) => get(path.split(".").slice(0, -1).concat(key).join("."));
+      const template = kind && kind.template;
+      let out = "";
+      if (!template) {
+        const text = Object.values(d).filter((v) => v !== null && typeof v !== "object").join(" · ");
+        out = `<span class="who">${esc((kind && kind.label) || rec.name)}</span>${esc(text)}`;
+      } else {
+        const re = /\{([^{}]*)\}/g;
+        let last = 0, m;
+        while ((m = re.exec(template))) {
+          out += esc(template.slice(last, m.index));
+          last = re.lastIndex;
+          const [path, filt] = m[1].split(/\|(.*)/s);
+          const [fname, arg] = (filt || "").split(/:(.*)/s);
+          let v = get(path);
+          if (fname === "money") v = v == null ? "" : LMS.money(v, sibling(path, "currency"));
+          else if (fname === "gift") { const g = (opts.gifts || {})[v]; v = g ? `${g.emoji} ${g.label}` : "🎁 " + (v == null ? "" : v); }
+          else if (fname === "if") v = v ? arg || "" : "";
+          v = v == null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+          out += m.index === 0 ? `<span class="who">${esc(v)}</span>` : `<span class="val">${esc(v)}</span>`;
+        }
+        out += esc(template.slice(last));
+      }
+      const icon = kind && kind.icon ? `<span class="icon" aria-hidden="true">${esc(kind.icon)}</span>` : "";
+      return icon + out;
+    },
+  };
+
+  // ------------------------------------------------------------------ LMS.comments: one thread renderer
+  /**
+   * Comment threads, built the same way on the console and the viewer page:
+   *   <li class="feed-item comment [staff] [reply] [is-hidden]" data-comment="ID" [data-parent="ID"]>
+   *     <span class="who">nickname</span> tags <span class="when">time</span> <div class="body">text</div> actions</li>
+   * Order: each root comment followed by its replies (oldest first), then replies whose root is not loaded.
+   * Every text is escaped. opts: {time: true, tags: true, actions: (c) => html, extra: html appended}
+   */
+  LMS.comments = {
+    thread(comments) {
+      const ids = new Set(comments.map((c) => c.id));
+      const replies = {};
+      comments.filter((c) => c.parent_id && ids.has(c.parent_id)).forEach((c) => (replies[c.parent_id] = replies[c.parent_id] || []).push(c));
+      const out = [];
+      comments.filter((c) => !c.parent_id).forEach((c) => { out.push(c); (replies[c.id] || []).forEach((r) => out.push(r)); });
+      comments.filter((c) => c.parent_id && !ids.has(c.parent_id)).forEach((c) => out.push(c));
+      return out;
+    },
+    html(c, opts = {}) {
+      const esc = LMS.escape;
+      const cls = ["feed-item", "comment"];
+      if (c.staff) cls.push("staff");
+      if (c.parent_id) cls.push("reply");
+      if (c.hidden) cls.push("is-hidden");
+      let tags = c.staff ? '<span class="tag">host</span>' : "";
+      if (opts.tags !== false) {
+        tags += (c.pinned ? '<span class="tag">pinned</span>' : "") +
+          (c.hidden ? `<span class="tag" title="${esc(c.hidden_reason || "hidden")}">hidden${c.hidden_reason ? ": " + esc(c.hidden_reason) : ""}</span>` : "") +
+          (c.practice ? '<span class="tag">practice</span>' : "");
+      }
+      const when = opts.time === false || !c.created_at ? "" :
+        `<span class="when">${new Date(c.created_at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })}</span>`;
+      return `<li class="${cls.join(" ")}" data-comment="${Number(c.id)}"${c.parent_id ? ` data-parent="${Number(c.parent_id)}"` : ""}>` +
+        `<span class="who">${esc(c.nickname)}</span>${tags}${when}<div class="body">${esc(c.body)}</div>${opts.actions ? opts.actions(c) : ""}</li>`;
+    },
+    /** Render `comments` as threads into the list element `list`, keeping it scrolled to the bottom if it was. */
+    render(list, comments, opts = {}) {
+      const pane = opts.scroller || list;
+      const atBottom = pane.scrollHeight - pane.scrollTop - pane.clientHeight < 40;
+      list.innerHTML = this.thread(comments).map((c) => this.html(c, opts)).join("") + (opts.extra || "");
+      if (atBottom) pane.scrollTop = pane.scrollHeight;
+    },
+  };
 })();

@@ -1,14 +1,14 @@
 // The shopping-bag widget (web/templates/events/_bag.html): list, search-to-add, drag-and-drop reorder,
 // typed positions, move to top, remove, search in the bag, refresh from the catalog, Pin while live.
 // Every change goes through the JSON API; the bus (bag.changed, product.pinned/unpinned, product.updated,
-// stream.*) keeps every open widget in sync. Self-contained: needs only app.js (LMS.api, LMS.toast, ...).
+// stream.*) keeps every open widget in sync through the page's LMS.bus. Needs only app.js (LMS.api, LMS.bus, ...).
 (function () {
   "use strict";
   if (window.LMSBag) { window.LMSBag.initAll(); return; }
   const LMS = window.LMS;
   const esc = (s) => LMS.escape(s);
   const RELOAD_ON = new Set(["bag.changed", "product.pinned", "product.unpinned", "stream.started", "stream.ended", "event.updated"]);
-  // bus.reconnected: the host page's socket came back (records may have been missed)
+  // bus.reconnected: the page's socket came back (records may have been missed): reload too
 
   class BagWidget {
     constructor(root) {
@@ -29,8 +29,7 @@
       this.reloadTimer = null;
       this.bind();
       this.load();
-      if (root.dataset.ws !== "off") this.connect(0);
-      document.addEventListener("lms:bus", (ev) => this.onBus(ev.detail));
+      LMS.bus.on("*", (rec) => this.onBus(rec));
     }
 
     url(path) { return `/api/events/${this.eventId}/bag${path || ""}`; }
@@ -229,18 +228,6 @@
         clearTimeout(this.reloadTimer);
         this.reloadTimer = setTimeout(() => this.load(), 120);
       }
-    }
-
-    connect(attempt) {
-      const proto = location.protocol === "https:" ? "wss" : "ws";
-      let ws;
-      try { ws = new WebSocket(`${proto}://${location.host}/ws/console`); } catch (e) { return; }
-      ws.onmessage = (ev) => { try { this.onBus(JSON.parse(ev.data)); } catch (e) { /* not JSON */ } };
-      ws.onopen = () => { attempt = 0; };
-      ws.onclose = () => {
-        if (attempt >= 20) return;  // bounded: the page can be reloaded
-        setTimeout(() => { this.load(); this.connect(attempt + 1); }, Math.min(1000 * 2 ** attempt, 15000));
-      };
     }
   }
 

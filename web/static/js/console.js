@@ -1,4 +1,5 @@
-// The LIVE console: metrics, products, LIVE feed (WHIP publish, WHEP preview), prompter; kept in sync over /ws/console.
+// The LIVE console: metrics, LIVE feed (WHIP publish, WHEP preview), prompter; kept in sync by LMS.bus (/ws/console).
+// The products panel is the shopping-bag widget (bag.js); plugin panels draw themselves and use LMS.bus too.
 import { play, publish } from "./webrtc.js";
 
 (function () {
@@ -91,46 +92,29 @@ import { play, publish } from "./webrtc.js";
 
   // ------------------------------------------------------------------ prompter feeds
   const byId = new Map();  // comment id -> comment
-  function commentHtml(c) {
-    const cls = ["feed-item", "comment"];
-    if (c.staff) cls.push("staff");
-    if (c.parent_id) cls.push("reply");
-    if (c.hidden) cls.push("is-hidden");
-    const tags = (c.staff ? '<span class="tag">host</span>' : "") + (c.pinned ? '<span class="tag">pinned</span>' : "") +
-      (c.hidden ? `<span class="tag" title="${esc(c.hidden_reason || "hidden")}">hidden${c.hidden_reason ? ": " + esc(c.hidden_reason) : ""}</span>` : "") +
-      (c.practice ? '<span class="tag">practice</span>' : "");
-    let actions = "";
-    if (data.can_moderate && !c.hidden) {
-      actions = `<div class="actions-row">` +
-        (c.parent_id ? "" : `<button type="button" class="btn btn-ghost" data-act="reply" data-id="${c.id}">Reply</button>`) +
-        (c.pinned ? `<button type="button" class="btn btn-ghost" data-act="unpin" data-id="${c.id}">Unpin</button>` :
-          `<button type="button" class="btn btn-ghost" data-act="pin" data-id="${c.id}">Pin</button>`) +
-        `<button type="button" class="btn btn-ghost" data-act="hide" data-id="${c.id}">Hide</button>` +
-        (c.viewer_id ? `<button type="button" class="btn btn-ghost btn-danger" data-act="block" data-id="${c.id}">Block</button>` : "") +
-        `</div>`;
-    }
-    return `<li class="${cls.join(" ")}" data-comment="${c.id}"><span class="who">${esc(c.nickname)}</span>${tags}` +
-      `<span class="when">${timeOf(c.created_at)}</span><div class="body">${esc(c.body)}</div>${actions}</li>`;
+  function commentActions(c) {
+    if (!data.can_moderate || c.hidden) return "";
+    return `<div class="actions-row">` +
+      (c.parent_id ? "" : `<button type="button" class="btn btn-ghost" data-act="reply" data-id="${c.id}">Reply</button>`) +
+      (c.pinned ? `<button type="button" class="btn btn-ghost" data-act="unpin" data-id="${c.id}">Unpin</button>` :
+        `<button type="button" class="btn btn-ghost" data-act="pin" data-id="${c.id}">Pin</button>`) +
+      `<button type="button" class="btn btn-ghost" data-act="hide" data-id="${c.id}">Hide</button>` +
+      (c.viewer_id ? `<button type="button" class="btn btn-ghost btn-danger" data-act="block" data-id="${c.id}">Block</button>` : "") +
+      `</div>`;
   }
+  const COMMENT_OPTS = { actions: commentActions };
+  function commentHtml(c) { return LMS.comments.html(c, COMMENT_OPTS); }
 
+  // activity kinds as declared on the bus (EventSpec.activity: core and plugins alike)
+  const KINDS = {};
+  (data.activity_kinds || []).forEach((k) => (KINDS[k.name] = k));
   const GIFT = data.gifts || {};
   function activityHtml(a) {
     const d = a.data || {};
-    let who = "", text = "";
-    switch (a.name) {
-      case "comment.created": case "comment.held": return commentHtml(byId.get(d.comment.id) || d.comment);
-      case "order.created": who = d.order.nickname; text = `bought ${d.order.quantity} × ${d.order.product_title} · ${LMS.money(d.order.amount_cents, d.order.currency)}${d.order.first_time ? " · first order" : ""}`; break;
-      case "viewer.followed": who = d.nickname; text = "followed the host"; break;
-      case "gift.sent": { const g = GIFT[d.gift] || { emoji: "🎁", label: d.gift }; who = d.nickname; text = `sent ${g.emoji} ${g.label}`; break; }
-      case "viewer.joined": who = "A viewer"; text = `joined (${d.viewers} watching)`; break;
-      case "product.pinned": who = "Pinned"; text = d.product ? d.product.title : ""; break;
-      case "product.unpinned": who = "Product"; text = "unpinned"; break;
-      case "comment.pinned": who = "Pinned comment"; text = d.comment ? d.comment.body : ""; break;
-      case "stream.started": who = d.practice ? "Practice" : "LIVE"; text = d.resumed ? "resumed" : "started"; break;
-      case "stream.ended": who = "LIVE"; text = "ended" + (d.reason ? ": " + d.reason : ""); break;
-      default: who = a.name; text = Object.values(d).filter((v) => typeof v !== "object").join(" · ");
-    }
-    return `<li class="feed-item activity"><span class="who">${esc(who)}</span>${esc(text)}<span class="when">${timeOf(a.at)}</span></li>`;
+    if (d.comment && (a.name === "comment.created" || a.name === "comment.held")) return commentHtml(byId.get(d.comment.id) || d.comment);
+    const kind = KINDS[a.name] || { name: a.name, label: a.name, template: null };
+    return `<li class="feed-item activity" data-activity="${esc(a.name)}">${LMS.activity.html(kind, a, { gifts: GIFT })}` +
+      `${a.practice ? '<span class="tag">practice</span>' : ""}<span class="when">${timeOf(a.at)}</span></li>`;
   }
   function orderHtml(o) {
     return `<li class="feed-item order" data-order="${o.id}"><span><span class="who">${esc(o.nickname)}</span>${o.first_time ? '<span class="tag">first order</span>' : ""}${o.practice ? '<span class="tag">practice</span>' : ""}${o.label ? `<span class="tag">${esc(o.label)}</span>` : ""}</span>` +
@@ -151,22 +135,15 @@ import { play, publish } from "./webrtc.js";
 
   function renderComments() {
     const list = $("#feed-comments");
-    const all = $("#feed-filter").value === "all";
+    const filter = $("#feed-filter").value;  // "comments", "all", or one activity kind's name
     byId.clear();
     state.comments.forEach((c) => byId.set(c.id, c));
-    let html = "";
-    if (all) {
-      html = state.activities.map(activityHtml).join("");
-    } else {
-      // threads: roots in order, each followed by its replies
-      const roots = state.comments.filter((c) => !c.parent_id);
-      const replies = {};
-      state.comments.filter((c) => c.parent_id).forEach((c) => (replies[c.parent_id] = replies[c.parent_id] || []).push(c));
-      html = roots.map((c) => commentHtml(c) + (replies[c.id] || []).map(commentHtml).join("")).join("");
-      // replies whose root is older than the loaded window
-      state.comments.filter((c) => c.parent_id && !byId.has(c.parent_id)).forEach((c) => (html += commentHtml(c)));
+    const pane = list.closest(".tab-pane");
+    if (filter === "comments") LMS.comments.render(list, state.comments, Object.assign({ scroller: pane }, COMMENT_OPTS));
+    else {
+      const acts = filter === "all" ? state.activities : state.activities.filter((a) => a.name === filter);
+      scrollKeep(list, () => (list.innerHTML = acts.map(activityHtml).join("")));
     }
-    scrollKeep(list, () => (list.innerHTML = html));
     $("#count-comments").textContent = state.comments.filter((c) => !c.staff).length || "";
   }
   function renderOrders() {
@@ -182,7 +159,7 @@ import { play, publish } from "./webrtc.js";
     $("#count-quality").textContent = vio.length || "";
   }
   function renderAll() {
-    renderStatus(); renderMetrics(); renderPinned(); renderComments(); renderOrders(); renderPrompter(); renderBag();
+    renderStatus(); renderMetrics(); renderPinned(); renderComments(); renderOrders(); renderPrompter();
   }
 
   // tabs
@@ -227,8 +204,6 @@ import { play, publish } from "./webrtc.js";
         await LMS.api("POST", `/api/viewers/${encodeURIComponent(c.viewer_id)}/block`, { event_id: eventId });
         LMS.toast(`${c.nickname} is blocked`);
       }
-      if (act === "pin-product") await LMS.api("POST", `/api/events/${eventId}/pin`, { product_id: id });
-      if (act === "unpin-product") await LMS.api("DELETE", `/api/events/${eventId}/pin`);
     } catch (e) { LMS.toast(e.message, "error"); }
   });
   function openReply(btn, id) {
@@ -248,36 +223,15 @@ import { play, publish } from "./webrtc.js";
     });
   }
 
-  // ------------------------------------------------------------------ products (fallback bag; the events widget manages itself)
-  const bagList = document.getElementById("console-bag");
-  let bag = [];
-  async function loadBag() {
-    if (!bagList) return;
-    try {
-      const res = await LMS.api("GET", `/api/e/${eventId}/state`);
-      bag = res.bag;
-      state.pinned_product_id = res.pinned_product ? res.pinned_product.id : null;
-      renderBag();
-    } catch (e) { bagList.innerHTML = `<li class="muted small">${esc(e.message)}</li>`; }
-  }
-  function renderBag() {
-    if (!bagList) return;
-    if (!bag.length) { bagList.innerHTML = '<li class="muted small">The shopping bag is empty.</li>'; return; }
-    const canPin = data.can_run && isLiveHere();
-    bagList.innerHTML = bag.map((p) => {
-      const pinned = state.pinned_product_id === p.id;
-      const thumb = p.image_url ? `<img class="bag-thumb" src="${esc(p.image_url)}" alt="">` : '<span class="bag-thumb">—</span>';
-      const btn = canPin ? (pinned ? `<button type="button" class="btn btn-sm" data-act="unpin-product" data-id="${p.id}">Unpin</button>` :
-        `<button type="button" class="btn btn-sm btn-primary" data-act="pin-product" data-id="${p.id}">Pin</button>`) : "";
-      return `<li class="list-row${pinned ? " pinned" : ""}" data-product="${p.id}"><span class="bag-item">${thumb}<span class="bag-meta"><b>${esc(p.title)}</b>` +
-        `<small>${LMS.money(p.price_cents, p.currency)} · <span data-stock="${p.id}">${p.stock}</span> in stock</small></span></span>${btn}</li>`;
-    }).join("");
-  }
-
-  // ------------------------------------------------------------------ bus over WebSocket
+  // ------------------------------------------------------------------ the bus (LMS.bus: the page's one socket)
   function onRecord(rec) {
-    if (!rec || !rec.name || rec.name === "hello" || rec.name === "pong") return;
     if (readonly) return;
+    apply(rec);
+    // every declared activity kind (core or plugin) of this event's session goes to the "All activities" feed
+    const sid = state.session && state.session.id;
+    if (KINDS[rec.name] && ours(rec) && (rec.session_id == null || rec.session_id === sid)) pushActivity(rec);
+  }
+  function apply(rec) {
     const d = rec.data || {};
     const sid = state.session && state.session.id;
     switch (rec.name) {
@@ -295,7 +249,9 @@ import { play, publish } from "./webrtc.js";
         state.metrics.viewers = d.viewers;
         state.metrics.peak = Math.max(state.metrics.peak, d.peak || 0, d.viewers);
         renderMetrics();
-        if (rec.name === "viewer.joined") pushActivity(rec);
+        return;
+      case "bus.reconnected":  // records may have been missed
+        reload();
         return;
     }
     if (!ours(rec)) return;
@@ -303,7 +259,6 @@ import { play, publish } from "./webrtc.js";
       case "comment.created": case "comment.held":
         if (rec.session_id != null && rec.session_id !== sid) return;
         upsertComment(Object.assign({ hidden: rec.name === "comment.held" }, d.comment));
-        pushActivity(rec);
         break;
       case "comment.hidden": {
         const c = byId.get(d.comment_id);
@@ -326,27 +281,13 @@ import { play, publish } from "./webrtc.js";
         if (rec.session_id !== sid) return;
         state.orders.unshift(d.order);
         renderOrders();
-        pushActivity(rec);
         refreshMetrics();
         break;
-      case "viewer.followed": case "gift.sent":
-        pushActivity(rec);
-        break;
-      case "product.pinned":
-        state.pinned_product_id = d.product.id; pushActivity(rec); renderBag(); break;
-      case "product.unpinned":
-        state.pinned_product_id = null; renderBag(); break;
-      case "product.stock": {
-        const p = bag.find((x) => x.id === d.product_id);
-        if (p) { p.stock = d.stock; const el = document.querySelector(`[data-stock="${p.id}"]`); if (el) el.textContent = d.stock; }
-        break;
-      }
-      case "bag.changed": loadBag(); break;
+      case "product.pinned": state.pinned_product_id = d.product.id; break;
+      case "product.unpinned": state.pinned_product_id = null; break;
       case "prompter.suggestion": case "prompter.violation":
         if (rec.session_id != null && rec.session_id !== sid) return;
         state.prompter.push(rec); renderPrompter(); break;
-      default:
-        if ((state.activity_names || []).includes(rec.name)) pushActivity(rec);
     }
   }
   function upsertComment(c) {
@@ -358,7 +299,8 @@ import { play, publish } from "./webrtc.js";
   function pushActivity(rec) {
     state.activities.push(rec);
     if (state.activities.length > 400) state.activities.splice(0, state.activities.length - 400);
-    if ($("#feed-filter").value === "all") renderComments();
+    const filter = $("#feed-filter").value;
+    if (filter === "all" || filter === rec.name) renderComments();
   }
   function renderHealth(h) {
     const el = $("#health");
@@ -379,23 +321,6 @@ import { play, publish } from "./webrtc.js";
       syncPreview();
     } catch (e) { LMS.toast("Could not reload the console: " + e.message, "error"); }
   }
-
-  // the page's one socket, shared with the bag widget and plugin panels (<body data-bus="page">)
-  function share(rec) { document.dispatchEvent(new CustomEvent("lms:bus", { detail: rec })); }
-
-  let ws = null, wsDelay = 500;
-  function connect() {
-    if (readonly) return;
-    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/console");
-    ws.onmessage = (ev) => { let rec; try { rec = JSON.parse(ev.data); } catch (e) { return; } onRecord(rec); share(rec); };
-    ws.onopen = () => {
-      if (wsDelay > 500) { reload(); share({ name: "bus.reconnected" }); }  // records may have been missed: widgets reload
-      wsDelay = 500;
-      document.body.dataset.ws = "open";
-    };
-    ws.onclose = () => { document.body.dataset.ws = "closed"; setTimeout(connect, wsDelay); wsDelay = Math.min(wsDelay * 2, 10000); };
-  }
-  setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
 
   // ------------------------------------------------------------------ WebRTC: WHEP preview, WHIP publish
   const preview = $("#program-preview");
@@ -517,8 +442,7 @@ import { play, publish } from "./webrtc.js";
   });
 
   renderAll();
-  loadBag();
-  connect();
+  if (!readonly) LMS.bus.on("*", onRecord);  // the page's one socket (<body data-bus>), shared with the bag and plugin panels
   syncPreview();
   window.LMSConsole = { state: () => state, reload };
 })();

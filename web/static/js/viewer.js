@@ -1,4 +1,5 @@
 // The viewer page: WHEP playback (muted autoplay, unmute), pinned product and bag with Buy, comments, follow, gifts.
+// Live updates come from LMS.bus (app.js) on /ws/viewer?event=ID, shared with plugin widgets on the page.
 import { play as whepPlay } from "./webrtc.js";
 
 (function () {
@@ -167,23 +168,11 @@ import { play as whepPlay } from "./webrtc.js";
   });
 
   // ------------------------------------------------------------------ comments
-  function commentHtml(c) {
-    return `<li class="feed-item${c.staff ? " staff" : ""}${c.parent_id ? " reply" : ""}" data-comment="${c.id}"><span class="who">${esc(c.nickname)}</span>` +
-      (c.staff ? '<span class="tag">host</span>' : "") + `<span class="body">${esc(c.body)}</span></li>`;
-  }
   function activityLine(text) {
     return `<li class="feed-item activity">${esc(text)}</li>`;
   }
-  function renderComments() {
-    const list = $("#comments");
-    const roots = state.comments.filter((c) => !c.parent_id);
-    const ids = new Set(state.comments.map((c) => c.id));
-    const replies = {};
-    state.comments.filter((c) => c.parent_id).forEach((c) => (replies[c.parent_id] = replies[c.parent_id] || []).push(c));
-    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-    list.innerHTML = roots.map((c) => commentHtml(c) + (replies[c.id] || []).map(commentHtml).join("")).join("") +
-      state.comments.filter((c) => c.parent_id && !ids.has(c.parent_id)).map(commentHtml).join("") + extras.join("");
-    if (atBottom) list.scrollTop = list.scrollHeight;
+  function renderComments() {  // the same threads as the console's (LMS.comments), without moderation
+    LMS.comments.render($("#comments"), state.comments, { time: false, tags: false, extra: extras.join("") });
   }
   const extras = [];  // follows and gifts, shown after the comments
   function addExtra(text) { extras.push(activityLine(text)); if (extras.length > 20) extras.shift(); renderComments(); }
@@ -243,6 +232,7 @@ import { play as whepPlay } from "./webrtc.js";
     if (rec.event_id != null && rec.event_id !== eventId) return;
     document.dispatchEvent(new CustomEvent("lms:bus", { detail: rec }));  // for plugins' widgets, like the console does
     switch (rec.name) {
+      case "bus.reconnected": reload(); break;  // records may have been missed
       case "stream.started":
         if (rec.practice) return;
         retry = 0;
@@ -284,18 +274,10 @@ import { play as whepPlay } from "./webrtc.js";
       case "gift.sent": { const g = state.gifts.find((x) => x.id === d.gift) || { emoji: "🎁", label: d.gift }; addExtra(`${d.nickname} sent ${g.emoji} ${g.label}`); break; }
     }
   }
-  let ws = null, wsDelay = 500;
-  function connect() {
-    ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/viewer?event=" + eventId);
-    ws.onmessage = (ev) => { let rec; try { rec = JSON.parse(ev.data); } catch (e) { return; } if (rec && rec.name) onRecord(rec); };
-    ws.onopen = () => { if (wsDelay > 500) reload(); wsDelay = 500; document.body.dataset.ws = "open"; };
-    ws.onclose = () => { document.body.dataset.ws = "closed"; setTimeout(connect, wsDelay); wsDelay = Math.min(wsDelay * 2, 10000); };
-  }
-  setInterval(() => { if (ws && ws.readyState === 1) ws.send("ping"); }, 20000);
-
   function renderAll() { showState(); renderProducts(); renderComments(); renderPinned(); }
   renderAll();
-  connect();
+  LMS.bus.connect(`/ws/viewer?event=${eventId}`);  // the page's one socket (also <body data-bus>); widgets share it
+  LMS.bus.on("*", onRecord);
   if (state.live) play();
   window.LMSViewer = { state: () => state };
 })();

@@ -1,0 +1,69 @@
+"""A session's selling figures, defined once: GMV, orders, items sold, buyers, first-time buyers, comments.
+
+The console's metrics panel, the session analytics page, the home page's "latest LIVE" and the events'
+session lists all read these figures through :func:`session_figures`, so one session shows one GMV
+everywhere. What counts:
+
+- **an order** counts when it was placed in the session, outside practice (``practice = 0``), and its
+  checkout went through: status ``placed`` or ``pending_payment`` (:data:`SOLD`). A ``reserved`` order is
+  still in checkout (or was cut short by a crash, until it is reconciled) and a ``cancelled`` one gave its
+  stock back: neither is a sale.
+- **GMV** is the sum of the counted orders' ``amount_cents`` (quantity × the unit price at the moment of
+  the order); **orders** their number; **items sold** the sum of their quantities; **buyers** the
+  distinct viewers among them; **first-time buyers** the distinct viewers whose counted order here was
+  their first non-practice order in the studio (``orders.first_time``).
+- practice orders are never in those figures; they are shown apart (``practice_orders``,
+  ``practice_amount_cents``) so a rehearsal can check the buy path.
+- **comments** are what viewers wrote in the session outside practice, hidden ones included (a held
+  or hidden comment was still written by a viewer; hiding is moderation, not a lack of engagement).
+  Staff replies are not counted: they are the studio talking, not the audience.
+- **currency**: the orders' currency (one per studio in practice), else ``catalog.default_currency``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .db import Database
+
+#: the order statuses that are a sale (the checkout went through)
+SOLD_STATUSES = ("placed", "pending_payment")
+SOLD = f"status IN {SOLD_STATUSES!r}"
+
+
+def counted_order(alias: str = "") -> str:
+    """SQL condition: an ``orders`` row (optionally aliased) that counts in GMV, orders, items and buyers."""
+    p = f"{alias}." if alias else ""
+    return f"{p}practice = 0 AND {p}status IN {SOLD_STATUSES!r}"
+
+
+def counted_comment(alias: str = "") -> str:
+    """SQL condition: a ``comments`` row (optionally aliased) that counts in the comment figure."""
+    p = f"{alias}." if alias else ""
+    return f"{p}practice = 0 AND {p}user_id IS NULL"
+
+
+FIGURES = ("gmv_cents", "orders", "items_sold", "buyers", "first_time_buyers", "comments", "practice_orders",
+           "practice_amount_cents", "currency")
+
+_ORDERS_SQL = (
+    f"SELECT COALESCE(SUM(CASE WHEN practice = 0 THEN amount_cents END), 0) AS gmv_cents,"
+    f" COUNT(CASE WHEN practice = 0 THEN 1 END) AS orders,"
+    f" COALESCE(SUM(CASE WHEN practice = 0 THEN quantity END), 0) AS items_sold,"
+    f" COUNT(DISTINCT CASE WHEN practice = 0 THEN viewer_id END) AS buyers,"
+    f" COUNT(DISTINCT CASE WHEN practice = 0 AND first_time = 1 THEN viewer_id END) AS first_time_buyers,"
+    f" COUNT(CASE WHEN practice = 1 THEN 1 END) AS practice_orders,"
+    f" COALESCE(SUM(CASE WHEN practice = 1 THEN amount_cents END), 0) AS practice_amount_cents,"
+    f" MAX(currency) AS currency"
+    f" FROM orders WHERE session_id = ? AND {SOLD}")  # practice orders are summed apart above
+_COMMENTS_SQL = f"SELECT COUNT(*) FROM comments WHERE session_id = ? AND {counted_comment()}"
+
+
+async def session_figures(db: "Database", session_id: int, *, default_currency: str = "USD") -> dict[str, Any]:
+    """The figures of one session (see the module doc for what counts): a dict with the keys :data:`FIGURES`."""
+    row = await db.fetchone(_ORDERS_SQL, (session_id,))
+    out: dict[str, Any] = {k: row[k] for k in row.keys()}
+    out["currency"] = out["currency"] or default_currency
+    out["comments"] = await db.fetchval(_COMMENTS_SQL, (session_id,), default=0)
+    return out
