@@ -55,14 +55,15 @@
     } catch (err) { LMS.toast(err.message, "error"); }
     load();
   });
-  document.addEventListener("lms:bus", (ev) => {
-    const rec = ev.detail || {};
+  const onRecord = (rec) => {
     if (rec.name === "giveaway.entered" && g && rec.data.giveaway_id === g.id) {
       g.entries = Math.max(g.entries, rec.data.entries);
       render();
       // records carry no viewer ids: an entry under this viewer's nickname (or before we know it) asks the server
       if (!you || (!you.entered && (!you.nickname || you.nickname === rec.data.nickname))) loadSoon();
-    } else if (rec.name === "giveaway.started" || rec.name === "giveaway.drawn" || rec.name === "stream.started") load();
-  });
+    } else if (rec.name === "giveaway.started" || rec.name === "giveaway.drawn" || rec.name === "stream.started" || rec.name === "bus.reconnected") load();
+  };
+  if (LMS.bus && LMS.bus.on) LMS.bus.on("*", onRecord);  // the page's one socket
+  else document.addEventListener("lms:bus", (ev) => onRecord(ev.detail || {}));
   load();
 })();

@@ -80,12 +80,13 @@
     } catch (err) { const box = $("[data-gv-error]"); box.textContent = err.message; box.hidden = false; }
   });
 
-  document.addEventListener("lms:bus", (ev) => {
-    const rec = ev.detail || {};
+  const onRecord = (rec) => {
     if (rec.name === "giveaway.entered") {
       const g = giveaways.find((x) => x.id === rec.data.giveaway_id);
       if (g) { g.entries = Math.max(g.entries, rec.data.entries); render(); }
     } else if ((rec.name || "").startsWith("giveaway.") || rec.name === "bus.reconnected") loadSoon();
-  });
+  };
+  if (LMS.bus && LMS.bus.on) LMS.bus.on("*", onRecord);  // the page's one socket
+  else document.addEventListener("lms:bus", (ev) => onRecord(ev.detail || {}));
   load();
 })();

@@ -230,7 +230,6 @@ import { play as whepPlay } from "./webrtc.js";
   function onRecord(rec) {
     const d = rec.data || {};
     if (rec.event_id != null && rec.event_id !== eventId) return;
-    document.dispatchEvent(new CustomEvent("lms:bus", { detail: rec }));  // for plugins' widgets, like the console does
     switch (rec.name) {
       case "bus.reconnected": reload(); break;  // records may have been missed
       case "stream.started":
