@@ -13,11 +13,13 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-# Headless Chromium for the browser tests (Debian/Ubuntu package; never a downloaded browser build), and a
-# colour emoji font so the gift emoji in screenshots are not empty boxes.
+# Headless Chromium for the browser tests (Debian/Ubuntu package; never a downloaded browser build), a
+# colour emoji font so the gift emoji in screenshots are not empty boxes, and Caddy for the reverse-proxy
+# test of docs/deploy.md (tests/e2e/test_https_deploy.py).
 browser:
 	@pkgs=; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || pkgs="$$pkgs chromium"; \
+	command -v caddy >/dev/null 2>&1 || pkgs="$$pkgs caddy"; \
 	dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || fc-list 2>/dev/null | grep -qi emoji || pkgs="$$pkgs fonts-noto-color-emoji"; \
 	if [ -n "$$pkgs" ]; then \
 	  echo "installing for the browser tests (apt-get):$$pkgs"; \
@@ -26,7 +28,7 @@ browser:
 	fi
 
 run: $(BIN)/.installed
-	$(BIN)/lmserver serve --demo --host $(HOST) --port $(PORT)
+	$(BIN)/lmserver serve --demo --data-dir data --host $(HOST) --port $(PORT)
 
 test: $(BIN)/.installed browser
 	$(BIN)/python -m pytest

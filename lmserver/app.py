@@ -8,6 +8,7 @@ calls every plugin's ``startup`` hook; and undoes all of it in reverse on shutdo
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import os
 import secrets
@@ -39,7 +40,22 @@ from .ws import Hub
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+def _web_dir() -> Path:
+    """The core's templates and static files: the package ``lmserver.web`` (``web/`` in a checkout), found
+    through ``importlib.resources`` so a wheel works as well as an editable install, whatever the cwd."""
+    try:
+        return Path(str(importlib.resources.files("lmserver.web")))
+    except ModuleNotFoundError:
+        # an editable install made before web/ was mapped to lmserver.web: its checkout still has web/
+        checkout = Path(__file__).resolve().parent.parent / "web"
+        if not (checkout / "__init__.py").is_file():
+            raise
+        log.warning("lmserver.web is not installed (an editable install older than pyproject.toml): using %s;"
+                    " reinstall with `pip install -e .` (make .venv/bin/.installed)", checkout)
+        return checkout
+
+
+WEB_DIR = _web_dir()
 API_PREFIXES = ("/api/", "/whip", "/whep", "/-/", "/ws/")
 
 

@@ -4,6 +4,9 @@
     lmserver user add NAME --role owner|moderator|assistant [--config PATH] [--data-dir DIR]
     lmserver user passwd NAME [--config PATH] [--data-dir DIR]
     lmserver stream-key [--rotate] [--config PATH] [--data-dir DIR]
+    lmserver init [DIR] [--force]
+    lmserver tls self-signed [--name HOST]... [--ip ADDR]... [--dir DIR] [--config PATH] [--data-dir DIR]
+    lmserver systemd-unit [--user NAME] [--config PATH] [--data-dir DIR]
 
 Passwords are asked twice on a terminal, or read from the first line of stdin otherwise. The config
 file is ``--config``, else ``$LMSERVER_CONFIG``, else ``./config.toml`` when it exists.
@@ -50,6 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace the key; the old one stops working, and a running server ends a stream published with it"
                           " within a few seconds (to keep such a stream, rotate in the settings page instead)")
     _common(key)
+    init = sub.add_parser("init", help="write the commented default config.toml for a new studio to edit")
+    init.add_argument("dir", nargs="?", default=".", help="folder to write config.toml into (default: the current one)")
+    init.add_argument("--force", action="store_true", help="replace an existing config.toml")
+    tls = sub.add_parser("tls", help="TLS certificates for serving HTTPS directly")
+    tsub = tls.add_subparsers(dest="tls_command", required=True)
+    selfsigned = tsub.add_parser("self-signed", help="make a studio CA and a certificate for this machine's names and addresses")
+    selfsigned.add_argument("--name", action="append", default=[], help="a host name the studio uses (repeatable; default: localhost and this machine's names)")
+    selfsigned.add_argument("--ip", action="append", default=[], help="an address the studio uses (repeatable; default: this machine's addresses)")
+    selfsigned.add_argument("--dir", help="where to write the files (default: <data dir>/tls)")
+    _common(selfsigned)
+    unit = sub.add_parser("systemd-unit", help="print a systemd unit that runs this install as a service")
+    unit.add_argument("--user", default="lmserver", help="the dedicated system user (default: lmserver)")
+    unit.add_argument("--config", default="/etc/lmserver/config.toml", help="config file of the service (default: /etc/lmserver/config.toml)")
+    unit.add_argument("--data-dir", default="/var/lib/lmserver", help="data directory of the service (default: /var/lib/lmserver)")
     return parser
 
 
@@ -145,10 +162,53 @@ def cmd_stream_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from .deploy import write_config
+
+    try:
+        path = write_config(Path(args.dir), force=args.force)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}: edit it, then run `lmserver serve --config {path}` "
+          f"(or `lmserver serve` from {path.parent}, where ./config.toml is read)")
+    return 0
+
+
+def cmd_tls(args: argparse.Namespace) -> int:
+    from .deploy import TRUST_HOWTO, make_self_signed, spki_hash
+
+    cfg = _config(args)
+    folder = Path(args.dir) if args.dir else cfg.data_dir / "tls"
+    try:
+        files = make_self_signed(folder, args.name or None, args.ip or None, studio=cfg.server.studio_name)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"certificate for {', '.join(files.names + files.addresses)}")
+    print(f"  {files.cert}\n  {files.key}\n  studio CA: {files.ca_cert} (its key {files.ca_key} stays on this machine)\n")
+    print(f"Serve HTTPS with, in config.toml:\n  [server]\n  tls_cert = \"{files.cert.resolve()}\"\n  tls_key = \"{files.key.resolve()}\"\n"
+          "  [security]\n  cookie_secure = true\n")
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cn = x509.load_pem_x509_certificate(files.ca_cert.read_bytes()).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    print(TRUST_HOWTO.format(ca=files.ca_cert, cn=cn, spki=spki_hash(files.cert.read_bytes())))
+    return 0
+
+
+def cmd_systemd_unit(args: argparse.Namespace) -> int:
+    from .deploy import systemd_unit
+
+    print(systemd_unit(user=args.user, config=args.config, data_dir=args.data_dir), end="")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .app import create_app
+    from .deploy import ssl_context
 
     extra: dict[str, Any] = {}
     if args.host:
@@ -156,6 +216,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.port is not None:
         extra["port"] = args.port
     cfg = _config(args, extra)
+    if args.demo and not cfg.server.data_dir:  # the demo studio lives in ./data (the checkout's, for `make run`)
+        cfg = cfg.replace(server={"data_dir": "data"})
+    ssl = ssl_context(cfg)
     logging.basicConfig(level=cfg.server.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     app = create_app(cfg)
@@ -165,8 +228,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app.cleanup_ctx.append(demo_ctx)
     host = cfg.server.host
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
-    print(f"lmserver: studio at http://{shown}:{cfg.server.port}/  (data in {cfg.data_dir}; Ctrl+C to stop)", flush=True)
-    web.run_app(app, host=host, port=cfg.server.port, print=None, access_log=None)
+    scheme = "https" if ssl else "http"
+    print(f"lmserver: studio at {scheme}://{shown}:{cfg.server.port}/  (data in {cfg.data_dir}; config: {cfg.source}; Ctrl+C to stop)", flush=True)
+    web.run_app(app, host=host, port=cfg.server.port, print=None, access_log=None, ssl_context=ssl)
     return 0
 
 
@@ -179,6 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_user_add(args) if args.user_command == "add" else cmd_user_passwd(args)
         if args.command == "stream-key":
             return cmd_stream_key(args)
+        if args.command == "init":
+            return cmd_init(args)
+        if args.command == "tls":
+            return cmd_tls(args)
+        if args.command == "systemd-unit":
+            return cmd_systemd_unit(args)
     except ConfigError as exc:
         print(f"lmserver: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import sys
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-__all__ = ["Config", "ConfigError", "load_config", "SECTIONS"]
+__all__ = ["Config", "ConfigError", "load_config", "SECTIONS", "user_data_dir"]
 
 
 class ConfigError(ValueError):
@@ -128,7 +129,9 @@ class ServerConfig:
 
     host: str = opt("127.0.0.1", "Address to listen on; 0.0.0.0 to serve the whole studio network.")
     port: int = opt(8080, "TCP port of the web server.", port)
-    data_dir: str = opt("data", "Directory for the database, recordings and uploads (relative to the working directory).")
+    data_dir: str = opt("", "Directory for the database, recordings and uploads (relative to the working directory); empty: the per-user data folder ($XDG_DATA_HOME/lmserver, else ~/.local/share/lmserver). `lmserver serve` prints it.")
+    tls_cert: str = opt("", "PEM certificate file (with its chain) to serve HTTPS directly; empty: plain HTTP (e.g. behind a reverse proxy). `lmserver tls self-signed` makes one; see docs/deploy.md.")
+    tls_key: str = opt("", "PEM private key of tls_cert; set both or neither.")
     public_url: str = opt("", "Base URL browsers use (for links, QR codes, calendar files; also an origin the CSRF check accepts: set it behind a reverse proxy, see docs/security.md); empty: taken from each request.")
     max_body_bytes: int = opt(10 * 1024 * 1024, "Largest request body accepted, in bytes.", positive)
     log_level: str = opt("info", "Log level.", one_of("debug", "info", "warning", "error"))
@@ -241,6 +244,9 @@ class Config:
 
     @property
     def data_dir(self) -> Path:
+        """``server.data_dir``, or the per-user data folder when it is empty (see :func:`user_data_dir`)."""
+        if not self.server.data_dir:
+            return user_data_dir()
         return Path(self.server.data_dir).expanduser().resolve()
 
     def plugin_config(self, name: str) -> Mapping[str, Any]:
@@ -250,6 +256,20 @@ class Config:
     def replace(self, **sections: Any) -> "Config":
         """A copy with some keys changed: ``cfg.replace(server={"port": 0})``."""
         return _build(self, {k: v for k, v in sections.items()}, origin="override")
+
+
+def user_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The per-user data folder, the default data directory: ``$XDG_DATA_HOME/lmserver``, else
+    ``~/.local/share/lmserver`` (``%LOCALAPPDATA%/lmserver`` on Windows, ``~/Library/Application Support/lmserver``
+    on macOS)."""
+    env = os.environ if env is None else env
+    if os.name == "nt" and env.get("LOCALAPPDATA"):
+        return Path(env["LOCALAPPDATA"]) / "lmserver"
+    if env.get("XDG_DATA_HOME"):
+        return Path(env["XDG_DATA_HOME"]).expanduser().resolve() / "lmserver"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "lmserver"
+    return Path.home() / ".local" / "share" / "lmserver"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,6 +360,8 @@ def _validate(cfg: Config) -> None:
                 problem = check(value)
                 if problem:
                     raise ConfigError(f"'{section}.{f.name}' must be {problem}, got {value!r}")
+    if bool(cfg.server.tls_cert) != bool(cfg.server.tls_key):
+        raise ConfigError("'server.tls_cert' and 'server.tls_key' go together: set both (HTTPS) or neither (plain HTTP)")
     media = cfg.media
     if media.capture_device:
         entry = f"{media.capture_format}:{media.capture_device}" if media.capture_format else media.capture_device
