@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = {"orders": "bench.orders", "media": "bench.media", "prompter": "bench.prompter"}
+BENCHES = {"orders": "bench.orders", "media": "bench.media", "prompter": "bench.prompter", "giveaway": "bench.giveaway"}
 
 
 def main() -> int:

@@ -281,3 +281,9 @@ CREATE TABLE prompter_findings (
 );
 CREATE INDEX prompter_findings_session ON prompter_findings(session_id, key, status);
 """)
+
+
+migration(name="040_order_label", sql="""
+-- what granted an order that was not sold (a plugin's label, e.g. "prize"); NULL for a purchase
+ALTER TABLE orders ADD COLUMN label TEXT;
+""")

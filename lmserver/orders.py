@@ -104,7 +104,7 @@ INFLIGHT = web.AppKey("orders_inflight", dict)
 
 
 ORDER_COLUMNS = ("o.id, o.viewer_id, o.product_id, o.event_id, o.session_id, o.quantity, o.unit_price_cents, o.amount_cents,"
-                 " o.currency, o.status, o.status_reason, o.first_time, o.practice, o.created_at, v.nickname, p.title AS product_title")
+                 " o.currency, o.status, o.status_reason, o.first_time, o.practice, o.created_at, o.label, v.nickname, p.title AS product_title")
 
 
 def order_json(row: Any) -> dict[str, Any]:

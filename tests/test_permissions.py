@@ -50,6 +50,7 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "catalog.edit": ("owner", "moderator", "assistant"),
     "billboards.manage": ("owner", "moderator", "assistant"),
     "flashsale.manage": ("owner", "moderator", "assistant"),
+    "giveaways.manage": ("owner", "moderator", "assistant"),
     "console.view": ("owner", "moderator", "assistant"),
 }
 
@@ -75,6 +76,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/media/publish"): PUBLIC,     # the page asks for the stream key (or uses the staff session)
     ("GET", "/media/play"): PUBLIC,
     ("GET", "/p/billboard/preview"): "billboards.manage",
+    ("GET", "/p/giveaway/"): "giveaways.manage",
     # --- public pages and files
     ("GET", "/e/{ident}"): PUBLIC,
     ("GET", "/studio"): PUBLIC,
@@ -190,6 +192,21 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/plugins/flashsale/sales/{id}/end"): "flashsale.manage",
     ("GET", "/api/plugins/flashsale/e/{event_id}/sales"): PUBLIC,
     ("POST", "/api/plugins/flashsale/e/{event_id}/sales/{id}/waitlist"): VIEWER,
+    # --- giveaway plugin: staff API, viewer entry/claim, the public proof
+    ("GET", "/api/plugins/giveaway/giveaways"): "giveaways.manage",
+    ("POST", "/api/plugins/giveaway/giveaways"): "giveaways.manage",
+    ("GET", "/api/plugins/giveaway/giveaways/{id}"): "giveaways.manage",
+    ("PATCH", "/api/plugins/giveaway/giveaways/{id}"): "giveaways.manage",
+    ("DELETE", "/api/plugins/giveaway/giveaways/{id}"): "giveaways.manage",
+    ("POST", "/api/plugins/giveaway/giveaways/{id}/start"): "giveaways.manage",
+    ("POST", "/api/plugins/giveaway/giveaways/{id}/redraw"): "giveaways.manage",
+    ("PUT", "/api/plugins/giveaway/events/{event_id}/giveaways/{id}"): "giveaways.manage",
+    ("DELETE", "/api/plugins/giveaway/events/{event_id}/giveaways/{id}"): "giveaways.manage",
+    ("POST", "/api/plugins/giveaway/giveaways/{id}/enter"): VIEWER,
+    ("POST", "/api/plugins/giveaway/giveaways/{id}/claim"): VIEWER,
+    ("GET", "/api/plugins/giveaway/events/{event_id}/current"): PUBLIC,
+    ("GET", "/api/plugins/giveaway/giveaways/{id}/proof"): PUBLIC,
+    ("GET", "/e/{ident}/giveaways/{id}"): PUBLIC,
 }
 
 #: rows whose intended policy has not landed yet: (method, path) → why (strict xfail: remove the row once it passes)

@@ -117,7 +117,7 @@ import { play, publish } from "./webrtc.js";
       `${a.practice ? '<span class="tag">practice</span>' : ""}<span class="when">${timeOf(a.at)}</span></li>`;
   }
   function orderHtml(o) {
-    return `<li class="feed-item order" data-order="${o.id}"><span><span class="who">${esc(o.nickname)}</span>${o.first_time ? '<span class="tag">first order</span>' : ""}${o.practice ? '<span class="tag">practice</span>' : ""}</span>` +
+    return `<li class="feed-item order" data-order="${o.id}"><span><span class="who">${esc(o.nickname)}</span>${o.first_time ? '<span class="tag">first order</span>' : ""}${o.practice ? '<span class="tag">practice</span>' : ""}${o.label ? `<span class="tag">${esc(o.label)}</span>` : ""}</span>` +
       `<span class="amount">${LMS.money(o.amount_cents, o.currency)}</span>` +
       `<span class="detail">${o.quantity} × ${esc(o.product_title)} @ ${LMS.money(o.unit_price_cents, o.currency)}</span><span class="detail when">${timeOf(o.created_at)}</span></li>`;
   }
