@@ -3,7 +3,10 @@
 Frames are read on the event loop (aiortc decodes them in its own thread) and the latest one is
 handed to a single worker thread that scales, composites and encodes it; if the worker falls
 behind, older frames are skipped instead of queueing latency. The packets go to the fan-out
-(every viewer) and to the recorder.
+(every viewer) and to the packet sinks (the recorder, restream destinations, HLS): objects with
+``write_video(packet)``, ``write_audio(packet)`` and a blocking ``close()`` (see :class:`PacketSink`).
+A sink must return at once (queue the packet to its own thread or task) and must not modify the
+packet: it is shared with every viewer.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import collections
 import concurrent.futures
 import logging
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -22,11 +25,21 @@ from .compositor import Compositor
 from .encoder import AudioEncoder, VideoEncoder
 from .fanout import Fanout
 from .framestats import FrameStats
-from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
 SILENCE_DBFS = -60.0
+
+
+class PacketSink(Protocol):
+    """Receives every encoded program packet (H.264 Annex-B video, Opus audio)."""
+
+    def write_video(self, packet: av.Packet) -> None: ...
+
+    def write_audio(self, packet: av.Packet) -> None: ...
+
+    def close(self) -> None:
+        """Flush and release (called from a worker thread when the program stops)."""
 
 
 class Program:
@@ -46,7 +59,7 @@ class Program:
         queue_packets: int,
         compositor: Compositor,
         on_ended: Callable[[str], Awaitable[None]],
-        recorder: Recorder | None = None,
+        sinks: list[PacketSink] | None = None,
         threads: int = 2,
     ) -> None:
         self.width, self.height, self.fps = width, height, fps
@@ -56,7 +69,8 @@ class Program:
         )
         self.audio_encoder = AudioEncoder(audio_bitrate)
         self.fanout = Fanout(queue_packets, self.video_encoder.request_keyframe)
-        self.recorder = recorder
+        #: every encoded packet also goes to these (recorder, restream, HLS); closed on stop()
+        self.sinks: list[PacketSink] = list(sinks or [])
         self._on_ended = on_ended
         self._video_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lm-program-video")
         self._audio_exec = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lm-program-audio")
@@ -146,8 +160,8 @@ class Program:
                 continue
             for packet in packets:
                 self.fanout.publish_video(packet)
-                if self.recorder is not None:
-                    self.recorder.write_video(packet)
+                for sink in self.sinks:
+                    sink.write_video(packet)
             self.frames_out += 1
             self.latency_ms.append((time.perf_counter() - arrived) * 1000.0)
 
@@ -168,8 +182,8 @@ class Program:
                     continue
                 for packet in packets:
                     self.fanout.publish_audio(packet)
-                    if self.recorder is not None:
-                        self.recorder.write_audio(packet)
+                    for sink in self.sinks:
+                        sink.write_audio(packet)
         except MediaStreamError:
             return
 
@@ -207,5 +221,8 @@ class Program:
         loop = asyncio.get_running_loop()
         for executor in (self._video_exec, self._audio_exec):
             await loop.run_in_executor(None, executor.shutdown, True)
-        if self.recorder is not None:
-            await loop.run_in_executor(None, self.recorder.close)
+        for sink in self.sinks:
+            try:
+                await loop.run_in_executor(None, sink.close)
+            except Exception:  # one sink failing to close must not keep the others open
+                logger.exception("Program(%s): closing %r failed", id(self), sink)

@@ -116,12 +116,12 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
 
     def _new_program(self, session: "LiveSession") -> Program:
         cfg = self.config
-        recorder = None
+        sinks = []
         if cfg.record:
             stamp = datetime.fromtimestamp(session.started_at, timezone.utc).strftime("%Y%m%d-%H%M%S")
             suffix = "-practice" if session.practice else ""
             path = self.data_dir / "recordings" / f"session-{session.id}-{stamp}{suffix}.mkv"
-            recorder = Recorder(path, cfg.width, cfg.height, cfg.fps)
+            sinks.append(Recorder(path, cfg.width, cfg.height, cfg.fps))
         program = Program(
             width=cfg.width,
             height=cfg.height,
@@ -134,7 +134,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
             queue_packets=cfg.viewer_queue_packets,
             compositor=self.compositor,
             on_ended=self._on_program_ended,
-            recorder=recorder,
+            sinks=sinks,
         )
         for shard in self.shards:
             program.fanout.add_sink(shard.publish)
