@@ -22,7 +22,10 @@ that raises (or answers nonsense) leaves no order placed, gives the stock back a
 the reason; never an unpaid "placed" order.
 
 Practice sessions' orders are stored with ``practice = 1`` and left out of GMV, orders and items sold
-(:mod:`lmserver.figures` defines what counts).
+(:mod:`lmserver.figures` defines what counts). **A practice order takes nothing from stock**: the stock is
+checked as for a real order (a sold-out product is sold out in practice too), but only
+:func:`stock_units` units move, none for practice, when it is reserved and when it is released. Plugins follow
+the same rule (``OrderDraft.practice``: a deal's allocation, a prize's units).
 
 **Reconciliation: reservations whose checkout never finished.** A ``reserved`` order holds stock until its
 checkout answers. A checkout never finishes when the process dies between step 2 and step 3 (``kill -9``, a
@@ -141,6 +144,11 @@ _PRIOR_SQL = ("SELECT k.order_id, k.response, o.event_id, o.product_id, o.quanti
               " JOIN orders o ON o.id = k.order_id WHERE k.viewer_id = ? AND k.key = ? AND k.created_at >= ?")
 
 
+def stock_units(quantity: int, practice: Any) -> int:
+    """The units an order of ``quantity`` takes from stock (and gives back when released): none in practice."""
+    return 0 if practice else quantity
+
+
 def _reserve(conn: sqlite3.Connection, viewer_id: str, product_id: int, quantity: int, event_id: int | None,
              session_id: int | None, practice: bool, key: str | None = None, key_since: float = 0.0) -> dict[str, Any]:
     """Writer thread: check the bag, decrement the stock and insert the reserved order, or raise NotFound / SoldOut.
@@ -160,7 +168,7 @@ def _reserve(conn: sqlite3.Connection, viewer_id: str, product_id: int, quantity
     if in_bag is None:
         raise NotFound(f"product {product_id} is not in this event's shopping bag")
     cur = conn.execute("UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ? AND archived = 0",
-                       (quantity, product_id, quantity))
+                       (stock_units(quantity, practice), product_id, quantity))
     if cur.rowcount != 1:
         left = conn.execute("SELECT stock FROM products WHERE id = ?", (product_id,)).fetchone()
         stock = left["stock"] if left else 0
@@ -245,9 +253,9 @@ def _confirm(conn: sqlite3.Connection, order_id: int, status: str, spec: Any,
 
 def _release(conn: sqlite3.Connection, order_id: int, reason: str = "checkout failed") -> None:
     """Writer thread: give back the stock of an order whose checkout failed (its Idempotency-Key is freed)."""
-    row = conn.execute("SELECT product_id, quantity FROM orders WHERE id = ? AND status = 'reserved'", (order_id,)).fetchone()
+    row = conn.execute("SELECT product_id, quantity, practice FROM orders WHERE id = ? AND status = 'reserved'", (order_id,)).fetchone()
     if row is not None:
-        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (row["quantity"], row["product_id"]))
+        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (stock_units(row["quantity"], row["practice"]), row["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ?", (reason, order_id))
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
 
@@ -262,7 +270,7 @@ def release_unpaid(conn: sqlite3.Connection, order_id: int, reason: str, spec: A
                        " AND status IN ('reserved', 'pending_payment')", (order_id,)).fetchone()
     records: list[Activity] = []
     if row is not None:
-        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (row["quantity"], row["product_id"]))
+        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (stock_units(row["quantity"], row["practice"]), row["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ?", (reason, order_id))
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
         stock = conn.execute("SELECT stock FROM products WHERE id = ?", (row["product_id"],)).fetchone()["stock"]
@@ -385,7 +393,7 @@ def _reconcile(conn: sqlite3.Connection, cutoff: float, reason: str, keys_before
         " ORDER BY id", (cutoff,))]
     groups: dict[tuple[Any, Any, bool], list[dict[str, Any]]] = {}
     for r in rows:
-        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (r["quantity"], r["product_id"]))
+        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (stock_units(r["quantity"], r["practice"]), r["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ? AND status = 'reserved'", (reason, r["id"]))
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (r["id"],))
         groups.setdefault((r["event_id"], r["session_id"], bool(r["practice"])), []).append(r)

@@ -61,7 +61,9 @@ class OrderDraft:
     ``order_id`` is None for ``order_price`` (asked before the row exists) and the new order's id for
     ``reserve_order``; ``unit_price_cents`` is the catalog price for ``order_price`` and the price the
     order is recorded at for ``reserve_order``. ``stock_left`` is the product's stock after this order's
-    units were taken (a plugin that sets units aside compares it with what it set aside). ``offer`` is what
+    units were taken (a plugin that sets units aside compares it with what it set aside). ``practice``: the
+    order belongs to a practice session; it takes nothing from stock (``stock_left`` is the stock as it
+    was), and a plugin takes nothing from stock for it either. ``offer`` is what
     the buyer said they were accepting (the optional ``offer`` field of the order request, e.g.
     ``"<plugin>:<id>"``), None for a plain buy: a plugin refuses an order naming its offer once that offer is over.
     """
