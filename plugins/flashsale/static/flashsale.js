@@ -1,6 +1,6 @@
 // The console's Flash sales panel: add a sale (the form), then Launch / Duplicate / Delete / End, with the
 // live figures of each sale (units sold, buyers, GMV, time to sell out). Data: the plugin's JSON API;
-// live updates: the console's bus records (the "lms:bus" DOM event).
+// live updates: the console's bus (LMS.bus.on("flashsale.", ...)).
 (function () {
   "use strict";
   const panel = document.querySelector("[data-flashsale-panel]");
@@ -59,12 +59,11 @@
     load();
   });
   let pending = null;
-  document.addEventListener("lms:bus", (ev) => {
-    const rec = ev.detail || {};
-    if (rec.name === "bus.reconnected" || (rec.name && rec.name.startsWith("flashsale."))) {
-      clearTimeout(pending);
-      pending = setTimeout(load, 150);  // a storm of progress records reloads once
-    }
-  });
+  function loadSoon() {
+    clearTimeout(pending);
+    pending = setTimeout(load, 150);  // a storm of progress records reloads once
+  }
+  LMS.bus.on("flashsale.", loadSoon);  // the page's one socket (app.js)
+  LMS.bus.on("bus.reconnected", loadSoon);
   load();
 })();
