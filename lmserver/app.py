@@ -245,6 +245,9 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     pm = build_plugin_manager(config, plugins, load_entrypoints)
     app[PM] = pm
     app[auth.PERMISSIONS] = auth.PermissionRegistry(pm.call_lists_sync("register_permissions"))
+    from . import actions
+
+    app[actions.ACTIONS] = actions.collect(app)
     setup_templates(app, pm)
 
     from . import catalog, pages, views
@@ -278,7 +281,7 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     app.cleanup_ctx.append(clocks_ctx)  # the scheduler's timers and the live tick (stopped before the core closes)
     from . import comments, console, orders, prompter, viewer
 
-    for module in (console, viewer, comments, orders, prompter):
+    for module in (console, viewer, comments, orders, prompter, actions):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(console.live_ctx)  # viewer sampling, after the core context
     app.cleanup_ctx.append(orders.orders_ctx)  # releases reservations left by a crash, then reconciles periodically

@@ -130,6 +130,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/sessions/{sid}"): "console.view",
     ("GET", "/api/sessions/{sid}/findings"): "console.view",
     ("POST", "/api/prompter/findings/{id}/dismiss"): "console.view",
+    ("POST", "/api/actions/{name}"): "console.view",  # then the action's own permission
     ("POST", "/api/events/{id}/registrations"): PUBLIC,
     ("GET", "/api/events/{id}/registrations"): "console.view",
     ("GET", "/api/events/{id}/console"): "console.view",

@@ -41,6 +41,24 @@ PrompterRule = Callable[[Any, Activity], "list[dict[str, Any]] | None | Awaitabl
 
 
 @dataclass(frozen=True)
+class Action:
+    """A named action a plugin offers (``register_actions``; see :mod:`lmserver.actions`).
+
+    ``name`` is ``"<plugin>.<what>"`` (``"poll.start"``): other plugins name it, never import it;
+    ``label`` is the button's text; ``permission`` (a declared one) is what a staff member needs to run it;
+    ``run(app, params, user)`` (may be a coroutine) does it with the caller's ``params`` (a dict) and
+    answers a dict whose ``text`` says what was done, or raises an :class:`lmserver.api.ApiError` whose
+    reason says why not (409: "no poll is ready for this event: set one up in the Polls panel").
+    """
+
+    name: str
+    label: str
+    permission: str
+    run: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Permission:
     """A staff permission (``register_permissions``): its name, what it allows, the roles that have it.
 

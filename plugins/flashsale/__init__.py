@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from lmserver import api
-from lmserver.api import Activity, EventSpec, Figure, OrderDraft, Panel, Permission, hookimpl
+from lmserver.api import Action, Activity, EventSpec, Figure, OrderDraft, Panel, Permission, hookimpl
 
 from . import service, store, views
 from .store import MIGRATIONS, NAME, Settings
@@ -48,6 +48,14 @@ def register_routes(app: web.Application) -> list[web.RouteDef]:
 @hookimpl
 def register_migrations() -> list[tuple[str, str]]:
     return MIGRATIONS
+
+
+@hookimpl
+def register_actions() -> list[Action]:
+    """``flashsale.launch`` (params ``{"event_id", "product_id"?}``): launch the next flash sale set up for the event
+    (for that product; else its last sale again), the prompter's "Launch a flash sale" button."""
+    return [Action(service.LAUNCH_ACTION, "Launch a flash sale", views.PERMISSION, service.launch_next,
+                   "launch the live event's next flash sale (on the given product)")]
 
 
 @hookimpl

@@ -255,6 +255,20 @@ async def start(app: web.Application, gid: int) -> Any:
     return row
 
 
+START_ACTION = "giveaway.start"
+
+
+async def start_next(app: web.Application, params: dict[str, Any], user: Any = None) -> dict[str, Any]:
+    """The ``giveaway.start`` action: start the event's next ready giveaway (oldest first)."""
+    event_id = api.validate.integer(params, "event_id", min=1)
+    row = await api.db(app).fetchone("SELECT id FROM giveaways WHERE event_id = ? AND status = 'ready' ORDER BY id LIMIT 1", (event_id,))
+    if row is None:
+        raise Conflict("no giveaway is ready for this event: set one up in the Giveaways panel, then start it")
+    started = await start(app, row["id"])
+    return {"text": f"Giveaway “{started['title']}” started: the draw is in {started['countdown_seconds']} s",
+            "giveaway_id": started["id"]}
+
+
 async def refresh_running(app: web.Application) -> None:
     rows = await api.db(app).fetchall("SELECT id, event_id, entry_mode, keyword, ends_at FROM giveaways WHERE status = 'running'")
     app[RUNNING].clear()
