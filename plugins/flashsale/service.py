@@ -260,7 +260,7 @@ async def on_start(app: web.Application, timer: api.Timer) -> None:
     except NotFound:
         return
     if sale["status"] == "live":
-        await api.publish(app, "flashsale.started", {"sale": await full(app, sale)}, session=_tag(sale))
+        await api.publish(app, "flashsale.started", {"sale": await full(app, sale)}, session=await _tag(app, sale))
 
 
 def _end(conn: sqlite3.Connection, sale_id: int, reason: str, now: float) -> bool:
@@ -282,7 +282,7 @@ async def end(app: web.Application, sale_id: int, reason: str) -> dict[str, Any]
         await api.publish(app, "flashsale.ended", {
             "sale": sale, "reason": reason,
             "text": f"Flash sale ended ({reason}): {sale['title']}, {f['units_sold']} of {sale['allocated']} sold to {f['buyers']} buyers,"
-                    f" {money(f['gmv_cents'], sale['currency'])}"}, session=_tag(sale))
+                    f" {money(f['gmv_cents'], sale['currency'])}"}, session=await _tag(app, sale))
     return sale
 
 
@@ -293,9 +293,9 @@ async def on_end(app: web.Application, timer: api.Timer) -> None:
         pass
 
 
-def _tag(sale: dict[str, Any]) -> api.Activity:
-    """Tag a sale's records with its own event and session (its event's viewers see them)."""
-    return api.Activity(None, "flashsale.changed", sale["event_id"], sale["session_id"], bool(sale["practice"]), time.time(), {})
+async def _tag(app: web.Application, sale: dict[str, Any]) -> api.LiveSession | None:
+    """The session a sale runs in: its records are tagged with it (its event's viewers see them)."""
+    return await api.session(app, sale["session_id"])
 
 
 async def reconcile(app: web.Application, sale_id: int | None = None) -> list[int]:
@@ -366,9 +366,9 @@ async def _offered(app: web.Application, sale_id: int, viewer_ids: list[str]) ->
         await api.schedule_at(app, until, f"flashsale:offer:{sale_id}:{vid}", OFFER, {"sale_id": sale_id, "viewer_id": vid})
     sale = await get(app, sale_id)
     if viewer_ids:
-        await api.publish(app, "flashsale.offered", {"sale_id": sale_id, "viewer_ids": viewer_ids, "until": until}, session=_tag(sale))
+        await api.publish(app, "flashsale.offered", {"sale_id": sale_id, "viewer_ids": viewer_ids, "until": until}, session=await _tag(app, sale))
     await api.publish(app, "flashsale.progress", {"sale_id": sale_id, "sold": sale["sold"], "allocated": sale["allocated"]},
-                      session=_tag(sale))
+                      session=await _tag(app, sale))
 
 
 async def on_hold_expired(app: web.Application, timer: api.Timer) -> None:

@@ -304,13 +304,8 @@ async def enter(app: web.Application, gid: int, viewer: dict[str, Any], via: str
 
 
 async def _session_of(app: web.Application, row: Any) -> Any:
-    session = api.current_session(app)
-    if session is not None and session.id == row["session_id"]:
-        return session
-    if row["session_id"] is None:
-        return None
-    return api.LiveSession(id=row["session_id"], event_id=row["event_id"], practice=bool(row["practice"]), source="",
-                           started_at=0.0, started_by=None)
+    """The session the giveaway ran in (its records are tagged with it, even after it ended)."""
+    return await api.session(app, row["session_id"])
 
 
 async def on_comment(app: web.Application, comment: dict[str, Any]) -> None:
