@@ -36,7 +36,7 @@
     card.dataset.saleId = sale.id;
     card.dataset.state = soldOut ? "sold-out" : (started ? "live" : "countdown");
     card.innerHTML = `
-      <div class="fs-card-head">${sale.practice ? '<span class="badge">practice</span> ' : ""}⚡ <b>${esc(sale.title)}</b> <span class="fs-timer">${timer}</span></div>
+      <div class="fs-card-head">${sale.practice ? '<span class="pill pill-practice">practice</span> ' : ""}⚡ <b>${esc(sale.title)}</b> <span class="fs-timer">${timer}</span></div>
       <div class="fs-prices"><span class="fs-deal" data-fs-deal>${money(sale.deal_price_cents, sale.currency)}</span>
         <s class="fs-regular">${money(sale.regular_price_cents, sale.currency)}</s>
         <small class="muted">Lowest price of the previous 30 days: ${money(sale.lowest_30d_cents, sale.currency)}</small></div>

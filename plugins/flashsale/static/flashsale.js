@@ -21,7 +21,7 @@
     actions.push(["duplicate", "Duplicate", ""]);
     const when = s.status === "countdown" ? " · starts soon" : "";
     return `<li data-sale-id="${s.id}" data-status="${s.status}">
-      <div><b>${esc(s.title)}</b> ${s.practice ? '<span class="badge">practice</span>' : ""} <span class="badge" data-fs-status>${s.status}${when}</span></div>
+      <div><b>${esc(s.title)}</b> ${s.practice ? '<span class="pill pill-practice">practice</span>' : ""} <span class="pill" data-fs-status>${s.status}${when}</span></div>
       <div class="small">${money(s.deal_price_cents, s.currency)} <s>${money(s.regular_price_cents, s.currency)}</s> ·
         ${s.allocated} allocated${s.per_buyer_limit ? ` · ${s.per_buyer_limit} per buyer` : ""} · ${s.countdown_seconds} s countdown · ${s.duration_minutes} min</div>
       <div class="fs-figures" data-fs-figures><span data-fs-sold>${f.units_sold} of ${s.allocated} sold</span> · ${f.buyers} buyers ·
