@@ -99,6 +99,17 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/settings/stream-key"): "settings.manage",
     ("POST", "/api/settings/stream-key/rotate"): "settings.manage",
     ("GET", "/api/activity"): "console.view",
+    # --- webhooks (lmserver/webhooks_api.py)
+    ("GET", "/settings/webhooks"): "settings.manage",
+    ("GET", "/api/webhooks/events"): "settings.manage",
+    ("GET", "/api/webhooks"): "settings.manage",
+    ("POST", "/api/webhooks"): "settings.manage",
+    ("PATCH", "/api/webhooks/{id}"): "settings.manage",
+    ("DELETE", "/api/webhooks/{id}"): "settings.manage",
+    ("POST", "/api/webhooks/{id}/rotate"): "settings.manage",
+    ("POST", "/api/webhooks/{id}/test"): "settings.manage",
+    ("GET", "/api/webhooks/{id}/deliveries"): "settings.manage",
+    ("POST", "/api/webhooks/deliveries/{id}/redeliver"): "settings.manage",
     # --- catalog
     ("GET", "/api/products"): "console.view",
     ("POST", "/api/products"): "catalog.edit",
