@@ -338,3 +338,20 @@ CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id);
 CREATE TABLE webhook_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), activity_id INTEGER NOT NULL);
 INSERT INTO webhook_cursor (id, activity_id) SELECT 1, COALESCE(MAX(id), 0) FROM activity;
 """)
+
+
+migration(name="051_api_tokens", sql="""
+-- API tokens for scripts and integrations (Settings -> API tokens): "Authorization: Bearer lmst_..."
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,          -- SHA-256 of the token (the token itself is shown once, never stored)
+    hint TEXT NOT NULL,                       -- the token's first characters, to recognise it in the list
+    scopes TEXT NOT NULL DEFAULT '[]',        -- JSON list of permission names the token may use
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,  -- who made it: the token never exceeds their role
+    created_at REAL NOT NULL,
+    expires_at REAL,                          -- NULL: no expiry
+    last_used_at REAL,
+    revoked_at REAL
+);
+""")
