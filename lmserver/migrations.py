@@ -287,3 +287,12 @@ migration(name="040_order_label", sql="""
 -- what granted an order that was not sold (a plugin's label, e.g. "prize"); NULL for a purchase
 ALTER TABLE orders ADD COLUMN label TEXT;
 """)
+
+
+migration(name="041_scripts_and_comment_products", sql="""
+-- issue 16: staff-only talking points of a product and a run-of-show script of an event (catalog.SCRIPT_MAX
+-- characters at most), and the product a comment is about (named in it, or asked from its pinned card)
+ALTER TABLE products ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE comments ADD COLUMN product_id INTEGER REFERENCES products(id) ON DELETE SET NULL;
+""")
