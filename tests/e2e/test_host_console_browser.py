@@ -87,6 +87,27 @@ async def test_stock_stays_current_on_every_console_and_viewer_page(aiohttp_serv
     await console.evaluate(f"LMS.api('PATCH', '/api/products/{scarf}', {{stock: 75}})")
     await console.locator(console_stock, has_text="75 in stock").wait_for()
     await viewer_page.locator(viewer_stock, has_text="75 in stock").wait_for()
+
+    # the pinned card's "Ask about it": the viewer's question is a product question on the console
+    await console.click(f'.bag-item[data-id="{scarf}"] [data-pin]')
+    await viewer_page.click("#pinned-product [data-ask]")
+    await viewer_page.fill("#nickname-form input", "Mia")
+    await viewer_page.click("#nickname-form button")
+    assert await viewer_page.locator("#asking-title").inner_text() == "Merino scarf"
+    await viewer_page.fill("#comment-form input", "how long is it?")
+    check_screenshot(await viewer_page.screenshot(), "hostconsole-viewer-live-desktop")
+    await viewer_page.click("#comment-form button")
+    await console.click("[data-comments=product]")
+    await console.locator("#feed-comments .feed-item", has_text="how long is it?").wait_for()
+    assert await app[DB].fetchval("SELECT product_id FROM comments WHERE body = 'how long is it?'") == scarf
+    assert await viewer_page.locator("#asking").is_hidden()
+    for viewport, scheme, name in ((PHONE, "light", "phone"), (DESKTOP, "dark", "dark")):
+        ctx, page = await _page(browser, base, f"/e/{slug}", viewport=viewport, scheme=scheme, errors=errors)
+        await page.locator("#pinned-product [data-ask]").wait_for()
+        widths = await page.evaluate(NO_HSCROLL)
+        assert widths[0] <= widths[1], widths
+        check_screenshot(await page.screenshot(full_page=True), f"hostconsole-viewer-live-{name}")
+        await ctx.close()
     assert errors == []
     await cctx.close()
     await vctx.close()
@@ -255,3 +276,76 @@ async def test_phone_console_pins_shows_billboards_and_moderates(tmp_path: Path,
         check_screenshot(await page.screenshot(full_page=True), "hostconsole-phone-console")
         await ctx.close()
     assert errors == []
+
+
+VIEWER_STATE = """() => ({
+  live: !document.querySelector('#live-pill').hidden, studioPill: !!(document.querySelector('#topbar-live') || {}).offsetParent, ended: !document.querySelector('#ended-pill').hidden,
+  unmute: !document.querySelector('#unmute').hidden, overlay: document.querySelector('#player-overlay').hidden ? '' : document.querySelector('#player-overlay').innerText,
+  commentForm: !document.querySelector('#comment-form').hidden, nicknameForm: !document.querySelector('#nickname-form').hidden,
+  closed: document.querySelector('#chat-closed').hidden ? '' : document.querySelector('#chat-closed').textContent,
+  replay: (document.querySelector('#player-overlay a.replay-link') || {}).href || null})"""
+
+
+async def test_viewer_pages_after_the_end_and_earlier_sessions(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
+    app = app_factory(live={"comment_rate_seconds": 0})
+    server = await aiohttp_server(app)
+    base = f"http://127.0.0.1:{server.port}"
+    eid = await make_event(app, "Autumn knitwear")
+    await make_product(app, "Merino scarf", stock=40, event_id=eid)
+    slug = await app[DB].fetchval("SELECT slug FROM events WHERE id = ?", (eid,))
+    viewers = [await new_viewer(app, name) for name in ("Ann", "Bo")]
+    first = await go_live(app, eid)
+    for text in ("first show: hello", "first show: is it wool?"):
+        await _comment(base, eid, viewers[0], text)
+    await app[LIVE].end("host ended")
+    await go_live(app, eid)
+    await _comment(base, eid, viewers[1], "second show: hi again")
+    errors: list[str] = []
+    pages = []
+    for viewport, scheme in ((DESKTOP, "light"), (PHONE, "light"), (DESKTOP, "dark")):
+        ctx, page = await _page(browser, base, f"/e/{slug}", viewport=viewport, scheme=scheme, errors=errors)
+        pages.append((ctx, page))
+    desk = pages[0][1]
+
+    # the chat: this session's comments; the first session's behind a collapsed "Previous sessions" divider
+    async def chat(page: Any) -> list[str]:
+        return [str(t) for t in await page.eval_on_selector_all("#comments > li", "els => els.map(e => e.classList.contains('comment') ? "
+                                                  "e.querySelector('.who').textContent + ' ' + e.querySelector('.body').textContent : e.innerText.trim())")]
+
+    assert await chat(desk) == ["▸ Previous sessions · 2 comments", "Bo second show: hi again"]
+    await _comment(base, eid, viewers[0], "second show: love it")
+    await desk.locator("#comments li", has_text="love it").wait_for()
+    await desk.click("#previous-toggle")
+    assert await chat(desk) == ["▾ Previous sessions · 2 comments", "Ann first show: hello", "Ann first show: is it wool?", "This session",
+                                "Bo second show: hi again", "Ann second show: love it"]
+    check_screenshot(await desk.screenshot(), "hostconsole-viewer-sessions-desktop")
+    await desk.click("#previous-toggle")
+    assert len(await chat(desk)) == 3
+    live = await desk.evaluate(VIEWER_STATE)
+    assert live["live"] and live["studioPill"] and not live["ended"] and live["closed"] == ""
+
+    # the first session's replay is published (engineer replay's sessions.replay_published) before this one ends
+    columns = {r["name"] for r in await app[DB].fetchall("PRAGMA table_info(sessions)")}
+    if "replay_published" not in columns:
+        await app[DB].execute("ALTER TABLE sessions ADD COLUMN replay_published INTEGER NOT NULL DEFAULT 0")
+    await app[DB].execute("UPDATE sessions SET replay_published = 1 WHERE id = ?", (first.id,))
+    # the end: every open viewer page shows it at once (LIVE pill gone, no unmute over a black player, chat closed)
+    await desk.evaluate("document.querySelector('#unmute').hidden = false")  # as after a muted autoplay
+    await app[LIVE].end("host ended")
+    for _, page in pages:
+        await page.wait_for_function("document.body.dataset.live === 'ended' && !!document.querySelector('a.replay-link')")
+        shown = await page.evaluate(VIEWER_STATE)
+        assert shown == {"live": False, "studioPill": False, "ended": True, "unmute": False, "overlay": shown["overlay"], "commentForm": False,
+                         "nicknameForm": False, "closed": "The LIVE has ended: comments are closed.", "replay": shown["replay"]}
+        assert "LIVE ended" in shown["overlay"]
+    check_screenshot(await pages[1][1].screenshot(full_page=True), "hostconsole-viewer-ended-phone")
+    check_screenshot(await pages[2][1].screenshot(), "hostconsole-viewer-ended-dark")
+    # the second session is still the chat's current one after the end
+    assert (await chat(desk))[0] == "▸ Previous sessions · 2 comments"
+
+    # a published replay (engineer replay's sessions.replay_published): the ended page links it
+    assert (await desk.evaluate(VIEWER_STATE))["replay"] == f"{base}/e/{slug}/replay/{first.id}"
+    check_screenshot(await desk.screenshot(), "hostconsole-viewer-ended-replay-desktop")
+    assert errors == []
+    for ctx, _ in pages:
+        await ctx.close()

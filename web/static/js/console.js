@@ -68,6 +68,8 @@ import { play, publish } from "./webrtc.js";
     pill.className = "pill" + (s && s.live ? (s.practice ? " pill-practice" : " pill-live") : "");
     pill.textContent = s && s.live ? (s.practice ? "Practice" : "LIVE") : (readonly ? "Past session" : "Offline");
     $("#practice-badge").hidden = !(s && s.live && s.practice);
+    const studioPill = $("#topbar-live");  // the site bar's pill follows the studio, not the page load
+    if (studioPill) studioPill.style.display = state.studio_live ? "" : "none";
     const go = $("#golive-btn"), end = $("#endlive-btn");
     if (go) {
       // Go LIVE stays offered on every console that is not the one streaming: trying it while the studio is

@@ -29,6 +29,8 @@ import { play as whepPlay } from "./webrtc.js";
     const ended = !state.live && !!state.ended_at;
     $("#live-pill").hidden = !state.live;
     $("#ended-pill").hidden = !ended;
+    const studioPill = $("#topbar-live");  // the site bar's LIVE pill, drawn when the page was served
+    if (studioPill) studioPill.style.display = state.live ? "" : "none";
     document.body.dataset.live = state.live ? "live" : ended ? "ended" : "upcoming";
     // the comment box is open only while live (the server refuses comments otherwise)
     $("#chat-closed").hidden = state.live;
