@@ -349,3 +349,38 @@ async def test_viewer_pages_after_the_end_and_earlier_sessions(aiohttp_server: A
     assert errors == []
     for ctx, _ in pages:
         await ctx.close()
+
+
+async def test_scripts_are_edited_in_the_catalog_and_the_event_form(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
+    app = app_factory()
+    server = await aiohttp_server(app)
+    base = f"http://127.0.0.1:{server.port}"
+    eid = await make_event(app, "Autumn knitwear", starts_in=3600)
+    scarf = await make_product(app, "Merino scarf", stock=40, event_id=eid)
+    owner = await make_user(AppHolder(app), "owner")
+    errors: list[str] = []
+    for viewport, scheme, name in ((DESKTOP, "light", "desktop"), (PHONE, "light", "phone"), (DESKTOP, "dark", "dark")):
+        ctx = await browser.new_context(viewport=viewport, color_scheme=scheme)
+        page = await login_page(ctx, base, owner, PASSWORD)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(f"{base}/catalog")
+        await page.click(".edit-product")
+        points = f"Talking points ({name}):\n• 100% merino\n• 180 × 30 cm"
+        await page.fill("#product-form textarea[name=script]", points)
+        check_screenshot(await page.screenshot(), f"hostconsole-catalog-script-{name}")
+        async with page.expect_navigation():  # the catalog reloads after a save
+            await page.click("#product-save")
+        assert await app[DB].fetchval("SELECT script FROM products WHERE id = ?", (scarf,)) == points
+        # the event's run of show, in the edit dialog of the event's page
+        await page.goto(f"{base}/events/{eid}")
+        await page.click("#edit-event")
+        show = f"Run of show ({name}): open with the scarf"
+        await page.fill("#event-form textarea[name=script]", show)
+        check_screenshot(await page.screenshot(), f"hostconsole-event-script-{name}")
+        async with page.expect_navigation():
+            await page.click("#event-save")
+        assert await app[DB].fetchval("SELECT script FROM events WHERE id = ?", (eid,)) == show
+        await page.click("#edit-event")
+        assert await page.input_value("#event-form textarea[name=script]") == show  # the form shows it back
+        await ctx.close()
+    assert errors == []
