@@ -289,7 +289,7 @@ ALTER TABLE orders ADD COLUMN label TEXT;
 """)
 
 
-migration(name="041_scripts_and_comment_products", sql="""
+migration(name="043_scripts_and_comment_products", sql="""
 -- issue 16: staff-only talking points of a product and a run-of-show script of an event (catalog.SCRIPT_MAX
 -- characters at most), and the product a comment is about (named in it, or asked from its pinned card)
 ALTER TABLE products ADD COLUMN script TEXT NOT NULL DEFAULT '';

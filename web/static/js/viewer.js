@@ -346,8 +346,6 @@ import { play as whepPlay } from "./webrtc.js";
   renderAll();
   LMS.bus.connect(`/ws/viewer?event=${eventId}`);  // the page's one socket (also <body data-bus>); widgets share it
   LMS.bus.on("*", onRecord);
-  // a replay published after the end (the replay feature's records): fetch the state again for its link
-  LMS.bus.on("replay.", () => { if (!state.live) reload(); });
   if (state.live) play();
   window.LMSViewer = { state: () => state };
 })();
