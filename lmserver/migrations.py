@@ -355,3 +355,12 @@ CREATE TABLE api_tokens (
     revoked_at REAL
 );
 """)
+
+
+migration(name="052_scripts_and_comment_products", sql="""
+-- issue 16: staff-only talking points of a product and a run-of-show script of an event (validate.SCRIPT_MAX
+-- characters at most), and the product a comment is about (named in it, or asked from its pinned card)
+ALTER TABLE products ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE comments ADD COLUMN product_id INTEGER REFERENCES products(id) ON DELETE SET NULL;
+""")
