@@ -391,7 +391,7 @@ async def api_session_recording(request: web.Request) -> web.Response:
 @routes.get("/api/recordings")
 @doc("Every recording (newest first) with its event, session, duration, size and state; and the disk's free space",
      returns="{recordings: [{id, part, session_id, event_id, event_title, practice, started_at, duration, size, state, "
-             "error, url, created_at, live}], free_gb, total_gb}", tags=["recordings"], permission="settings.manage")
+             "error, url, created_at, live}], free_gb, total_gb, total_bytes}", tags=["recordings"], permission="settings.manage")
 async def api_recordings(request: web.Request) -> web.Response:
     await auth.require(request, "settings.manage")
     return web.json_response(await _recordings_context(request))
@@ -406,7 +406,7 @@ async def _recordings_context(request: web.Request) -> dict[str, Any]:
     manager = app.get(RECORDINGS)
     free = manager.free_gb() if manager is not None else free_bytes(Path(app[CONFIG].data_dir)) / GB
     total = sum(i["size"] or 0 for i in items)
-    return {"recordings": items, "free_gb": round(free, 2), "total_gb": round(total / GB, 3)}
+    return {"recordings": items, "free_gb": round(free, 2), "total_gb": round(total / GB, 3), "total_bytes": total}
 
 
 @routes.delete("/api/recordings/{id}")
