@@ -111,3 +111,27 @@ async def test_chromium_plays_a_recording_from_8_s_and_the_recordings_page(aioht
     assert errors == []
     await context.close()
     await phone.close()
+
+
+async def test_the_console_shows_the_recording_while_live(studio: Any, browser: Any) -> None:
+    csrf = await studio.login()
+    now = time.time()
+    async with studio.app[DB].transaction() as tx:
+        cur = await tx.execute("INSERT INTO events (slug, title, starts_at, duration_minutes, created_at, updated_at)"
+                               " VALUES ('rec', 'Rec show', ?, 60, ?, ?)", (now - 60, now, now))
+        event_id = cur.lastrowid
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await login_page(context, studio.base, "host", PASSWORD)
+    await page.goto(f"{studio.base}/events/{event_id}/console")
+    async with studio.http.post(studio.base + "/api/media/capture", headers={"X-CSRF-Token": csrf}, json={
+            "source": "lavfi:smptebars", "event_id": event_id, "practice": True,
+            "options": {"video_size": "320x240", "framerate": "15"}}) as resp:
+        assert resp.status == 201, await resp.text()
+    try:
+        await page.wait_for_function("(document.querySelector('#rec-indicator') || {}).textContent?.includes('● REC')", timeout=20000)
+        text = await page.inner_text("#rec-indicator")
+        assert text.endswith(" MB"), text
+    finally:
+        async with studio.http.delete(studio.base + "/api/media/capture", headers={"X-CSRF-Token": csrf}) as resp:
+            assert resp.status == 200
+        await context.close()
