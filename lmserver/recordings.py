@@ -228,19 +228,29 @@ class RecordingManager:
     async def finish(self) -> None:
         """The program stopped (its sinks are closed): remux the part in a worker thread, then apply retention."""
         current, self.current = self.current, None
+        self.warning = None
         if self._check_task is not None:
             self._check_task.cancel()
             self._check_task = None
         if current is None:
             return
         rid, recorder, _ = current
-        self._spawn(self._finalize(rid, recorder.error), "recording-remux")
+        self._spawn(self._finalize(rid, recorder.error, recorder.duration), "recording-remux")
 
-    async def _finalize(self, rid: int, error: str | None = None) -> None:
+    async def _finalize(self, rid: int, error: str | None = None, duration: float | None = None) -> None:
         row = await self.db.fetchone("SELECT * FROM recordings WHERE id = ?", (rid,))
         if row is None or row["path"] is None or row["state"] not in ("recording", "stopped"):
             return
         path = self.data_dir / row["path"]
+        size = path.stat().st_size if path.exists() else 0
+        state = "stopped" if row["state"] == "stopped" else "complete"
+        if size and duration and self._free(self.dir) < size * 1.1 + 64 * 1024**2:
+            # no room for the fast-start copy: the fragmented MP4 plays as it is (seeking is slower)
+            note = "kept as a fragmented MP4: not enough free space to remux it"
+            await self.db.execute("UPDATE recordings SET state = ?, duration = ?, size = ?, error = COALESCE(error, ?)"
+                                  " WHERE id = ?", (state, round(duration, 3), size, note, rid))
+            log.warning("RecordingManager: recording %s %s", rid, note)
+            return
         loop = asyncio.get_running_loop()
         try:
             duration, size = await loop.run_in_executor(None, remux, path, path)
@@ -254,7 +264,6 @@ class RecordingManager:
                                   (f"the remux failed: {exc}", path.stat().st_size if path.exists() else 0, rid))
             log.exception("RecordingManager: remux of recording %s failed", rid)
         else:
-            state = "stopped" if row["state"] == "stopped" else "complete"
             await self.db.execute("UPDATE recordings SET state = ?, duration = ?, size = ?, error = COALESCE(error, ?)"
                                   " WHERE id = ?", (state, round(duration, 3), size, error, rid))
             log.info("RecordingManager: recording %s %s: %.1f s, %d bytes", rid, state, duration, size)
@@ -306,9 +315,11 @@ class RecordingManager:
         row = await self.db.fetchone("SELECT * FROM recordings WHERE id = ?", (rid,))
         if row is None or row["state"] == "deleted":
             raise NotFound(f"recording {rid} does not exist (or was already deleted)")
-        if self.is_live(row["session_id"]) or row["state"] == "recording":
+        if self.is_live(row["session_id"]):
             raise Conflict(f"recording {rid} belongs to session {row['session_id']}, which is live: end the LIVE first,"
                            " then delete it")
+        if row["state"] == "recording":
+            raise Conflict(f"recording {rid} is still being finished (remuxed): try again in a moment")
         await self._delete(rid, "deleted")
         return {"id": rid, "state": "deleted"}
 
