@@ -12,9 +12,10 @@ from typing import Any
 import av
 import numpy as np
 
-from lmserver.appkeys import CONFIG, DB
+from lmserver.appkeys import CONFIG, DB, LIVE
 from lmserver.media.encoder import AUDIO_TIME_BASE, VIDEO_TIME_BASE, AudioEncoder, VideoEncoder
 from lmserver.media.recorder import Recorder, remux
+from lmserver.recordings import RECORDINGS
 from tests.browser import check_screenshot, login_page
 from tests.conftest import PASSWORD, make_user
 
@@ -131,6 +132,26 @@ async def test_the_console_shows_the_recording_while_live(studio: Any, browser: 
         await page.wait_for_function("(document.querySelector('#rec-indicator') || {}).textContent?.includes('● REC')", timeout=20000)
         text = await page.inner_text("#rec-indicator")
         assert text.endswith(" MB"), text
+        # the part being recorded is a fragmented MP4 that already plays (what a replay opened mid-LIVE gets)
+        sid = studio.app[LIVE].current.id
+        for _ in range(100):
+            async with studio.http.get(f"{studio.base}/api/sessions/{sid}/recording") as resp:
+                parts = (await resp.json())["parts"]
+            if parts and studio.app[RECORDINGS].current[1].duration >= 2.5:
+                break
+            await asyncio.sleep(0.1)
+        assert parts[0]["state"] == "recording"
+        played = await page.evaluate("""async (url) => {
+            const v = document.createElement("video");
+            v.muted = true; v.src = url;
+            document.body.append(v);
+            await new Promise((ok, ko) => { v.addEventListener("loadedmetadata", ok, {once: true});
+                                            v.addEventListener("error", () => ko(new Error("video error " + (v.error && v.error.message))), {once: true}); });
+            await v.play();
+            for (let i = 0; i < 100 && v.currentTime < 1.0; i++) await new Promise((ok) => setTimeout(ok, 50));
+            return {time: v.currentTime, width: v.videoWidth};
+        }""", parts[0]["url"])
+        assert played["time"] >= 1.0 and played["width"] == 320, played
     finally:
         async with studio.http.delete(studio.base + "/api/media/capture", headers={"X-CSRF-Token": csrf}) as resp:
             assert resp.status == 200
