@@ -137,7 +137,7 @@ async def test_the_console_shows_the_recording_while_live(studio: Any, browser: 
         for _ in range(100):
             async with studio.http.get(f"{studio.base}/api/sessions/{sid}/recording") as resp:
                 parts = (await resp.json())["parts"]
-            if parts and studio.app[RECORDINGS].current[1].duration >= 2.5:
+            if parts and studio.app[RECORDINGS].current.recorder.duration >= 2.5:
                 break
             await asyncio.sleep(0.1)
         assert parts[0]["state"] == "recording"

@@ -56,11 +56,19 @@ async def end_live(studio: Studio, h: dict[str, str], *, interrupt: bool = False
         assert resp.status == 200, await resp.text()
 
 
+async def until(check: Any, what: str) -> None:
+    for _ in range(200):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never: {what}")
+
+
 async def frames_recorded(studio: Studio, seconds: float) -> None:
     """Until the part being recorded holds ``seconds`` of video (bounded)."""
     manager = studio.app[RECORDINGS]
     for _ in range(400):
-        if manager.current is not None and manager.current[1].duration >= seconds:
+        if manager.current is not None and manager.current.recorder.duration >= seconds:
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"the recording did not reach {seconds} s")
@@ -162,6 +170,7 @@ async def test_disk_checks_warn_then_stop_the_recording_never_the_live(studio: S
     # a threshold above the real free space (but not twice it): recording, with a warning
     manager.media = dataclasses.replace(manager.media, recording_min_free_gb=free * 1.5)
     sid = await go_live(studio, h, practice=True)
+    await until(lambda: warnings, "a warning")
     assert [w["level"] for w in warnings] == ["warning"] and "nearly full" in warnings[0]["message"]
     await frames_recorded(studio, 1.0)
     # now twice the free space: the next check stops the recording; the LIVE goes on
@@ -172,7 +181,7 @@ async def test_disk_checks_warn_then_stop_the_recording_never_the_live(studio: S
         await asyncio.sleep(0.05)
     assert warnings[-1]["level"] == "critical" and "recording stopped" in warnings[-1]["message"]
     assert studio.app[LIVE].current is not None and studio.app[LIVE].current.id == sid
-    stopped_at = manager.current[1].duration
+    stopped_at = manager.current.recorder.duration
     healths.clear()
     for _ in range(100):
         if healths:
@@ -186,6 +195,7 @@ async def test_disk_checks_warn_then_stop_the_recording_never_the_live(studio: S
     # below half the threshold before going live: the LIVE starts, unrecorded, and the console is told
     warnings.clear()
     sid2 = await go_live(studio, h, practice=True)
+    await until(lambda: warnings, "a warning")
     assert [w["level"] for w in warnings] == ["critical"] and "not recording" in warnings[0]["message"]
     assert manager.snapshot() is not None and manager.snapshot()["state"] == "off"
     await end_live(studio, h)
