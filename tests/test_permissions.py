@@ -101,6 +101,12 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/settings/stream-key"): "settings.manage",
     ("POST", "/api/settings/stream-key/rotate"): "settings.manage",
     ("GET", "/api/activity"): "console.view",
+    # --- recordings (the video is also public once the session's replay is published)
+    ("GET", "/settings/recordings"): "settings.manage",
+    ("GET", "/api/recordings"): "settings.manage",
+    ("DELETE", "/api/recordings/{id}"): "settings.manage",
+    ("GET", "/api/sessions/{sid}/recording"): "console.view",
+    ("GET", "/recordings/{id}/video.mp4"): "console.view",
     # --- webhooks (lmserver/webhooks_api.py)
     ("GET", "/settings/webhooks"): "settings.manage",
     ("GET", "/api/webhooks/events"): "settings.manage",
