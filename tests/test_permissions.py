@@ -208,6 +208,10 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/plugins/flashsale/sales/{id}/end"): "flashsale.manage",
     ("GET", "/api/plugins/flashsale/e/{event_id}/sales"): PUBLIC,
     ("POST", "/api/plugins/flashsale/e/{event_id}/sales/{id}/waitlist"): VIEWER,
+    # --- the shop-link checkout plugin
+    ("GET", "/api/plugins/shoplink/products"): "console.view",
+    ("PUT", "/api/plugins/shoplink/products/{id}"): "catalog.edit",
+    ("DELETE", "/api/plugins/shoplink/products/{id}"): "catalog.edit",
     # --- giveaway plugin: staff API, viewer entry/claim, the public proof
     ("GET", "/api/plugins/giveaway/giveaways"): "giveaways.manage",
     ("POST", "/api/plugins/giveaway/giveaways"): "giveaways.manage",

@@ -269,7 +269,7 @@ def test_api_names_are_documented() -> None:
 
 
 #: names of built-in plugins (shipped and planned) that the core must never name
-PLUGIN_NAMES = re.compile(r"billboard|giveaway|flash[ _-]?sale|lmserver_plugins\.prompter|plugins/prompter|"
+PLUGIN_NAMES = re.compile(r"billboard|giveaway|flash[ _-]?sale|shop[ _-]?link|lmserver_plugins\.prompter|plugins/prompter|"
                           r"plugin_config\([^)]*[\"']prompter[\"']", re.I)
 
 
