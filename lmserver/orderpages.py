@@ -93,7 +93,7 @@ async def _page_context(request: web.Request, event: Any) -> dict[str, Any]:
                                       + (" AND event_id = ?" if event is not None else "") + " ORDER BY session_id DESC",
                                       (event["id"],) if event is not None else ())
     return {"event": dict(event) if event is not None else None, "orders": await find_orders(app, f), "filters": f,
-            "statuses": STATUS_CHOICES, "all_statuses": orderstatus.STATUSES, "products": [dict(p) for p in products],
+            "statuses": STATUS_CHOICES, "targets": orderstatus.TARGETS, "products": [dict(p) for p in products],
             "sessions": [s["id"] for s in sessions], "can_manage": user.can(MANAGE), "query": request.query_string}
 
 

@@ -21,6 +21,9 @@ Plugins' money hooks fail closed: an ``order_price``, ``reserve_order`` or ``che
 that raises (or answers nonsense) leaves no order placed, gives the stock back and answers ``503`` with
 the reason; never an unpaid "placed" order.
 
+After the checkout, an order's status moves as :mod:`lmserver.orderstatus` allows (paid, shipped, delivered,
+cancelled, refunded; each change in ``order_status_history``). :func:`insert_order` is the one writer of order rows.
+
 Practice sessions' orders are stored with ``practice = 1`` and left out of GMV, orders and items sold
 (:mod:`lmserver.figures` defines what counts).
 
@@ -67,12 +70,11 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from . import auth, orderstatus, validate
+from . import orderstatus, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, PM, WRITER
 from .background import background
 from .bus import Activity, record_sync
 from .errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
-from .openapi import doc
 from .plugins.manager import HookFailed
 from .plugins.types import CheckoutRequest, CheckoutResult, OrderDraft
 

@@ -46,6 +46,8 @@ NEXT: dict[str, tuple[str, ...]] = {
 }
 #: what only the checkout does (staff and plugins calling :func:`set_status` cannot)
 CHECKOUT_ONLY = {("reserved", "placed"), ("reserved", "pending_payment")}
+#: the statuses staff (and plugins) set
+TARGETS = ("paid", "shipped", "delivered", "cancelled", "refunded")
 #: from these statuses the units are still in the studio: cancelling or refunding puts them back in stock
 UNITS_HELD = ("reserved", "placed", "pending_payment", "paid")
 #: the statuses that are a sale (figures count them; see :mod:`lmserver.figures`)

@@ -11,8 +11,13 @@ let buyer = null;
 let ask = true;
 let pass = false; // the next Buy submit goes through (details are saved)
 let resume = false; // the details dialog was opened by a Buy: submit it again after saving
-const loaded = LMS.api("GET", "/api/viewer/buyer").then((r) => { buyer = r.buyer; ask = r.ask; showShipTo(); })
-  .catch(() => { ask = false; }); // no viewer identity (yet): the order route answers for itself
+let loaded = null;
+// asked when a Buy dialog first opens (not on page load: a thousand viewers joining cost no extra request)
+function load() {
+  loaded = loaded || LMS.api("GET", "/api/viewer/buyer").then((r) => { buyer = r.buyer; ask = r.ask; showShipTo(); })
+    .catch(() => { ask = false; }); // no viewer identity (yet): the order route answers for itself
+  return loaded;
+}
 
 function showShipTo() {
   let line = $("#buy-shipto");
@@ -46,12 +51,13 @@ function open(fromBuy) {
 }
 
 if (buyForm && dlg) {
+  document.addEventListener("click", (ev) => { if (ev.target.closest("[data-buy]")) load(); });
   document.addEventListener("submit", async (ev) => {
     if (ev.target !== buyForm || pass) { pass = false; return; }
-    if (buyer || !ask) return;
+    if (loaded && (buyer || !ask)) return;
     ev.preventDefault();
     ev.stopImmediatePropagation();
-    await loaded;
+    await load();
     if (buyer || !ask) { pass = true; buyForm.requestSubmit(); return; }
     open(true);
   }, true);
