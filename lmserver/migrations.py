@@ -357,7 +357,16 @@ CREATE TABLE api_tokens (
 """)
 
 
-migration(name="052_order_fulfilment", sql="""
+migration(name="052_scripts_and_comment_products", sql="""
+-- issue 16: staff-only talking points of a product and a run-of-show script of an event (validate.SCRIPT_MAX
+-- characters at most), and the product a comment is about (named in it, or asked from its pinned card)
+ALTER TABLE products ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE comments ADD COLUMN product_id INTEGER REFERENCES products(id) ON DELETE SET NULL;
+""")
+
+
+migration(name="053_order_fulfilment", sql="""
 -- issue 18: buyer details, order statuses and their history (lmserver.buyers, lmserver.orderstatus)
 -- a viewer's contact and shipping address, asked on their first purchase, editable; staff-only
 CREATE TABLE buyer_details (
