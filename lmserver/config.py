@@ -183,7 +183,13 @@ class MediaConfig:
     x264_preset: str = opt("superfast", "x264 preset of the program encoder.", one_of("ultrafast", "superfast", "veryfast", "faster", "fast"))
     max_viewers: int = opt(300, "Most WebRTC viewers served at once.", positive)
     viewer_queue_packets: int = opt(256, "Packets buffered per viewer before it skips to the next keyframe.", positive)
-    record: bool = opt(True, "Record the program of every session to the data directory.")
+    record: bool = opt(True, "Record the program of every session to the data directory (a fragmented MP4 while live, remuxed to a fast-start MP4 when the session ends; no second encode).")
+    recording_min_free_gb: float = opt(2.0, "Free space (GB) on the recordings disk below which the console warns, before going live and while recording; below half of it the recording stops (the LIVE goes on).", non_negative)
+    recording_check_seconds: float = opt(30.0, "How often the free space is checked while recording, in seconds.", positive)
+    recording_keep_days: int = opt(30, "Recordings older than this many days are deleted (at startup and after each session); 0: keep them.", non_negative)
+    recording_max_total_gb: float = opt(100.0, "Most space (GB) all recordings may take; the oldest are deleted beyond it (at startup and after each session); 0: no limit.", non_negative)
+    hls: bool = opt(True, "Also serve the LIVE as HLS at /hls/<event>/index.m3u8 (fMP4 segments of one keyframe interval, no second encode): the viewer page falls back to it when WebRTC fails or the server is full; a CDN can cache it.")
+    hls_list_size: int = opt(6, "Segments listed in the HLS playlist (older ones are deleted).", between(3, 30))
     capture_format: str = opt("", "FFmpeg input format of capture_device: v4l2, avfoundation or dshow; empty for a network URL.", one_of("", *CAPTURE_DEVICE_FORMATS))
     capture_device: str = opt("", "The studio's capture source until the owner chooses another in the settings: a device (e.g. /dev/video0 with capture_format = \"v4l2\") or a network URL; empty: none.")
     capture_sources: list[str] = opt([], "More capture sources the owner allows, beside this machine's cameras: network URLs (rtsp, rtsps, rtmp, rtmps, srt, udp, http, https) or FORMAT:DEVICE with FORMAT v4l2, avfoundation or dshow (e.g. \"dshow:video=OBS Virtual Camera\"). Files are never capture sources.", capture_entries)
@@ -217,6 +223,7 @@ class LiveConfig:
     checkout_timeout_seconds: float = opt(120.0, "How long an order may stay reserved while its checkout runs; older reservations are released (units back to stock), in seconds.", positive)
     reconcile_seconds: float = opt(30.0, "How often the server looks for reserved orders whose checkout never finished, in seconds.", positive)
     idempotency_hours: float = opt(24.0, "How long a buyer's Idempotency-Key answers a retry with the first order, in hours.", positive)
+    ask_buyer_details: bool = opt(True, "Whether the viewer page asks for the buyer's name, e-mail and shipping address before their first order (off when a checkout plugin's shop collects them).")
 
 
 @dataclass(frozen=True)

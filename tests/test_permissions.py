@@ -54,6 +54,8 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "flashsale.manage": ("owner", "moderator", "assistant"),
     "giveaways.manage": ("owner", "moderator", "assistant"),
     "console.view": ("owner", "moderator", "assistant"),
+    "orders.view": ("owner", "moderator", "assistant"),
+    "orders.manage": ("owner", "moderator"),
 }
 
 PUBLIC, VIEWER = "public", "viewer"
@@ -101,6 +103,12 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/settings/stream-key"): "settings.manage",
     ("POST", "/api/settings/stream-key/rotate"): "settings.manage",
     ("GET", "/api/activity"): "console.view",
+    # --- recordings (the video is also public once the session's replay is published)
+    ("GET", "/settings/recordings"): "settings.manage",
+    ("GET", "/api/recordings"): "settings.manage",
+    ("DELETE", "/api/recordings/{id}"): "settings.manage",
+    ("GET", "/api/sessions/{sid}/recording"): "console.view",
+    ("GET", "/recordings/{id}/video.mp4"): "console.view",
     # --- webhooks (lmserver/webhooks_api.py)
     ("GET", "/settings/webhooks"): "settings.manage",
     ("GET", "/api/webhooks/events"): "settings.manage",
@@ -162,6 +170,18 @@ TABLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/viewers/{viewer_id}/block"): "comments.moderate",
     ("GET", "/api/events/{id}/comments"): "console.view",
     ("GET", "/api/events/{id}/orders"): "console.view",
+    # --- the Orders pages (issue 18): buyers' details are staff-only
+    ("GET", "/orders"): "orders.view",
+    ("GET", "/orders/packing"): "orders.view",
+    ("GET", "/events/{id}/orders"): "orders.view",
+    ("GET", "/events/{id}/buyers"): "orders.view",
+    ("GET", "/api/orders"): "orders.view",
+    ("GET", "/api/orders.csv"): "orders.view",
+    ("GET", "/api/orders/{id}"): "orders.view",
+    ("POST", "/api/orders/{id}/status"): "orders.manage",
+    ("POST", "/api/orders/status"): "orders.manage",
+    ("GET", "/api/events/{id}/buyers"): "orders.view",
+    ("GET", "/api/events/{id}/buyers.csv"): "orders.view",
     # --- the viewer page's APIs
     ("GET", "/api/e/{id}/state"): PUBLIC,
     ("POST", "/api/viewer/nickname"): VIEWER,
@@ -169,12 +189,15 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/e/{id}/follow"): VIEWER,
     ("POST", "/api/e/{id}/gifts"): VIEWER,
     ("POST", "/api/e/{id}/orders"): VIEWER,
+    ("GET", "/api/viewer/buyer"): VIEWER,
+    ("PUT", "/api/viewer/buyer"): VIEWER,
     # --- media: WHIP ingest (stream key or a staff session with show.run), WHEP playback (public)
     ("OPTIONS", "/whip"): PUBLIC,
     ("POST", "/whip"): "show.run",         # or the stream key as a bearer token
     ("OPTIONS", "/whip/{id}"): PUBLIC,
     ("DELETE", "/whip/{id}"): "show.run",  # or the key the stream was published with (secmedia)
     ("PATCH", "/whip/{id}"): "show.run",   # or the key the stream was published with (secmedia)
+    ("GET", "/hls/{event}/{name}"): PUBLIC,  # the live (never practice) event's HLS files
     ("OPTIONS", "/whep"): PUBLIC,
     ("POST", "/whep"): PUBLIC,
     ("OPTIONS", "/whep/{id}"): PUBLIC,
@@ -211,6 +234,10 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/plugins/flashsale/sales/{id}/end"): "flashsale.manage",
     ("GET", "/api/plugins/flashsale/e/{event_id}/sales"): PUBLIC,
     ("POST", "/api/plugins/flashsale/e/{event_id}/sales/{id}/waitlist"): VIEWER,
+    # --- the shop-link checkout plugin
+    ("GET", "/api/plugins/shoplink/products"): "console.view",
+    ("PUT", "/api/plugins/shoplink/products/{id}"): "catalog.edit",
+    ("DELETE", "/api/plugins/shoplink/products/{id}"): "catalog.edit",
     # --- giveaway plugin: staff API, viewer entry/claim, the public proof
     ("GET", "/api/plugins/giveaway/giveaways"): "giveaways.manage",
     ("POST", "/api/plugins/giveaway/giveaways"): "giveaways.manage",
@@ -364,7 +391,7 @@ class Walk:
             else ids["comment"] if path.startswith("/api/comments/") else "no-such-resource" if path.startswith(("/whip/", "/whep/"))
             else ids["event"],
             "event_id": ids["event"], "pid": ids["product"], "sid": ids["session"], "ident": ids["slug"], "fmt": "png",
-            "topic": "sales-pitches", "name": "no-such-image.png", "viewer_id": "other-viewer",
+            "topic": "sales-pitches", "name": "no-such-image.png", "event": ids["event"], "viewer_id": "other-viewer",
         }
         out = path.format(**values)
         if path == "/ws/viewer":

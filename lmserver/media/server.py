@@ -5,6 +5,10 @@ Lifecycle of a session: an ingest connects -> ``LiveState.begin`` (stream.starte
 shared packets -> the ingest stops (DELETE, capture stopped, connection lost, or no video for
 ``MEDIA_TIMEOUT`` seconds) -> viewers are closed, the recording is finished, layers are cleared,
 ``LiveState.end`` (stream.ended). Once a second while live, ``stream.health`` is published.
+
+Recording: when a session starts or resumes, ``self.recordings`` (the app's
+:class:`~lmserver.recordings.RecordingManager`, bound by ``media_ctx``) opens a new part whose recorder is one
+of the program's packet sinks; when the program stops, the part is remuxed in the background.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -25,7 +28,9 @@ from .ingest_capture import CaptureIngest, stop_player
 from .ingest_whip import WhipIngest
 from .playback_whep import LOCAL_FIRST, Viewer, WhepPlayback
 from .program import Program
-from .recorder import Recorder
+from .hls import HlsOutput
+from .hls import clear as clear_hls
+from .hls import new_output as new_hls_output
 from .rtc import set_ice_host_addresses
 from .shard import Shard
 
@@ -34,6 +39,8 @@ if TYPE_CHECKING:
     from ..config import MediaConfig
     from ..db import Database
     from ..live import LiveSession, LiveState
+    from ..recordings import RecordingManager
+    from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +72,11 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         self.local_first = LOCAL_FIRST
         self._shard_lock = asyncio.Lock()
         self._key_lock = asyncio.Lock()
+        #: the session recordings (set by media_ctx; None: nothing is recorded)
+        self.recordings: "RecordingManager | None" = None
+        self._recorder: "Recorder | None" = None
+        #: the running program's HLS output (``/hls/<event>/index.m3u8``), None when not live, practice or off
+        self.hls: HlsOutput | None = None
 
     @property
     def live(self) -> "LiveState":
@@ -80,6 +92,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         published with the stream key notice a rotated key."""
         self._live, self.bus, self.db, self.on_session = live, bus, db, on_session
         set_ice_host_addresses(self.config.ice_host_addresses)
+        clear_hls(self.data_dir)  # what a killed server left
 
     async def close(self) -> None:
         """Server shutdown: stop the ingest and viewers; the session is interrupted, not ended, so
@@ -117,11 +130,13 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
     def _new_program(self, session: "LiveSession") -> Program:
         cfg = self.config
         sinks = []
-        if cfg.record:
-            stamp = datetime.fromtimestamp(session.started_at, timezone.utc).strftime("%Y%m%d-%H%M%S")
-            suffix = "-practice" if session.practice else ""
-            path = self.data_dir / "recordings" / f"session-{session.id}-{stamp}{suffix}.mkv"
-            sinks.append(Recorder(path, cfg.width, cfg.height, cfg.fps))
+        recorder, self._recorder = self._recorder, None  # opened by _go_live for this session
+        if recorder is not None:
+            sinks.append(recorder)
+        self.hls = None
+        if cfg.hls and not session.practice:
+            self.hls = new_hls_output(self.data_dir, cfg.width, cfg.height, cfg.fps, cfg.keyframe_interval, cfg.hls_list_size)
+            sinks.append(self.hls)
         program = Program(
             width=cfg.width,
             height=cfg.height,
@@ -152,7 +167,14 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
     async def _go_live(self, ingest_kind: str, practice: bool, user_id: int | None, event_id: int | None = None) -> "LiveSession":
         if self.ingest is not None:
             raise Conflict(ALREADY_LIVE)
-        return await self.live.begin(ingest_kind, practice, user_id, event_id=event_id)
+        session = await self.live.begin(ingest_kind, practice, user_id, event_id=event_id)
+        self._recorder = None
+        if self.config.record and self.recordings is not None:
+            try:  # a recording that cannot start never stops the LIVE
+                self._recorder = self.recordings.open_part(session)  # no await: the ingest follows stream.started at once
+            except Exception:
+                logger.exception("MediaServer: the recording of session %s could not start", session.id)
+        return session
 
     async def _after_start(self, ingest: Ingest) -> None:
         self.ingest = ingest
@@ -169,6 +191,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         if ingest is None or (ingest_id is not None and ingest.id != ingest_id):
             return False
         self.ingest = None
+        self.hls = None
         logger.info("MediaServer: ingest %s ends: %s; %s", ingest.id, reason, self._ingest_figures(ingest))
         if self._health_task is not None and self._health_task is not asyncio.current_task():
             self._health_task.cancel()
@@ -178,6 +201,8 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         for shard in self.shards:
             shard.end_session()
         await ingest.program.stop()
+        if self.recordings is not None:
+            await self.recordings.finish()
         if ingest.pc is not None:
             await ingest.pc.close()
         if ingest.player is not None:
