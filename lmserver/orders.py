@@ -27,7 +27,7 @@ cancelled, refunded; each change in ``order_status_history``). :func:`insert_ord
 Practice sessions' orders are stored with ``practice = 1`` and left out of GMV, orders and items sold
 (:mod:`lmserver.figures` defines what counts). **A practice order takes nothing from stock**: the stock is
 checked as for a real order (a sold-out product is sold out in practice too), but only
-:func:`stock_units` units move, none for practice, when it is reserved and when it is released. Plugins follow
+:func:`~lmserver.orderstatus.stock_units` units move, none for practice, when it is reserved and when it is released. Plugins follow
 the same rule (``OrderDraft.practice``: a deal's allocation, a prize's units).
 
 **Reconciliation: reservations whose checkout never finished.** A ``reserved`` order holds stock until its
@@ -79,6 +79,7 @@ from .background import background
 from .bus import Activity, record_sync
 from .errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from .plugins.manager import HookFailed
+from .orderstatus import stock_units
 from .plugins.types import CheckoutRequest, CheckoutResult, OrderDraft
 
 log = logging.getLogger(__name__)
@@ -144,10 +145,6 @@ def _prior(row: Any, event_id: int | None, product_id: int, quantity: int) -> Re
 _PRIOR_SQL = ("SELECT k.order_id, k.response, o.event_id, o.product_id, o.quantity FROM order_idempotency k"
               " JOIN orders o ON o.id = k.order_id WHERE k.viewer_id = ? AND k.key = ? AND k.created_at >= ?")
 
-
-def stock_units(quantity: int, practice: Any) -> int:
-    """The units an order of ``quantity`` takes from stock (and gives back when released): none in practice."""
-    return 0 if practice else quantity
 
 _INSERT_SQL = (
     "INSERT INTO orders (viewer_id, product_id, event_id, session_id, quantity, unit_price_cents, amount_cents, currency, status,"
