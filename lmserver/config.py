@@ -112,6 +112,12 @@ def capture_entries(v: list[str]) -> str | None:
     return None
 
 
+def time_zone(v: str) -> str | None:
+    from .timefmt import zone_problem
+
+    return zone_problem(v)
+
+
 def opt(default: Any, doc: str, check: Callable[[Any], str | None] | None = None) -> Any:
     """A config field: its default, its one-line documentation and its check."""
     if isinstance(default, list):
@@ -136,6 +142,7 @@ class ServerConfig:
     max_body_bytes: int = opt(10 * 1024 * 1024, "Largest request body accepted, in bytes.", positive)
     log_level: str = opt("info", "Log level.", one_of("debug", "info", "warning", "error"))
     studio_name: str = opt("My studio", "Name of the studio, shown on pages and to viewers.")
+    timezone: str = opt("", "The studio's time zone, an IANA name (e.g. \"Europe/Paris\"): every page, event time, \"Go LIVE now\" title, e-mail, LIVE task week and best-time suggestion uses it; empty: this machine's zone. The owner can change it in Settings.", time_zone)
 
 
 @dataclass(frozen=True)
@@ -190,8 +197,8 @@ class EventsConfig:
     default_duration_minutes: int = opt(60, "Duration of an event created by \"Go LIVE now\", in minutes.", between(30, 780))
     ready_minutes: int = opt(10, "Minutes before the start when an event's console becomes ready.", between(0, 120))
     resume_minutes: float = opt(10.0, "A session interrupted by a restart resumes if the studio goes live again within this many minutes.", non_negative)
-    weekly_goal: int = opt(3, "LIVE task on the home page: non-practice sessions to run each week (Monday to Sunday, UTC).", positive)
-    monthly_goal: int = opt(12, "LIVE task on the home page: non-practice sessions to run each calendar month (UTC).", positive)
+    weekly_goal: int = opt(3, "LIVE task on the home page: non-practice sessions to run each week (Monday to Sunday, in the studio's time zone).", positive)
+    monthly_goal: int = opt(12, "LIVE task on the home page: non-practice sessions to run each calendar month (in the studio's time zone).", positive)
     reminder_check_seconds: float = opt(15.0, "How often the server looks for events entering their ready window (to publish the reminder), in seconds.", positive)
 
 

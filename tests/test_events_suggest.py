@@ -38,7 +38,7 @@ def test_the_slot_with_the_best_gmv_wins_and_the_reason_says_why() -> None:
     history += [facts(5, 10, w, 8000) for w in range(1, 4)]  # Saturdays 10:00
     got = suggest(history)
     assert got["enough"] and (got["weekday"], got["hour"]) == (3, 19)
-    assert got["reason"] == "Thursdays 19:00 UTC averaged 3.0× your median GMV over 5 sessions"
+    assert got["reason"] == "Thursdays at 19:00 averaged 3.0× your median GMV over 5 sessions"
     # 90 % of the GMV came by minute 70 in each of those sessions → 75 minutes (rounded up to 15)
     assert got["duration_minutes"] == 75
 
@@ -49,7 +49,7 @@ def test_one_lucky_show_does_not_beat_a_time_that_works_again_and_again() -> Non
     history += [facts(6, 15, 2, 25000)]  # one Sunday: 2.5× the median, once
     got = suggest(history)
     assert (got["weekday"], got["hour"]) == (4, 20), got["slots"]
-    assert got["reason"] == "Fridays 20:00 UTC averaged 2.0× your median GMV over 4 sessions"
+    assert got["reason"] == "Fridays at 20:00 averaged 2.0× your median GMV over 4 sessions"
     # ...but a single show far above the rest does win
     got = suggest(history[:-1] + [facts(6, 15, 2, 60000)])
     assert (got["weekday"], got["hour"]) == (6, 15) and "over 1 session" in got["reason"]

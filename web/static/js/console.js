@@ -13,7 +13,7 @@ import { play, publish } from "./webrtc.js";
   const esc = LMS.escape;
 
   // ------------------------------------------------------------------ helpers
-  function timeOf(ts) { return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
+  function timeOf(ts) { return LMS.time(ts, "seconds"); }
   function fmtDuration(s) {
     s = Math.max(0, Math.floor(s));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -32,9 +32,8 @@ import { play, publish } from "./webrtc.js";
     $("#m-orders").textContent = m.orders;
     $("#m-items").textContent = m.items_sold;
     if (state.session) {
-      const d = new Date(state.session.started_at * 1000);
-      $("#m-date").textContent = d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" }).replace(",", "");
-      $("#m-start").textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      $("#m-date").textContent = LMS.time(state.session.started_at, "date");
+      $("#m-start").textContent = LMS.time(state.session.started_at, "time");
     }
     tickDuration();
   }
