@@ -218,6 +218,20 @@ class LiveConfig:
 
 
 @dataclass(frozen=True)
+class EmailConfig:
+    """``[email]``: the SMTP server that sends registrants their reminders (10 minutes before the start, and when the LIVE starts)."""
+
+    host: str = opt("", "SMTP server name or address; empty: no e-mail is sent (the registration page offers the calendar file).")
+    port: int = opt(587, "SMTP port: 587 for STARTTLS, 465 for TLS from the start, 25 without encryption.", port)
+    tls: str = opt("starttls", "Encryption: \"starttls\" (upgrade after connecting), \"tls\" (TLS from the start) or \"none\" (only for a server on this machine or a trusted network).", one_of("starttls", "tls", "none"))
+    user: str = opt("", "SMTP login name; empty: send without logging in.")
+    password: str = opt("", "SMTP password (better set from the environment: LMSERVER_EMAIL_PASSWORD); never shown back in the settings.")
+    from_address: str = opt("", "The sender of the e-mails, e.g. \"Ana's studio <live@example.com>\"; empty: the user name, else lmserver@ the host.")
+    timeout_seconds: float = opt(20.0, "How long one connection to the SMTP server may take, in seconds.", positive)
+    max_attempts: int = opt(6, "How many times an e-mail is tried before it is given up (waits double each time, from 30 seconds).", between(1, 20))
+
+
+@dataclass(frozen=True)
 class PluginsConfig:
     """``[plugins]``: which plugins run, and each plugin's own ``[plugins.NAME]`` table."""
 
@@ -231,6 +245,7 @@ SECTIONS: dict[str, type] = {
     "media": MediaConfig,
     "events": EventsConfig,
     "live": LiveConfig,
+    "email": EmailConfig,
     "plugins": PluginsConfig,
 }
 
@@ -243,6 +258,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
     #: ``[plugins.NAME]`` tables, by plugin name.
     plugin_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

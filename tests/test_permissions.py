@@ -98,6 +98,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/users"): "accounts.manage",
     ("GET", "/api/settings/stream-key"): "settings.manage",
     ("POST", "/api/settings/stream-key/rotate"): "settings.manage",
+    ("PUT", "/api/settings/timezone"): "settings.manage",
     ("GET", "/api/activity"): "console.view",
     # --- catalog
     ("GET", "/api/products"): "console.view",
@@ -112,6 +113,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/events"): "console.view",
     ("POST", "/api/events"): "show.run",
     ("POST", "/api/events/now"): "show.run",
+    ("GET", "/api/events/now"): "show.run",
     ("GET", "/api/events/suggestion"): "console.view",
     ("GET", "/api/events/{id}"): "console.view",
     ("PATCH", "/api/events/{id}"): "show.run",

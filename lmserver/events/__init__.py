@@ -5,14 +5,17 @@
   the other event and its time.
 - Its status, from the clock and the live state: ``upcoming`` → ``ready`` (from ``events.ready_minutes``
   before its start: the console loads its products and shows a countdown; ``event.ready`` is published
-  once as a reminder) → ``open`` (its window is running; not streaming) / ``live`` (a session of it is
+  once as a reminder, and registrants are e-mailed when ``[email]`` is set) → ``open`` (its window is running; not streaming) / ``live`` (a session of it is
   streaming) → ``ended``. A past event cannot be edited.
 - The shopping bag: at most :data:`BAG_LIMIT` products in order, positions 1..N. Every change publishes
   ``bag.changed``; pinning (only while the event is live, one product at a time, stored in
   ``sessions.pinned_product_id``) publishes ``product.pinned`` / ``product.unpinned``.
 - Going live: :func:`resolve_event` is installed as ``LiveState.resolve_event``; it picks the event a
-  new session belongs to (the requested one, or the one whose window is open now), refuses a scheduled
-  event before its start with the countdown, and otherwise creates a "Go LIVE now" event starting now.
+  new session belongs to (the requested one, the one whose window is open now, or the one in its ready
+  window). Going live is allowed from the ready window (as the commercial console allows; the event keeps
+  its scheduled times); before it, it is refused with the countdown (practice is always allowed).
+  Otherwise it creates a "Go LIVE now" event starting now, named on the studio's clock. "Go LIVE now"
+  (``/api/events/now``) also offers to start the day's next scheduled event now, moving its start.
   The console's go-live check asks the same resolver with ``check_only=True``.
 
 The package, one module per concern, each route beside its service: :mod:`.model` (an event, its
@@ -28,7 +31,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from ..appkeys import LIVE
+from ..appkeys import BUS, LIVE
 from ..background import background
 from . import api, bag, golive, pages
 from .bag import BAG_LIMIT, bag_add, bag_ids, bag_json, bag_move, bag_remove, bag_reorder, bag_rows, pin, pinned_product_id, unpin
@@ -36,7 +39,7 @@ from .golive import go_live_check, resolve_event
 from .model import (EVENT_FIELDS, MAX_DURATION, MIN_DURATION, PAST_GRACE_SECONDS, STATUS_LABELS, check_duration, check_overlap,
                     clean_event, ends_at, event_detail, event_json, event_status, find_event, fmt_span, insert_event, list_events,
                     parse_time, slugify, when_text)
-from .reminders import publish_due_reminders, reminder_loop
+from .reminders import email_registrants, on_stream_started, publish_due_reminders, reminder_loop
 
 #: every route of the events service, in matching order (fixed paths such as /api/events/now before /api/events/{id})
 routes = [*api.routes, *golive.routes, *bag.routes, *pages.routes]
@@ -49,10 +52,13 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
         return await resolve_event(app, requested, practice)
 
     app[LIVE].resolve_event = resolver
+    live_mail = on_stream_started(app)
+    app[BUS].on("stream.started", live_mail)
     try:
         async with background(reminder_loop(app), "lmserver-event-reminders"):
             yield
     finally:
+        app[BUS].remove_listener("stream.started", live_mail)
         app[LIVE].resolve_event = None
 
 
