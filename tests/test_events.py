@@ -254,3 +254,16 @@ async def test_the_go_live_check_asks_the_one_resolver_and_writes_nothing(client
             answer = await (await client.get(f"/api/events/{requested}/golive-check")).json()
             assert answer["ok"] is False and answer["message"] == real.value.message
     assert await app[DB].fetchval("SELECT COUNT(*) FROM events") == 2
+
+
+async def test_a_future_event_with_only_practice_is_not_a_past_event(client: Any) -> None:
+    await login(client)
+    app = client.app
+    rehearsed = await insert_event(app, "Rehearsed tomorrow", time.time() + 26 * HOUR, 60)
+    running = await insert_event(app, "Running now", time.time() - 60, 60)
+    await app[LIVE].begin("test", True, None, event_id=rehearsed)
+    await app[LIVE].end("practice over")
+    await app[LIVE].begin("test", False, None, event_id=running)
+    await app[LIVE].end("host ended")
+    page = await (await client.get("/events/past")).text()
+    assert "Running now" in page and "Rehearsed tomorrow" not in page

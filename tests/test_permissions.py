@@ -169,6 +169,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("PUT", "/api/media/capture/source"): "settings.manage",
     ("DELETE", "/api/media/capture"): "show.run",
     ("POST", "/api/media/end"): "show.run",
+    ("POST", "/api/media/session"): "show.run",
     # --- the billboard plugin
     ("GET", "/api/plugins/billboard/templates"): "billboards.manage",
     ("GET", "/api/plugins/billboard/billboards"): "billboards.manage",
