@@ -29,18 +29,12 @@
   LMS.toLocalInput = toLocalInput;
   LMS.fromLocalInput = fromLocalInput;
 
-  // times are written by the server in the studio's time zone (lmserver/timefmt.py); content added later uses the same
-  // format through LMS.time; the title shows the viewer's own clock for the same instant
+  // times are written by the server in the studio's time zone, in the one format (lmserver/timefmt.py; LMS.time for
+  // what scripts add): the page keeps them, and a tooltip shows the same instant on the viewer's own clock
   function localize(root) {
     root.querySelectorAll("time[data-local]").forEach((el) => {
-      const ts = new Date(el.getAttribute("datetime")).getTime() / 1000;
-      if (isNaN(ts)) return;
-      el.textContent = LMS.time(ts, el.dataset.local);
-      el.title = "Your time: " + new Date(ts * 1000).toLocaleString();
-    });
-    root.querySelectorAll("[data-local-part]").forEach((el) => {
-      const ts = new Date(el.dataset.ts).getTime() / 1000;
-      if (!isNaN(ts)) el.textContent = LMS.time(ts, el.dataset.localPart);
+      const d = new Date(el.getAttribute("datetime"));
+      if (!isNaN(d)) el.title = "Your time: " + d.toLocaleString();
     });
   }
   localize(document);
