@@ -99,7 +99,9 @@ async def go_live_now_offer(app: web.Application) -> dict[str, Any]:
     nxt = await next_today(app, now)
     zone = studio_zone(app)
     return {"current": event_json(app, current, now) if current is not None else None,
-            "next_today": None if nxt is None else {**event_json(app, nxt, now), "starts_text": fmt(nxt["starts_at"], "time", zone)},
+            "next_today": None if nxt is None else {
+                **event_json(app, nxt, now), "starts_text": fmt(nxt["starts_at"], "time", zone),
+                "products": await app[DB].fetchval("SELECT COUNT(*) FROM event_products WHERE event_id = ?", (nxt["id"],))},
             "new_title": now_title(app, now)}
 
 

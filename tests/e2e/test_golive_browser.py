@@ -166,3 +166,47 @@ def _paris() -> Any:
     from zoneinfo import ZoneInfo
 
     return ZoneInfo("Europe/Paris")
+
+
+async def test_go_live_now_offers_the_days_next_event(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
+    """Go LIVE now offers to start the day's next scheduled event now (its start moves) instead of an empty new one."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("Pacific/Kiritimati")  # UTC+14: pick a zone where "later today" is certain for the test's event
+    app = app_factory(server={"timezone": zone.key}, media=MEDIA_CFG)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    base = f"http://127.0.0.1:{server.port}"
+    now = time.time()
+    midnight = dt.datetime.combine(dt.datetime.fromtimestamp(now, zone).date() + dt.timedelta(days=1), dt.time(), zone).timestamp()
+    if midnight - now < 2 * 3600:  # too close to the studio's midnight for "later today": use a zone where it is earlier
+        zone = ZoneInfo("Etc/GMT+12")
+        async with app[DB].transaction() as tx:
+            await tx.execute("INSERT INTO settings (key, value) VALUES ('timezone', ?)", (zone.key,))
+        from lmserver.timefmt import load_zone
+
+        await load_zone(app)
+        midnight = dt.datetime.combine(dt.datetime.fromtimestamp(now, zone).date() + dt.timedelta(days=1), dt.time(), zone).timestamp()
+    starts = now + min(90 * 60, (midnight - now) / 2)
+    async with app[DB].transaction() as tx:
+        cur = await tx.execute("INSERT INTO events (slug, title, starts_at, duration_minutes, created_at, updated_at)"
+                               " VALUES ('prepared-1', 'Prepared drop', ?, 60, ?, ?)", (starts, now, now))
+        eid = cur.lastrowid
+    await make_product(app, "Merino scarf", event_id=eid)
+    owner = await make_user(AppHolder(app), "owner")
+    ctx = await browser.new_context(viewport=DESKTOP)
+    page = await login_page(ctx, base, owner, PASSWORD)
+    await page.goto(f"{base}/events")
+    await page.click("#go-live-now")
+    await page.locator("#now-dialog[open]").wait_for()
+    offer = await page.inner_text("#now-offer")
+    assert "“Prepared drop” is scheduled today at " + fmt(starts, "time", zone) in offer and "1 product in its bag" in offer
+    assert "LIVE " + fmt(time.time(), "date", zone) in offer  # the new event's name on the studio's clock
+    check_screenshot(await page.screenshot(), "golive-now-offer-1440x900")
+    await page.click("#now-start")
+    await page.wait_for_url(f"{base}/events/{eid}/console")
+    row = await app[DB].fetchone("SELECT starts_at, duration_minutes FROM events WHERE id = ?", (eid,))
+    assert row["starts_at"] <= time.time() and row["duration_minutes"] == 60
+    assert await app[DB].fetchval("SELECT COUNT(*) FROM events") == 1  # no empty event was made
+    await page.locator("#golive-btn:not([disabled])").wait_for()  # its window is open: Go LIVE is allowed
+    await ctx.close()

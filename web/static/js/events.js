@@ -114,16 +114,38 @@
   if (useSuggestion) useSuggestion.addEventListener("click", () => openDialog({ start: useSuggestion.dataset.start, duration: useSuggestion.dataset.duration }));
 
   // ------------------------------------------------------------------ Go LIVE now, delete, recommend
+  // Go LIVE now: the event whose window is open; else offer to start the day's next event now (its start moves, its
+  // bag is ready) instead of making a new, empty one
   const goNow = document.getElementById("go-live-now");
+  async function startNow(body) {
+    const data = await LMS.api("POST", "/api/events/now", body);
+    location.href = data.event.console_url;
+  }
   if (goNow) goNow.addEventListener("click", async () => {
     goNow.disabled = true;
     try {
-      const data = await LMS.api("POST", "/api/events/now", {});
-      location.href = data.event.console_url;
+      const offer = await LMS.api("GET", "/api/events/now");
+      if (offer.current) { location.href = offer.current.console_url; return; }
+      if (!offer.next_today) { await startNow({}); return; }
+      const dlg = document.getElementById("now-dialog"), nxt = offer.next_today;
+      document.getElementById("now-offer").textContent = `“${nxt.title}” is scheduled today at ${nxt.starts_text}` +
+        ` (${nxt.products || 0} product${nxt.products === 1 ? "" : "s"} in its bag). Start it now? Its start moves to now.` +
+        ` Or start a new, empty event “${offer.new_title}”.`;
+      document.getElementById("now-start").textContent = `Start “${nxt.title}” now`;
+      dlg.returnValue = "";
+      dlg.showModal();
+      dlg.addEventListener("close", async () => {
+        try {
+          if (dlg.returnValue === "start") await startNow({ event_id: nxt.id });
+          else if (dlg.returnValue === "new") await startNow({});
+          else goNow.disabled = false;
+        } catch (err) { LMS.toast(err.message, "error"); goNow.disabled = false; }
+      }, { once: true });
+      return;
     } catch (err) {
       LMS.toast(err.message, "error");
-      goNow.disabled = false;
     }
+    goNow.disabled = false;
   });
 
   const del = document.getElementById("delete-event");
