@@ -33,7 +33,7 @@ from .migrations import MIGRATIONS
 from .openapi import openapi_json
 from .prompter import load_rules, run_rules
 from .scheduler import SCHEDULER, Scheduler, clocks_ctx
-from . import mailer, timefmt
+from . import mailer, remindmail, timefmt
 from .templating import BASE_CONTEXT, register_filters, render
 from .plugins.manager import PluginManager, build_plugin_manager
 from .plugins.types import MenuLink
@@ -277,8 +277,9 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
             log.exception("plugin %s: route %r could not be added; it is skipped", plugin, route)
     app.cleanup_ctx.append(core_ctx)
     app.cleanup_ctx.append(media_ctx)  # after the core: the media server gets its live state, bus and database
+    app.cleanup_ctx.append(mailer.mail_ctx)  # the e-mail outbox (its timer handler) before anything queues e-mail
+    app.cleanup_ctx.append(remindmail.remindmail_ctx)  # registrants' reminder e-mails, on event.ready and stream.started
     app.cleanup_ctx.append(events.events_ctx)  # after the core: needs the database, the bus and the live state
-    app.cleanup_ctx.append(mailer.mail_ctx)  # the e-mail outbox: before the clocks, so its timer's handler finds it
     app.cleanup_ctx.append(clocks_ctx)  # the scheduler's timers and the live tick (stopped before the core closes)
     from . import comments, console, orders, prompter, viewer
 

@@ -200,7 +200,11 @@ async def outbox_status(app: web.Application) -> dict[str, Any]:
 
 async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
     """The outbox for the app's lifetime: schedule what a restart left pending; wait for a running send on stop."""
+    from .scheduler import SCHEDULER
+
     app[OUTBOX] = Outbox()
+    # the core's own timer handler (plugins name theirs through register_timers)
+    app[SCHEDULER].handlers.setdefault(OUTBOX_TIMER, ("lmserver", on_outbox_timer))
     if enabled(app):
         nxt = await app[DB].fetchval("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'pending'")
         if nxt is not None:

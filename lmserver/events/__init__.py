@@ -5,7 +5,7 @@
   the other event and its time.
 - Its status, from the clock and the live state: ``upcoming`` → ``ready`` (from ``events.ready_minutes``
   before its start: the console loads its products and shows a countdown; ``event.ready`` is published
-  once as a reminder, and registrants are e-mailed when ``[email]`` is set) → ``open`` (its window is running; not streaming) / ``live`` (a session of it is
+  once as a reminder, and registrants are e-mailed when ``[email]`` is set: :mod:`lmserver.remindmail`) → ``open`` (its window is running; not streaming) / ``live`` (a session of it is
   streaming) → ``ended``. A past event cannot be edited.
 - The shopping bag: at most :data:`BAG_LIMIT` products in order, positions 1..N. Every change publishes
   ``bag.changed``; pinning (only while the event is live, one product at a time, stored in
@@ -31,7 +31,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from ..appkeys import BUS, LIVE
+from ..appkeys import LIVE
 from ..background import background
 from . import api, bag, golive, pages
 from .bag import BAG_LIMIT, bag_add, bag_ids, bag_json, bag_move, bag_remove, bag_reorder, bag_rows, pin, pinned_product_id, unpin
@@ -39,7 +39,7 @@ from .golive import go_live_check, resolve_event
 from .model import (EVENT_FIELDS, MAX_DURATION, MIN_DURATION, PAST_GRACE_SECONDS, STATUS_LABELS, check_duration, check_overlap,
                     clean_event, ends_at, event_detail, event_json, event_status, find_event, fmt_span, insert_event, list_events,
                     parse_time, slugify, when_text)
-from .reminders import email_registrants, on_stream_started, publish_due_reminders, reminder_loop
+from .reminders import publish_due_reminders, reminder_loop
 
 #: every route of the events service, in matching order (fixed paths such as /api/events/now before /api/events/{id})
 routes = [*api.routes, *golive.routes, *bag.routes, *pages.routes]
@@ -52,13 +52,10 @@ async def events_ctx(app: web.Application) -> AsyncIterator[None]:
         return await resolve_event(app, requested, practice)
 
     app[LIVE].resolve_event = resolver
-    live_mail = on_stream_started(app)
-    app[BUS].on("stream.started", live_mail)
     try:
         async with background(reminder_loop(app), "lmserver-event-reminders"):
             yield
     finally:
-        app[BUS].remove_listener("stream.started", live_mail)
         app[LIVE].resolve_event = None
 
 

@@ -28,10 +28,3 @@ def checkout(app: Any, request: CheckoutRequest) -> CheckoutResult:
     """Default checkout: record the order as placed (no payment step)."""
     return CheckoutResult(status="placed")
 
-
-@hookimpl(trylast=True)
-def register_timers() -> dict[str, Any]:
-    """The core's timers: ``email.outbox`` sends the e-mail outbox (:mod:`lmserver.mailer`)."""
-    from ..mailer import OUTBOX_TIMER, on_outbox_timer
-
-    return {OUTBOX_TIMER: on_outbox_timer}
