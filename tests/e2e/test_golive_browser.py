@@ -55,7 +55,8 @@ async def _phase(page: Any, phase: str) -> None:
 
 
 async def test_countdown_ready_practice_to_live_and_capture(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
-    app = app_factory(server=PARIS, media=MEDIA_CFG)
+    # the reminder loop waits long here: the test publishes the ready reminder itself, once the console listens
+    app = app_factory(server=PARIS, media=MEDIA_CFG, events={"reminder_check_seconds": 3600.0})
     server = await aiohttp_server(app, host="127.0.0.1")
     base = f"http://127.0.0.1:{server.port}"
     eid = await make_event(app, "Evening knitwear drop", starts_in=40 * 60)
