@@ -357,7 +357,16 @@ CREATE TABLE api_tokens (
 """)
 
 
-migration(name="052_outbox", sql="""
+migration(name="052_scripts_and_comment_products", sql="""
+-- issue 16: staff-only talking points of a product and a run-of-show script of an event (validate.SCRIPT_MAX
+-- characters at most), and the product a comment is about (named in it, or asked from its pinned card)
+ALTER TABLE products ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE comments ADD COLUMN product_id INTEGER REFERENCES products(id) ON DELETE SET NULL;
+""")
+
+
+migration(name="053_outbox", sql="""
 -- e-mail waiting to be sent, sent, or given up (lmserver.mailer): one row per dedupe_key, so a reminder goes out once
 CREATE TABLE outbox (
     id INTEGER PRIMARY KEY,
