@@ -287,3 +287,25 @@ migration(name="040_order_label", sql="""
 -- what granted an order that was not sold (a plugin's label, e.g. "prize"); NULL for a purchase
 ALTER TABLE orders ADD COLUMN label TEXT;
 """)
+
+
+migration(name="041_recordings", sql="""
+-- the recordings of sessions (lmserver.recordings): one row per part (a session resumed after a restart records
+-- into a new part); the file is a fragmented MP4 while recording, remuxed to a fast-start MP4 once complete
+CREATE TABLE recordings (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    part INTEGER NOT NULL,               -- 1, 2, ... in the order the parts were recorded
+    path TEXT,                           -- relative to the data directory; NULL once the file is deleted
+    started_at REAL,                     -- wall-clock UNIX time of the first muxed packet (= video t=0 of this part)
+    duration REAL,                       -- seconds of video
+    size INTEGER,                        -- bytes on disk
+    state TEXT NOT NULL DEFAULT 'recording' CHECK (state IN ('recording', 'complete', 'failed', 'stopped', 'deleted')),
+    error TEXT,                          -- why it failed or stopped (e.g. the disk was nearly full)
+    created_at REAL NOT NULL,
+    UNIQUE (session_id, part)
+);
+CREATE INDEX recordings_state ON recordings(state);
+-- whether the session's replay is public on its event page (set by lmserver.replay)
+ALTER TABLE sessions ADD COLUMN replay_published INTEGER NOT NULL DEFAULT 0;
+""")

@@ -99,6 +99,12 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/settings/stream-key"): "settings.manage",
     ("POST", "/api/settings/stream-key/rotate"): "settings.manage",
     ("GET", "/api/activity"): "console.view",
+    # --- recordings (the video is also public once the session's replay is published)
+    ("GET", "/settings/recordings"): "settings.manage",
+    ("GET", "/api/recordings"): "settings.manage",
+    ("DELETE", "/api/recordings/{id}"): "settings.manage",
+    ("GET", "/api/sessions/{sid}/recording"): "console.view",
+    ("GET", "/recordings/{id}/video.mp4"): "console.view",
     # --- catalog
     ("GET", "/api/products"): "console.view",
     ("POST", "/api/products"): "catalog.edit",

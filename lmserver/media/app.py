@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -317,10 +318,17 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
         await pm.call("register_overlays", app=app, session=session)
 
     await server.start(app[LIVE], bus=app[BUS], db=app[DB], on_session=on_session)
+    from ..recordings import RECORDINGS, RecordingManager
+
+    recordings = RecordingManager(app[CONFIG], app[DB], app[BUS], app[LIVE])
+    app[RECORDINGS] = server.recordings = recordings
+    recover = asyncio.ensure_future(recordings.recover())  # parts left by a process that died; then retention
     try:
         yield
     finally:
         await server.close()
+        await asyncio.gather(recover, return_exceptions=True)
+        await recordings.close()
 
 
 def setup_media(app: web.Application) -> None:

@@ -5,6 +5,10 @@ Lifecycle of a session: an ingest connects -> ``LiveState.begin`` (stream.starte
 shared packets -> the ingest stops (DELETE, capture stopped, connection lost, or no video for
 ``MEDIA_TIMEOUT`` seconds) -> viewers are closed, the recording is finished, layers are cleared,
 ``LiveState.end`` (stream.ended). Once a second while live, ``stream.health`` is published.
+
+Recording: when a session starts or resumes, ``self.recordings`` (the app's
+:class:`~lmserver.recordings.RecordingManager`, bound by ``media_ctx``) opens a new part whose recorder is one
+of the program's packet sinks; when the program stops, the part is remuxed in the background.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -25,7 +28,6 @@ from .ingest_capture import CaptureIngest, stop_player
 from .ingest_whip import WhipIngest
 from .playback_whep import LOCAL_FIRST, Viewer, WhepPlayback
 from .program import Program
-from .recorder import Recorder
 from .rtc import set_ice_host_addresses
 from .shard import Shard
 
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from ..config import MediaConfig
     from ..db import Database
     from ..live import LiveSession, LiveState
+    from ..recordings import RecordingManager
+    from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +69,9 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         self.local_first = LOCAL_FIRST
         self._shard_lock = asyncio.Lock()
         self._key_lock = asyncio.Lock()
+        #: the session recordings (set by media_ctx; None: nothing is recorded)
+        self.recordings: "RecordingManager | None" = None
+        self._recorder: "Recorder | None" = None
 
     @property
     def live(self) -> "LiveState":
@@ -117,11 +124,9 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
     def _new_program(self, session: "LiveSession") -> Program:
         cfg = self.config
         sinks = []
-        if cfg.record:
-            stamp = datetime.fromtimestamp(session.started_at, timezone.utc).strftime("%Y%m%d-%H%M%S")
-            suffix = "-practice" if session.practice else ""
-            path = self.data_dir / "recordings" / f"session-{session.id}-{stamp}{suffix}.mkv"
-            sinks.append(Recorder(path, cfg.width, cfg.height, cfg.fps))
+        recorder, self._recorder = self._recorder, None  # opened by _go_live for this session
+        if recorder is not None:
+            sinks.append(recorder)
         program = Program(
             width=cfg.width,
             height=cfg.height,
@@ -152,7 +157,14 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
     async def _go_live(self, ingest_kind: str, practice: bool, user_id: int | None, event_id: int | None = None) -> "LiveSession":
         if self.ingest is not None:
             raise Conflict(ALREADY_LIVE)
-        return await self.live.begin(ingest_kind, practice, user_id, event_id=event_id)
+        session = await self.live.begin(ingest_kind, practice, user_id, event_id=event_id)
+        self._recorder = None
+        if self.config.record and self.recordings is not None:
+            try:  # a recording that cannot start never stops the LIVE
+                self._recorder = await self.recordings.open_part(session)
+            except Exception:
+                logger.exception("MediaServer: the recording of session %s could not start", session.id)
+        return session
 
     async def _after_start(self, ingest: Ingest) -> None:
         self.ingest = ingest
@@ -178,6 +190,8 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         for shard in self.shards:
             shard.end_session()
         await ingest.program.stop()
+        if self.recordings is not None:
+            await self.recordings.finish()
         if ingest.pc is not None:
             await ingest.pc.close()
         if ingest.player is not None:
