@@ -8,6 +8,8 @@ import io
 import time
 from typing import Any
 
+import pytest
+
 from lmserver.appkeys import BUS, DB, LIVE
 from lmserver.busevents import EventSpec
 from lmserver.figures import session_figures
@@ -24,6 +26,11 @@ class MomentPlugin:
     def register_bus_events(self) -> list[EventSpec]:
         return [EventSpec("demo.moment", "A moment of the show.", {"title": "what", "secret": "staff only"}, "public",
                           activity="Moment {title}", label="Moments", icon="✨", public={"title": None})]
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, app_factory: Any) -> Any:
+    return await aiohttp_client(app_factory(plugins=[MomentPlugin()]))
 
 
 async def _show(client: Any) -> dict[str, Any]:
@@ -59,8 +66,7 @@ def test_video_offset_places_moments_on_the_parts() -> None:
     assert video_offset(107.0, [], 100.0) == 7.0         # no recording: from the session's start
 
 
-async def test_timeline_for_staff_and_for_the_public(aiohttp_client: Any, app_factory: Any) -> None:
-    client = await aiohttp_client(app_factory(plugins=[MomentPlugin()]))
+async def test_timeline_for_staff_and_for_the_public(client: Any) -> None:
     app = client.app
     show = await _show(client)
     await add_part(app, show["sid"], show["started"] + 1.0, 600.0)
@@ -170,9 +176,6 @@ async def test_public_replay_page_is_404_unless_published(client: Any) -> None:
     assert resp.status == 200
     html = await resp.text()
     assert "replay.js" in html and 'id="replay-video"' in html and "Mug" in html
-    # the event's public page (ended) offers it
-    await app[DB].execute("UPDATE events SET starts_at = ? WHERE id = ?", (time.time() - 7200, show["eid"]))
-    assert f'href="{page}"' in await (await client.get(f"/e/{show['slug']}")).text()
     # another event's session, a practice session (even flagged by hand) and an unpublished one: 404
     other = await make_event(app, starts_in=86400)
     assert (await client.get(f"/e/{other}/replay/{show['sid']}")).status == 404
@@ -181,8 +184,13 @@ async def test_public_replay_page_is_404_unless_published(client: Any) -> None:
     await app[DB].execute("UPDATE sessions SET replay_published = 1 WHERE id = ?", (practice.id,))
     assert (await client.get(f"/e/{show['slug']}/replay/{practice.id}")).status == 404
     assert (await client.get(f"/api/sessions/{practice.id}/timeline")).status == 401
+    # the event's public page (ended) offers the published replay, not the practice one
+    await app[DB].execute("UPDATE events SET starts_at = ? WHERE id = ?", (time.time() - 7200, show["eid"]))
+    ended = await (await client.get(f"/e/{show['slug']}")).text()
+    assert f'href="{page}"' in ended and f"/replay/{practice.id}" not in ended
     assert (await client.delete(f"/api/sessions/{show['sid']}/publish", headers=show["owner"])).status == 200
     assert (await client.get(page)).status == 404
+    assert "/replay/" not in await (await client.get(f"/e/{show['slug']}")).text()
 
 
 async def test_a_viewer_buys_from_a_public_replay(client: Any) -> None:
