@@ -23,7 +23,11 @@ def make_mp4(path: Path, seconds: int = 20, fps: int = 10, size: tuple[int, int]
         stream.options = {"preset": "ultrafast", "g": str(fps)}
         stream.codec_context.time_base = Fraction(1, fps)
         for i in range(seconds * fps):
-            img = np.full((size[1], size[0], 3), 40 + (i // fps) * 9 % 200, dtype=np.uint8)
+            img = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+            img[..., 0] = np.linspace(30, 200, size[0], dtype=np.uint8)        # a warm ramp
+            img[..., 2] = 90 + (i // fps) * 7 % 120                           # that shifts each second
+            x = (i * size[0]) // (seconds * fps)
+            img[size[1] // 3: 2 * size[1] // 3, x: x + size[0] // 16] = 240    # a bar crossing the frame: the time
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = i
             for packet in stream.encode(frame):

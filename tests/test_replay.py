@@ -90,6 +90,9 @@ async def test_timeline_for_staff_and_for_the_public(client: Any) -> None:
     # unpublished: nobody else
     assert (await client.get(url)).status == 401
     viewer = await new_viewer(app, "Cy")
+    # the past-session console carries the replay (its player and timeline: tests/e2e/test_replay_browser.py)
+    page = await (await client.get(f"/events/{show['eid']}/console?session={show['sid']}", headers=show["owner"])).text()
+    assert 'id="replay"' in page and "replay-console.js" in page and 'id="replay-publish"' in page
     assert (await client.get(url, headers=vh(viewer))).status == 401
     # published: the public view, without hidden comments, orders or staff-only fields
     assert (await client.post(f"/api/sessions/{show['sid']}/publish", headers=show["owner"])).status == 200

@@ -19,8 +19,7 @@ import { asComment, clock, createReplayer, reached, timeBar } from "./replayer.j
     let html;
     if (it.kind === "comment") {
       html = LMS.comments.html(asComment(it), { time: false });
-      html = html.replace("<li ", `<li data-seek="${it.offset}" `).replace(/<\/li>$/, at + "</li>");
-      return html;
+      return html.replace("<li ", `<li data-seek="${it.offset}" `).replace("</span>", "</span>" + at);  // the time after the nickname
     }
     if (it.kind === "order") {
       const o = it.order;
@@ -96,7 +95,7 @@ import { asComment, clock, createReplayer, reached, timeBar } from "./replayer.j
     renderPublish(tl.session);
     const parts = tl.parts.filter((p) => p.url);
     $("#replay-video-links").innerHTML = parts.map((p) =>
-      `<a class="btn btn-sm" href="${esc(p.url)}" download>Video${parts.length > 1 ? " part " + Number(p.part) : ""} (MP4)</a>`).join("");
+      `<a class="btn btn-sm" href="${esc(p.url)}?download=1" download>Video${parts.length > 1 ? " part " + Number(p.part) : ""} (MP4)</a>`).join("");
     const duration = parts.length ? tl.session.duration : Math.max(tl.session.duration || 0, items.length ? items[items.length - 1].offset : 0);
     bar = timeBar($("#replay-bar"), duration, items.filter((it) => it.marker).map(markerOf), seek);
     player = createReplayer(video, parts, {
