@@ -170,9 +170,13 @@ async def timeline(app: web.Application, session: dict[str, Any], *, public: boo
         rows = await app[DB].fetchall(
             f"SELECT id, name, data, created_at FROM activity WHERE session_id = ? AND name IN ({', '.join('?' * len(names))})"
             " ORDER BY created_at, id", (sid, *names))
+        hidden = {r["id"] for r in await app[DB].fetchall("SELECT id FROM comments WHERE session_id = ? AND hidden = 1", (sid,))}
         for r in rows:
             data = json.loads(r["data"])
             if public:
+                comment = data.get("comment")
+                if isinstance(comment, dict) and comment.get("id") in hidden:
+                    continue  # e.g. a comment pinned, then hidden: its text is not public any more
                 data = specs[r["name"]].project(data)
             place(r["created_at"], {"kind": "activity", "id": r["id"], "name": r["name"], "data": data,
                                     "marker": r["name"] in CORE_MARKERS or r["name"] not in core})

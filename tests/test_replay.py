@@ -46,6 +46,7 @@ async def _show(client: Any) -> dict[str, Any]:
     first = (await resp.json())["comment"]["id"]
     resp = await client.post(f"/api/e/{eid}/comments", json={"body": "rude words"}, headers=vh(bob))
     rude = (await resp.json())["comment"]["id"]
+    assert (await client.post(f"/api/comments/{rude}/pin", headers=owner)).status == 200  # pinned, then hidden
     assert (await client.post(f"/api/comments/{rude}/hide", headers=owner)).status == 200
     assert (await client.post(f"/api/comments/{first}/reply", json={"body": "welcome!"}, headers=owner)).status == 201
     assert (await client.post(f"/api/events/{eid}/pin", json={"product_id": pid}, headers=owner)).status == 200
@@ -102,6 +103,8 @@ async def test_timeline_for_staff_and_for_the_public(client: Any) -> None:
     moment = next(i for i in public["items"] if i.get("name") == "demo.moment")
     assert moment["data"] == {"title": "confetti"}
     assert all("hidden_reason" not in i for i in public["items"])
+    assert "rude words" not in await (await client.get(url, headers=vh(viewer))).text()  # nor its pin's activity
+    assert any(i.get("name") == "comment.pinned" for i in tl["items"])  # which staff see
     assert public["session"]["published"] is True
     assert (await (await client.get(url + "?view=public", headers=show["owner"])).json())["items"] == public["items"]
 
