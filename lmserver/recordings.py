@@ -29,6 +29,7 @@ import asyncio
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -80,6 +81,20 @@ def free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
+@dataclass
+class Part:
+    """The part being recorded: its row (inserted in the background: await ``row`` for its id), recorder, session."""
+
+    row: "asyncio.Task[int]"
+    recorder: Recorder
+    session: "LiveSession"
+
+    @property
+    def id(self) -> int | None:
+        done = self.row.done() and not self.row.cancelled() and self.row.exception() is None
+        return self.row.result() if done else None
+
+
 class RecordingManager:
     """The recordings of the studio: parts, disk checks, retention, recovery (``app[RECORDINGS]``)."""
 
@@ -91,8 +106,8 @@ class RecordingManager:
         self.data_dir = Path(config.data_dir)
         self.dir = self.data_dir / "recordings"
         self._free = free
-        #: the part being recorded: (row id, recorder, session)
-        self.current: tuple[int, Recorder, "LiveSession"] | None = None
+        #: the part being recorded
+        self.current: Part | None = None
         #: what the console shows of the recording while live (see :meth:`snapshot`)
         self.warning: str | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -132,39 +147,45 @@ class RecordingManager:
 
     # ------------------------------------------------------------------ a part
 
-    async def open_part(self, session: "LiveSession") -> Recorder | None:
-        """A new part for ``session`` (going live or resuming): the disk is checked, the row inserted, the
-        recorder returned (None: not recorded, the console was told why)."""
+    def open_part(self, session: "LiveSession") -> Recorder | None:
+        """A new part for ``session`` (going live or resuming): the disk is checked and the recorder returned at
+        once (None: not recorded, the console is told why); its row is inserted in the background (nothing
+        awaits between ``stream.started`` and the ingest being in place)."""
         level, free = self.disk_level()
         minimum = self.media.recording_min_free_gb
         if level == "stop":
             self.warning = (f"not recording: only {free:.1f} GB free on the recordings disk (recording needs at least"
                             f" {minimum / 2:g} GB; free space or lower [media] recording_min_free_gb)")
             log.warning("RecordingManager: session %s %s", session.id, self.warning)
-            await self._publish("recording.warning", {"level": "critical", "message": self.warning, "free_gb": round(free, 2),
-                                                      "recording_id": None}, session)
+            self._spawn(self._publish("recording.warning", {"level": "critical", "message": self.warning,
+                                                            "free_gb": round(free, 2), "recording_id": None}, session),
+                        "recording-warning")
             return None
         now = time.time()
         stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y%m%d-%H%M%S")
-        async with self.db.transaction() as tx:
-            cur = await tx.execute("SELECT COALESCE(MAX(part), 0) + 1 FROM recordings WHERE session_id = ?", (session.id,))
-            part = (await cur.fetchone())[0]
-            rel = f"recordings/session-{session.id}-part{part}-{stamp}{'-practice' if session.practice else ''}.mp4"
-            cur = await tx.execute("INSERT INTO recordings (session_id, part, path, state, size, duration, created_at)"
-                                   " VALUES (?, ?, ?, 'recording', 0, 0, ?)", (session.id, part, rel, now))
-            rid = int(cur.lastrowid or 0)
+        base = f"recordings/session-{session.id}-{stamp}{'-practice' if session.practice else ''}"
+        rel, n = base + ".mp4", 1
+        while (self.data_dir / rel).exists():  # a second part within the same second
+            n += 1
+            rel = f"{base}-{n}.mp4"
+        row = self._spawn(self._insert(session.id, rel, now), "recording-row")
         recorder = Recorder(self.data_dir / rel, self.media.width, self.media.height, self.media.fps,
-                            on_start=lambda at: self._spawn(self._started(rid, at), "recording-started"))
-        self.current = (rid, recorder, session)
+                            on_start=lambda at: self._spawn(self._started(row, at), "recording-started"))
+        self.current = Part(row, recorder, session)
         self.warning = None
-        if level == "low":
-            await self._warn_low(free, session, rid)
-        self._check_task = self._spawn(self._check_loop(rid), "recording-disk-check")
-        log.info("RecordingManager: session %s records part %s into %s", session.id, part, rel)
+        self._check_task = self._spawn(self._check_loop(self.current, level, free), "recording-disk-check")
+        log.info("RecordingManager: session %s records into %s", session.id, rel)
         return recorder
 
-    async def _started(self, rid: int, at: float) -> None:
-        await self.db.execute("UPDATE recordings SET started_at = ? WHERE id = ?", (at, rid))
+    async def _insert(self, session_id: int, rel: str, now: float) -> int:
+        async with self.db.transaction() as tx:
+            cur = await tx.execute("INSERT INTO recordings (session_id, part, path, state, size, duration, created_at)"
+                                   " SELECT ?, COALESCE(MAX(part), 0) + 1, ?, 'recording', 0, 0, ? FROM recordings"
+                                   " WHERE session_id = ?", (session_id, rel, now, session_id))
+            return int(cur.lastrowid or 0)
+
+    async def _started(self, row: "asyncio.Task[int]", at: float) -> None:
+        await self.db.execute("UPDATE recordings SET started_at = ? WHERE id = ?", (at, await row))
 
     async def _warn_low(self, free: float, session: "LiveSession", rid: int) -> None:
         minimum = self.media.recording_min_free_gb
@@ -178,7 +199,8 @@ class RecordingManager:
         recording (never the LIVE); the row's size and duration are brought up to date. Returns the level."""
         if self.current is None:
             return "ok"
-        rid, recorder, session = self.current
+        part = self.current
+        rid, recorder, session = await part.row, part.recorder, part.session
         level, free = self.disk_level()
         if recorder.running:
             await self.db.execute("UPDATE recordings SET size = ?, duration = ? WHERE id = ? AND state = 'recording'",
@@ -199,8 +221,10 @@ class RecordingManager:
             self.warning = None
         return level
 
-    async def _check_loop(self, rid: int) -> None:
-        while self.current is not None and self.current[0] == rid:
+    async def _check_loop(self, part: "Part", level: str, free: float) -> None:
+        if level == "low":
+            await self._warn_low(free, part.session, await part.row)
+        while self.current is part:
             await asyncio.sleep(self.media.recording_check_seconds)
             try:
                 await self.check_disk()
@@ -220,7 +244,7 @@ class RecordingManager:
         if self.current is None:
             return None if self.warning is None else {"id": None, "state": "off", "size": 0, "duration": 0,
                                                       "warning": self.warning}
-        rid, recorder, _ = self.current
+        rid, recorder = self.current.id, self.current.recorder
         state = "failed" if recorder.error else "stopped" if recorder.stopped else "recording"
         return {"id": rid, "state": state, "size": recorder.bytes, "duration": round(recorder.duration, 1),
                 "warning": self.warning}
@@ -228,19 +252,34 @@ class RecordingManager:
     async def finish(self) -> None:
         """The program stopped (its sinks are closed): remux the part in a worker thread, then apply retention."""
         current, self.current = self.current, None
+        self.warning = None
         if self._check_task is not None:
             self._check_task.cancel()
             self._check_task = None
         if current is None:
             return
-        rid, recorder, _ = current
-        self._spawn(self._finalize(rid, recorder.error), "recording-remux")
+        try:
+            rid = await current.row
+        except Exception:
+            log.exception("RecordingManager: the recording's row could not be written; its file is %s", current.recorder.path)
+            return
+        recorder = current.recorder
+        self._spawn(self._finalize(rid, recorder.error, recorder.duration), "recording-remux")
 
-    async def _finalize(self, rid: int, error: str | None = None) -> None:
+    async def _finalize(self, rid: int, error: str | None = None, duration: float | None = None) -> None:
         row = await self.db.fetchone("SELECT * FROM recordings WHERE id = ?", (rid,))
         if row is None or row["path"] is None or row["state"] not in ("recording", "stopped"):
             return
         path = self.data_dir / row["path"]
+        size = path.stat().st_size if path.exists() else 0
+        state = "stopped" if row["state"] == "stopped" else "complete"
+        if size and duration and self._free(self.dir) < size * 1.1 + 64 * 1024**2:
+            # no room for the fast-start copy: the fragmented MP4 plays as it is (seeking is slower)
+            note = "kept as a fragmented MP4: not enough free space to remux it"
+            await self.db.execute("UPDATE recordings SET state = ?, duration = ?, size = ?, error = COALESCE(error, ?)"
+                                  " WHERE id = ?", (state, round(duration, 3), size, note, rid))
+            log.warning("RecordingManager: recording %s %s", rid, note)
+            return
         loop = asyncio.get_running_loop()
         try:
             duration, size = await loop.run_in_executor(None, remux, path, path)
@@ -254,7 +293,6 @@ class RecordingManager:
                                   (f"the remux failed: {exc}", path.stat().st_size if path.exists() else 0, rid))
             log.exception("RecordingManager: remux of recording %s failed", rid)
         else:
-            state = "stopped" if row["state"] == "stopped" else "complete"
             await self.db.execute("UPDATE recordings SET state = ?, duration = ?, size = ?, error = COALESCE(error, ?)"
                                   " WHERE id = ?", (state, round(duration, 3), size, error, rid))
             log.info("RecordingManager: recording %s %s: %.1f s, %d bytes", rid, state, duration, size)
@@ -266,7 +304,7 @@ class RecordingManager:
         """At startup: every part still ``recording`` was left by a process that died; remux what is there."""
         rows = await self.db.fetchall("SELECT id FROM recordings WHERE state = 'recording' ORDER BY id")
         for row in rows:
-            if self.current is not None and self.current[0] == row["id"]:
+            if self.current is not None and self.current.id == row["id"]:
                 continue
             log.info("RecordingManager: recovering recording %s (the server stopped while it was recording)", row["id"])
             await self._finalize(row["id"], None)
@@ -306,9 +344,11 @@ class RecordingManager:
         row = await self.db.fetchone("SELECT * FROM recordings WHERE id = ?", (rid,))
         if row is None or row["state"] == "deleted":
             raise NotFound(f"recording {rid} does not exist (or was already deleted)")
-        if self.is_live(row["session_id"]) or row["state"] == "recording":
+        if self.is_live(row["session_id"]):
             raise Conflict(f"recording {rid} belongs to session {row['session_id']}, which is live: end the LIVE first,"
                            " then delete it")
+        if row["state"] == "recording":
+            raise Conflict(f"recording {rid} is still being finished (remuxed): try again in a moment")
         await self._delete(rid, "deleted")
         return {"id": rid, "state": "deleted"}
 
@@ -391,7 +431,7 @@ async def api_session_recording(request: web.Request) -> web.Response:
 @routes.get("/api/recordings")
 @doc("Every recording (newest first) with its event, session, duration, size and state; and the disk's free space",
      returns="{recordings: [{id, part, session_id, event_id, event_title, practice, started_at, duration, size, state, "
-             "error, url, created_at, live}], free_gb, total_gb}", tags=["recordings"], permission="settings.manage")
+             "error, url, created_at, live}], free_gb, total_gb, total_bytes}", tags=["recordings"], permission="settings.manage")
 async def api_recordings(request: web.Request) -> web.Response:
     await auth.require(request, "settings.manage")
     return web.json_response(await _recordings_context(request))
@@ -406,7 +446,7 @@ async def _recordings_context(request: web.Request) -> dict[str, Any]:
     manager = app.get(RECORDINGS)
     free = manager.free_gb() if manager is not None else free_bytes(Path(app[CONFIG].data_dir)) / GB
     total = sum(i["size"] or 0 for i in items)
-    return {"recordings": items, "free_gb": round(free, 2), "total_gb": round(total / GB, 3)}
+    return {"recordings": items, "free_gb": round(free, 2), "total_gb": round(total / GB, 3), "total_bytes": total}
 
 
 @routes.delete("/api/recordings/{id}")

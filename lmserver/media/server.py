@@ -161,7 +161,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         self._recorder = None
         if self.config.record and self.recordings is not None:
             try:  # a recording that cannot start never stops the LIVE
-                self._recorder = await self.recordings.open_part(session)
+                self._recorder = self.recordings.open_part(session)  # no await: the ingest follows stream.started at once
             except Exception:
                 logger.exception("MediaServer: the recording of session %s could not start", session.id)
         return session

@@ -299,6 +299,9 @@ import { play, publish } from "./webrtc.js";
         state.metrics.peak = Math.max(state.metrics.peak, d.peak || 0, d.viewers);
         renderMetrics();
         return;
+      case "recording.warning":  // the disk is nearly full, or the recording stopped (the LIVE goes on)
+        LMS.toast(d.message, d.level === "critical" ? "error" : undefined);
+        return;
       case "bus.reconnected":  // records may have been missed
         reload();
         return;
@@ -366,6 +369,17 @@ import { play, publish } from "./webrtc.js";
     if (h.packet_loss) parts.push((h.packet_loss * 100).toFixed(1) + "% loss");
     if (h.silent) parts.push("audio silent");
     el.textContent = parts.join(" · ");
+    // the recording (issue 14): a small REC indicator with its size; stopped/off in amber, the reason on hover
+    const r = h.recording;
+    if (r) {
+      const rec = document.createElement("span");
+      rec.id = "rec-indicator";
+      rec.className = "rec rec-" + r.state;
+      const mb = (r.size / 1048576).toFixed(r.size < 10485760 ? 1 : 0) + " MB";
+      rec.textContent = (parts.length ? " · " : "") + (r.state === "recording" ? "● REC " + mb : r.state === "off" ? "not recording" : "REC " + r.state + " (" + mb + ")");
+      if (r.warning) rec.title = r.warning;
+      el.append(rec);
+    }
   }
 
   async function reload() {
