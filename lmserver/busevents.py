@@ -62,7 +62,7 @@ Scope = Literal["event", "bag"]
 #: what a viewer page shows of a product (never its SKU, archived flag, timestamps or image file name)
 PUBLIC_PRODUCT = ("id", "title", "description", "price_cents", "currency", "stock", "image_url")
 #: what a viewer page shows of a comment (never the viewer's id, the staff author's id or a moderation reason)
-PUBLIC_COMMENT = ("id", "event_id", "parent_id", "nickname", "body", "staff", "pinned", "created_at")
+PUBLIC_COMMENT = ("id", "event_id", "session_id", "parent_id", "nickname", "body", "staff", "pinned", "created_at")
 #: what a viewer page shows of an event
 PUBLIC_EVENT = ("id", "slug", "title", "description", "starts_at", "duration_minutes", "ends_at", "url")
 
@@ -230,9 +230,11 @@ CORE_EVENTS: list[EventSpec] = [
     EventSpec("comment.held", "A viewer's comment was held back (moderation hook or blocked viewer): staff see it greyed, viewers never.",
               {"comment": "the comment, with hidden_reason"}, "staff",
               activity="{comment.nickname} (held back: {comment.hidden_reason}): {comment.body}", label="Held comments", icon="⏸"),
-    EventSpec("product.stock", "A product's stock changed through an order (0: sold out).",
+    EventSpec("product.stock", "A product's stock changed through an order or a release of unpaid orders (0: sold out):"
+              " the one public stock figure; every console's bag and every viewer page whose bag lists the product apply it"
+              " (a practice order takes real stock, so it is sent too). Any new code path that changes stock publishes it.",
               {"product_id": "id", "stock": "units left"}, "public", persist=False,
-              public={"product_id": None, "stock": None}),
+              public={"product_id": None, "stock": None}, scope="bag", practice_public=True),
     EventSpec("order.released", "Reserved orders whose checkout never finished (server restart, checkout timeout) were"
               " cancelled and their units went back to stock; one record per session and reconciliation pass.",
               {"order_ids": "the cancelled orders", "units": "units given back", "reason": "why (also the orders' status_reason)",

@@ -357,6 +357,15 @@ CREATE TABLE api_tokens (
 """)
 
 
+migration(name="052_scripts_and_comment_products", sql="""
+-- issue 16: staff-only talking points of a product and a run-of-show script of an event (validate.SCRIPT_MAX
+-- characters at most), and the product a comment is about (named in it, or asked from its pinned card)
+ALTER TABLE products ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE comments ADD COLUMN product_id INTEGER REFERENCES products(id) ON DELETE SET NULL;
+""")
+
+
 migration(name="041_recordings", sql="""
 -- the recordings of sessions (lmserver.recordings): one row per part (a session resumed after a restart records
 -- into a new part); the file is a fragmented MP4 while recording, remuxed to a fast-start MP4 once complete

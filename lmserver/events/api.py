@@ -31,7 +31,8 @@ async def api_events(request: web.Request) -> web.Response:
 
 @routes.post("/api/events")
 @doc("Schedule an event; 409 (naming the other event) when it overlaps one",
-     body={"title": "string: 1–120 characters", "description": "string: optional", "starts_at": "ISO 8601 (UTC when no offset) or UNIX seconds",
+     body={"title": "string: 1–120 characters", "description": "string: optional",
+           "script": "string: optional run-of-show script (staff-only, at most 4000 characters)", "starts_at": "ISO 8601 (UTC when no offset) or UNIX seconds",
            "duration_minutes": f"integer: {MIN_DURATION}–{MAX_DURATION}"},
      returns="{event}", tags=["events"], permission="show.run")
 async def api_event_create(request: web.Request) -> web.Response:
@@ -82,7 +83,8 @@ async def api_event_get(request: web.Request) -> web.Response:
 
 @routes.patch("/api/events/{id}")
 @doc("Edit an event that has not ended (any subset of the create fields); 409 on overlap or for a past event",
-     body={"title": "string", "description": "string", "starts_at": "", "duration_minutes": "integer"}, returns="{event}", tags=["events"], permission="show.run")
+     body={"title": "string", "description": "string", "starts_at": "", "duration_minutes": "integer",
+           "script": "string: the run-of-show script (staff-only, at most 4000 characters)"}, returns="{event}", tags=["events"], permission="show.run")
 async def api_event_update(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
     app = request.app

@@ -23,7 +23,7 @@ MAX_DURATION = 13 * 60
 #: a start time this far in the past is still accepted for a new event (clock skew, a slow form)
 PAST_GRACE_SECONDS = 120
 
-EVENT_FIELDS = {"title", "description", "starts_at", "duration_minutes"}
+EVENT_FIELDS = {"title", "description", "starts_at", "duration_minutes", "script"}
 
 
 def fmt_span(seconds: float) -> str:
@@ -74,6 +74,8 @@ def clean_event(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         out["title"] = validate.title(data, max_len=120)
     if "description" in data:
         out["description"] = validate.description(data)
+    if "script" in data:  # the run-of-show script: staff-only (event_detail, never event_json)
+        out["script"] = validate.script(data)
     if "starts_at" in data or not partial:
         out["starts_at"] = parse_time(data.get("starts_at"))
     if "duration_minutes" in data or not partial:
@@ -109,6 +111,7 @@ def event_json(app: web.Application, row: Any, now: float | None = None) -> dict
     status = event_status(row, now, live.event_id if live else None, app[CONFIG].events.ready_minutes * 60)
     d = as_dict(row)
     d.pop("reminded_at", None)
+    d.pop("script", None)  # staff-only: event_detail adds it
     d["recommended"] = bool(d["recommended"])
     d["ends_at"] = ends_at(row)
     d["status"] = status
@@ -161,10 +164,10 @@ async def insert_event(app: web.Application, cols: dict[str, Any], user_id: int 
     now = time.time()
     async with db.transaction() as tx:
         cur = await tx.execute(
-            "INSERT INTO events (slug, title, description, starts_at, duration_minutes, created_by, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (slug, title, description, starts_at, duration_minutes, created_by, created_at, updated_at, script)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (slugify(cols["title"]), cols["title"], cols.get("description", ""), cols["starts_at"], cols["duration_minutes"],
-             user_id, now, now))
+             user_id, now, now, cols.get("script", "")))
         event_id = cur.lastrowid
     row = await find_event(db, event_id or 0)
     await app[BUS].publish("event.created", {"event": event_json(app, row)}, event_id=row["id"])
@@ -201,6 +204,7 @@ async def list_events(app: web.Application, when: str = "upcoming", limit: int =
 async def event_detail(app: web.Application, row: Any) -> dict[str, Any]:
     db = app[DB]
     d = event_json(app, row)
+    d["script"] = row["script"]
     d["products"] = await db.fetchval("SELECT COUNT(*) FROM event_products WHERE event_id = ?", (row["id"],))
     d["registrations"] = await db.fetchval("SELECT COUNT(*) FROM registrations WHERE event_id = ?", (row["id"],))
     d["sessions"] = await db.fetchval("SELECT COUNT(*) FROM sessions WHERE event_id = ?", (row["id"],))
@@ -216,5 +220,5 @@ async def update_event(app: web.Application, row: Any, cols: dict[str, Any]) -> 
     async with app[DB].transaction() as tx:
         await tx.execute(f"UPDATE events SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?", (*cols.values(), row["id"]))
     row = await find_event(app[DB], row["id"])
-    await app[BUS].publish("event.updated", {"event": event_json(app, row)}, event_id=row["id"])
+    await app[BUS].publish("event.updated", {"event": {**event_json(app, row), "script": row["script"]}}, event_id=row["id"])
     return row

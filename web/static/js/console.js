@@ -68,6 +68,8 @@ import { play, publish } from "./webrtc.js";
     pill.className = "pill" + (s && s.live ? (s.practice ? " pill-practice" : " pill-live") : "");
     pill.textContent = s && s.live ? (s.practice ? "Practice" : "LIVE") : (readonly ? "Past session" : "Offline");
     $("#practice-badge").hidden = !(s && s.live && s.practice);
+    const studioPill = $("#topbar-live");  // the site bar's pill follows the studio, not the page load
+    if (studioPill) studioPill.style.display = state.studio_live ? "" : "none";
     const go = $("#golive-btn"), end = $("#endlive-btn");
     if (go) {
       // Go LIVE stays offered on every console that is not the one streaming: trying it while the studio is
@@ -178,13 +180,34 @@ import { play, publish } from "./webrtc.js";
     if (atBottom) pane.scrollTop = pane.scrollHeight;
   }
 
+  // which comments: all, product questions (the server's product_id: a bag product named, or asked from its pinned
+  // card) or unanswered (a viewer's comment no staff reply answers yet); each with its thread
+  let commentFilter = localStorage.getItem("lms-comment-filter") || "all";
+  function shownComments() {
+    if (commentFilter === "all") return state.comments;
+    const answered = new Set(state.comments.filter((c) => c.staff && c.parent_id).map((c) => c.parent_id));
+    const keep = new Set(state.comments.filter((c) => !c.parent_id && !c.staff && (commentFilter === "product"
+      ? c.product_id != null : !answered.has(c.id) && !c.hidden)).map((c) => c.id));
+    return state.comments.filter((c) => keep.has(c.id) || (commentFilter === "product" && keep.has(c.parent_id)));
+  }
+  function renderCommentFilter() {
+    document.querySelectorAll("[data-comments]").forEach((b) => b.setAttribute("aria-checked", String(b.dataset.comments === commentFilter)));
+    $("#comment-filter").hidden = $("#feed-filter").value !== "comments";
+  }
+  document.querySelectorAll("[data-comments]").forEach((b) => b.addEventListener("click", () => {
+    commentFilter = b.dataset.comments;
+    localStorage.setItem("lms-comment-filter", commentFilter);
+    renderComments();
+  }));
+
   function renderComments() {
     const list = $("#feed-comments");
     const filter = $("#feed-filter").value;  // "comments", "all", or one activity kind's name
     byId.clear();
     state.comments.forEach((c) => byId.set(c.id, c));
     const pane = list.closest(".tab-pane");
-    if (filter === "comments") LMS.comments.render(list, state.comments, Object.assign({ scroller: pane }, COMMENT_OPTS));
+    renderCommentFilter();
+    if (filter === "comments") LMS.comments.render(list, shownComments(), Object.assign({ scroller: pane }, COMMENT_OPTS));
     else {
       const acts = filter === "all" ? state.activities : state.activities.filter((a) => a.name === filter);
       scrollKeep(list, () => (list.innerHTML = acts.map(activityHtml).join("")));
@@ -207,8 +230,40 @@ import { play, publish } from "./webrtc.js";
     $("#count-suggestions").textContent = sug.filter((a) => rank(a) === 0).length || "";
     $("#count-quality").textContent = vio.filter((a) => rank(a) === 0).length || "";
   }
+  // ------------------------------------------------------------------ scripts (staff-only prompter view)
+  let scriptTab = "product", scriptLarge = localStorage.getItem("lms-script-large") === "1";
+  function renderScript() {
+    const view = $("#script-view");
+    if (!view) return;
+    document.querySelectorAll("[data-script-tab]").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.scriptTab === scriptTab)));
+    $("#script-large").setAttribute("aria-pressed", String(scriptLarge));
+    view.classList.toggle("large", scriptLarge);
+    const p = state.pinned_product;
+    let title, text, empty;
+    if (scriptTab === "product") {
+      title = p ? p.title : "";
+      text = p ? p.script : "";
+      empty = p ? "No talking points for this product yet: write them in the bag (✎) or the catalog." : "Pin a product: its talking points show here.";
+    } else {
+      title = "Run of show";
+      text = state.event_script;
+      empty = "No run-of-show script: add one when you edit the event.";
+    }
+    view.dataset.showing = scriptTab;
+    view.innerHTML = (title ? `<h3 class="script-title">${esc(title)}</h3>` : "") +
+      (text ? `<div class="script-text">${esc(text)}</div>` : `<p class="muted script-empty">${esc(empty)}</p>`);
+    view.scrollTop = 0;
+  }
+  document.querySelectorAll("[data-script-tab]").forEach((b) => b.addEventListener("click", () => { scriptTab = b.dataset.scriptTab; renderScript(); }));
+  const largeBtn = $("#script-large");
+  if (largeBtn) largeBtn.addEventListener("click", () => {
+    scriptLarge = !scriptLarge;
+    localStorage.setItem("lms-script-large", scriptLarge ? "1" : "0");
+    renderScript();
+  });
+
   function renderAll() {
-    renderStatus(); renderMetrics(); renderPinned(); renderComments(); renderOrders(); renderPrompter();
+    renderStatus(); renderMetrics(); renderPinned(); renderComments(); renderOrders(); renderPrompter(); renderScript();
   }
 
   // tabs
@@ -335,8 +390,21 @@ import { play, publish } from "./webrtc.js";
         renderOrders();
         refreshMetrics();
         break;
-      case "product.pinned": state.pinned_product_id = d.product.id; break;
-      case "product.unpinned": state.pinned_product_id = null; break;
+      case "product.pinned":  // staff receive the product whole, script included
+        state.pinned_product_id = d.product.id;
+        state.pinned_product = { id: d.product.id, title: d.product.title, script: d.product.script || "" };
+        scriptTab = "product"; renderScript();
+        break;
+      case "product.unpinned": state.pinned_product_id = null; state.pinned_product = null; renderScript(); break;
+      case "product.updated":
+        if (state.pinned_product && d.product.id === state.pinned_product.id) {
+          Object.assign(state.pinned_product, { title: d.product.title, script: d.product.script || "" });
+          renderScript();
+        }
+        break;
+      case "event.updated":
+        if (typeof d.event.script === "string") { state.event_script = d.event.script; renderScript(); }
+        break;
       case "prompter.suggestion": case "prompter.violation":
         if (rec.session_id != null && rec.session_id !== sid) return;
         {  // a finding is updated in place (same id)

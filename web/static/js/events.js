@@ -85,7 +85,7 @@
       ev.preventDefault();
       showError(null);
       const eventId = form.dataset.eventId;
-      const body = { title: form.title.value.trim(), description: form.description.value,
+      const body = { title: form.title.value.trim(), description: form.description.value, script: form.script.value,
         duration_minutes: Number(form.duration_minutes.value) };
       if (!form.starts_at.disabled) {
         const start = new Date(form.starts_at.value);
