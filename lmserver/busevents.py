@@ -239,4 +239,10 @@ CORE_EVENTS: list[EventSpec] = [
               " cancelled and their units went back to stock; one record per session and reconciliation pass.",
               {"order_ids": "the cancelled orders", "units": "units given back", "reason": "why (also the orders' status_reason)",
                "products": "[{product_id, stock}]: stock after the release"}, "staff"),
+    EventSpec("order.status_changed", "An order's status changed (staff, a payment plugin, the checkout; see lmserver.orderstatus);"
+              " units_returned > 0 when a cancel or refund put its units back in stock.",
+              {"order_id": "the order", "from": "the status it had", "to": "the status it has now", "by": "who: a staff name,"
+               " checkout, system or a plugin", "note": "why (may be null)", "product_id": "its product",
+               "units_returned": "units back in stock"}, "staff",
+              activity="Order #{order_id}: {from} → {to}", label="Order statuses", icon="📦"),
 ]

@@ -223,6 +223,7 @@ class LiveConfig:
     checkout_timeout_seconds: float = opt(120.0, "How long an order may stay reserved while its checkout runs; older reservations are released (units back to stock), in seconds.", positive)
     reconcile_seconds: float = opt(30.0, "How often the server looks for reserved orders whose checkout never finished, in seconds.", positive)
     idempotency_hours: float = opt(24.0, "How long a buyer's Idempotency-Key answers a retry with the first order, in hours.", positive)
+    ask_buyer_details: bool = opt(True, "Whether the viewer page asks for the buyer's name, e-mail and shipping address before their first order (off when a checkout plugin's shop collects them).")
 
 
 @dataclass(frozen=True)

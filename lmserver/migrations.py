@@ -386,3 +386,32 @@ CREATE INDEX recordings_state ON recordings(state);
 -- whether the session's replay is public on its event page (set by lmserver.replay)
 ALTER TABLE sessions ADD COLUMN replay_published INTEGER NOT NULL DEFAULT 0;
 """)
+
+
+migration(name="053_order_fulfilment", sql="""
+-- issue 18: buyer details, order statuses and their history (lmserver.buyers, lmserver.orderstatus)
+-- a viewer's contact and shipping address, asked on their first purchase, editable; staff-only
+CREATE TABLE buyer_details (
+    viewer_id TEXT PRIMARY KEY REFERENCES viewers(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    address TEXT NOT NULL,                -- the shipping address, several lines
+    updated_at REAL NOT NULL
+);
+-- the buyer's details as they were when the order was placed (what the packing list prints)
+ALTER TABLE orders ADD COLUMN buyer_name TEXT;
+ALTER TABLE orders ADD COLUMN buyer_email TEXT;
+ALTER TABLE orders ADD COLUMN ship_address TEXT;
+-- every status an order went through: who (a staff name, "checkout", "system" or a plugin), when, from, to, why
+CREATE TABLE order_status_history (
+    id INTEGER PRIMARY KEY,
+    order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+    from_status TEXT,                     -- NULL for the row written when the order was created
+    to_status TEXT NOT NULL,
+    by TEXT NOT NULL,
+    at REAL NOT NULL,
+    note TEXT
+);
+CREATE INDEX order_status_history_order ON order_status_history(order_id, id);
+CREATE INDEX orders_event ON orders(event_id, id);
+""")

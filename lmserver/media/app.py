@@ -332,7 +332,8 @@ async def serve_hls(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"event {ident} is not the one live now")
     path = out.directory / name
     if name == "index.m3u8" and not out.ready():
-        raise NotFound("the HLS playlist is not ready yet: the first segment takes one keyframe interval", headers={"Retry-After": "2"})
+        # 503 (players retry it; hls.js gives up on a 404): the first segment takes one keyframe interval
+        raise ApiError("the HLS playlist is not ready yet: try again in a second", status=503, headers={"Retry-After": "1"})
     if not path.is_file():
         raise NotFound(f"{name} is no longer (or not yet) in the playlist: reload index.m3u8")
     headers = {"Cache-Control": HLS_CACHE_PLAYLIST if name.endswith(".m3u8") else HLS_CACHE_SEGMENT,
