@@ -66,6 +66,7 @@ import logging
 import re
 import sqlite3
 import time
+from types import SimpleNamespace
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -322,13 +323,11 @@ def parse_quantity(value: Any, limit: int) -> int:
 
 
 async def place_order(app: web.Application, viewer: dict[str, Any], event_id: int, product_id: Any, quantity: Any,
-                      idempotency_key: str | None = None, offer: str | None = None,
-                      replay_of: int | None = None) -> dict[str, Any]:
+                      idempotency_key: str | None = None, offer: str | None = None, replay_of: int | None = None) -> dict[str, Any]:
     """Buy ``quantity`` of ``product_id`` in the live event ``event_id``; returns the order (see module doc).
 
-    ``replay_of``: the id of a past session of the event whose published replay the viewer buys from (checked by
-    :mod:`lmserver.replay`): the event need not be live, and the order carries that session and ``label = 'replay'``
-    (:mod:`lmserver.figures` keeps it out of the LIVE's GMV).
+    ``replay_of``: a past session whose published replay the viewer buys from (:mod:`lmserver.replay`): no LIVE
+    needed; the order carries that session and ``label = 'replay'`` (out of the LIVE's GMV: :mod:`lmserver.figures`).
 
     With ``idempotency_key`` (already checked by :func:`idempotency_key`), a retry of the same purchase returns
     the first order as a :class:`ReplayedOrder`, a different purchase under the same key raises 422. ``offer`` (the
@@ -362,21 +361,12 @@ async def place_order(app: web.Application, viewer: dict[str, Any], event_id: in
         del inflight[slot]
 
 
-class _ReplaySession:
-    """The session an order from a published replay is placed in (never practice; the order is labelled ``replay``)."""
-
-    practice = False
-
-    def __init__(self, session_id: int, event_id: int):
-        self.id, self.event_id = session_id, event_id
-
-
 async def _place(app: web.Application, viewer: dict[str, Any], event_id: int, product_id: int, qty: int,
                  key: str | None = None, offer: str | None = None, replay_of: int | None = None) -> dict[str, Any]:
     """The order path of the module doc: edge checks, reserve, checkout, confirm (or release)."""
     cfg = app[CONFIG].live
     key_since = time.time() - cfg.idempotency_hours * 3600
-    session = app[LIVE].current if replay_of is None else _ReplaySession(replay_of, event_id)
+    session = app[LIVE].current if replay_of is None else SimpleNamespace(id=replay_of, event_id=event_id, practice=False)
     if session is None or session.event_id != event_id:
         if key is not None:  # the answer was lost and the LIVE ended since: the retry still gets its order
             prior = await app[DB].fetchone(_PRIOR_SQL, (viewer["id"], key, key_since))
@@ -388,8 +378,7 @@ async def _place(app: web.Application, viewer: dict[str, Any], event_id: int, pr
     writer = app[WRITER]
     try:
         reserved = await writer.submit(_reserve_with_plugins, app, viewer["id"], product_id, qty, event_id, session.id,
-                                       session.practice, key, key_since, offer,
-                                       "replay" if replay_of is not None else None)
+                                       session.practice, key, key_since, offer, None if replay_of is None else "replay")
     except HookFailed as exc:  # nothing was written: the savepoint was rolled back
         log.error("an order of product %s fails closed before checkout: %s", product_id, exc)
         raise ServiceUnavailable(FAILED_CLOSED) from exc
