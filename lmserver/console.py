@@ -192,6 +192,7 @@ async def console_page(request: web.Request) -> web.Response:
         "gifts": {g["id"]: g for g in gifts_json()},
         "activity_kinds": activity_kinds(app[BUS].specs.values()),  # how the feed draws each kind, and its filter
         "program_width": app[CONFIG].media.width, "program_height": app[CONFIG].media.height,  # the preview's slots
+        "ready_seconds": app[CONFIG].events.ready_minutes * 60, "can_choose_source": user.can("settings.manage"),  # golive.js
     })
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -415,3 +415,27 @@ CREATE TABLE order_status_history (
 CREATE INDEX order_status_history_order ON order_status_history(order_id, id);
 CREATE INDEX orders_event ON orders(event_id, id);
 """)
+
+
+migration(name="054_outbox", sql="""
+-- e-mail waiting to be sent, sent, or given up (lmserver.mailer): one row per dedupe_key, so a reminder goes out once
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    dedupe_key TEXT NOT NULL UNIQUE,     -- e.g. "reminder:ready:12:ana@example.com"
+    event_id INTEGER REFERENCES events(id) ON DELETE SET NULL,
+    to_addr TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    from_name TEXT NOT NULL DEFAULT '',
+    attachment_name TEXT,
+    attachment TEXT,
+    attachment_mime TEXT,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    next_attempt_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    sent_at REAL
+);
+CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);
+""")

@@ -102,6 +102,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/users"): "accounts.manage",
     ("GET", "/api/settings/stream-key"): "settings.manage",
     ("POST", "/api/settings/stream-key/rotate"): "settings.manage",
+    ("PUT", "/api/settings/timezone"): "settings.manage",
     ("GET", "/api/activity"): "console.view",
     # --- recordings (the video is also public once the session's replay is published)
     ("GET", "/settings/recordings"): "settings.manage",
@@ -138,6 +139,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/events"): "console.view",
     ("POST", "/api/events"): "show.run",
     ("POST", "/api/events/now"): "show.run",
+    ("GET", "/api/events/now"): "show.run",
     ("GET", "/api/events/suggestion"): "console.view",
     ("GET", "/api/events/{id}"): "console.view",
     ("PATCH", "/api/events/{id}"): "show.run",
@@ -218,6 +220,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("PUT", "/api/media/capture/source"): "settings.manage",
     ("DELETE", "/api/media/capture"): "show.run",
     ("POST", "/api/media/end"): "show.run",
+    ("POST", "/api/media/session"): "show.run",
     # --- the billboard plugin
     ("GET", "/api/plugins/billboard/templates"): "billboards.manage",
     ("GET", "/api/plugins/billboard/billboards"): "billboards.manage",

@@ -13,7 +13,8 @@ from aiohttp import web
 from .. import validate
 from ..appkeys import BUS, CONFIG, DB, LIVE
 from ..errors import BadRequest, Conflict, NotFound
-from ..templating import as_dict, datetime_utc
+from ..templating import as_dict
+from ..timefmt import fmt, studio_zone
 
 
 MIN_DURATION = 30
@@ -41,8 +42,9 @@ def fmt_span(seconds: float) -> str:
     return f"{sec} s"
 
 
-def when_text(ts: float) -> str:
-    return datetime_utc(ts, "%a %d %b %Y %H:%M")
+def when_text(ts: float, zone: Any = None) -> str:
+    """A time in messages: "Tue 1 Dec 2026, 18:00 CET" in ``zone`` (the studio's: ``studio_zone(app)``; UTC without)."""
+    return fmt(ts, "datetime", zone)
 
 
 def slugify(title: str) -> str:
@@ -144,7 +146,7 @@ async def event_from_path(request: web.Request) -> Any:
     return await find_event(request.app[DB], request.match_info["id"])
 
 
-async def check_overlap(db: Any, starts_at: float, duration_minutes: int, exclude_id: int | None = None) -> None:
+async def check_overlap(db: Any, starts_at: float, duration_minutes: int, exclude_id: int | None = None, zone: Any = None) -> None:
     """409 when [start, end) overlaps another event's window (back-to-back is not an overlap)."""
     end = starts_at + duration_minutes * 60
     row = await db.fetchone(
@@ -152,7 +154,7 @@ async def check_overlap(db: Any, starts_at: float, duration_minutes: int, exclud
         (exclude_id, end, starts_at))
     if row is not None:
         raise Conflict(
-            f"this time overlaps the event “{row['title']}” ({when_text(row['starts_at'])} – {datetime_utc(ends_at(row), '%H:%M')}): "
+            f"this time overlaps the event “{row['title']}” ({when_text(row['starts_at'], zone)} – {fmt(ends_at(row), 'time', zone)}): "
             "delete that event or pick another time",
             details={"event": {"id": row["id"], "title": row["title"], "starts_at": row["starts_at"], "ends_at": ends_at(row),
                                "url": f"/events/{row['id']}"}})
@@ -160,7 +162,7 @@ async def check_overlap(db: Any, starts_at: float, duration_minutes: int, exclud
 
 async def insert_event(app: web.Application, cols: dict[str, Any], user_id: int | None) -> Any:
     db = app[DB]
-    await check_overlap(db, cols["starts_at"], cols["duration_minutes"])
+    await check_overlap(db, cols["starts_at"], cols["duration_minutes"], zone=studio_zone(app))
     now = time.time()
     async with db.transaction() as tx:
         cur = await tx.execute(

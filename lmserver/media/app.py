@@ -302,6 +302,24 @@ async def ingest_end(request: web.Request) -> web.Response:
     return web.json_response(media.status())
 
 
+@doc("Practice → LIVE in one step: the running ingest (browser camera, OBS or capture) goes on, the practice session"
+     " ends and a real one of the same event starts (or back to practice with practice: true)",
+     body={"practice": {"type": "boolean", "description": "switch to practice instead (default false: go LIVE)"}},
+     returns="{session_id, practice, event_id, ...status}", tags=["media"], permission="show.run")
+async def session_switch(request: web.Request) -> web.Response:
+    user = await auth.require(request, "show.run")
+    body = await _json_object(request)
+    unknown = [k for k in body if k != "practice"]
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}: only 'practice' (true or false)")
+    if not isinstance(body.get("practice", False), bool):
+        raise BadRequest(f"'practice' must be true or false, got {body['practice']!r}")
+    media = request.app[MEDIA]
+    session = await media.switch_session(practice=bool(body.get("practice", False)), user_id=user.id)
+    return web.json_response({"session_id": session.id, "practice": session.practice, "event_id": session.event_id,
+                              **media.status()})
+
+
 async def publish_page(request: web.Request) -> web.Response:
     """Publish this browser's camera over WHIP (stream key, or the staff session)."""
     return await render(request, "media/publish.html")
@@ -391,6 +409,7 @@ def setup_media(app: web.Application) -> None:
     app.router.add_put("/api/media/capture/source", capture_select)
     app.router.add_delete("/api/media/capture", capture_stop)
     app.router.add_post("/api/media/end", ingest_end)
+    app.router.add_post("/api/media/session", session_switch)
     app.router.add_get("/hls/{event}/{name}", serve_hls)
 
 

@@ -184,6 +184,40 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         if self.on_session is not None:
             await self.on_session(ingest.session)
 
+    async def switch_session(self, *, practice: bool, user_id: int | None = None) -> "LiveSession":
+        """Practice → LIVE (or back) in one step: the ingest goes on (the camera is not stopped); its session
+        ends and a new one of the same event starts in the other mode, with a new program (its own recording;
+        previews reconnect). Refused (409, nothing changed) when not live, already in that mode, or when the
+        event may not go live now."""
+        async with self._lock:
+            ingest = self.ingest
+            if ingest is None:
+                raise Conflict("the studio is not live: start the camera (practice or LIVE) first")
+            if ingest.session.practice == practice:
+                raise Conflict("this session is already a practice session" if practice else "the studio is already LIVE")
+            event_id = ingest.session.event_id
+            if self.live.resolve_event is not None:  # ask first: a refusal leaves the running session untouched
+                event_id = await self.live.resolve_event(event_id, practice)
+            tracks = ([r.track for r in ingest.pc.getReceivers() if r.track is not None] if ingest.pc is not None
+                      else [t for t in (ingest.player.video, ingest.player.audio) if t is not None] if ingest.player is not None
+                      else [])
+            for viewer in list(self.viewers.values()):
+                await self._close_viewer(viewer, publish=False)
+            for shard in self.shards:
+                shard.end_session()
+            await ingest.program.stop()  # stops reading the tracks, not the tracks themselves
+            self.compositor.clear()
+            await self.live.end("practice ended: the host went LIVE" if not practice else "the host switched to practice")
+            session = await self.live.begin(ingest.kind, practice, user_id, event_id=event_id)
+            ingest.session, ingest.program = session, self._new_program(session)
+            for track in tracks:
+                ingest.program.add_track(track)
+            self.peak_viewers = 0
+            logger.info("MediaServer: ingest %s continues in session %s (%s)", ingest.id, session.id, "practice" if practice else "LIVE")
+        if self.on_session is not None:
+            await self.on_session(session)
+        return session
+
     async def end_ingest(self, reason: str, *, ingest_id: str | None = None, interrupt: bool = False) -> bool:
         """End the running ingest (any, or only ``ingest_id``): viewers closed, session ended
         (or only interrupted, when the server stops)."""

@@ -30,3 +30,4 @@ def register_permissions() -> list[Permission]:
 def checkout(app: Any, request: CheckoutRequest) -> CheckoutResult:
     """Default checkout: record the order as placed (no payment step)."""
     return CheckoutResult(status="placed")
+

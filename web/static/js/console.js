@@ -13,7 +13,7 @@ import { play, publish } from "./webrtc.js";
   const esc = LMS.escape;
 
   // ------------------------------------------------------------------ helpers
-  function timeOf(ts) { return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
+  function timeOf(ts) { return LMS.time(ts, "seconds"); }
   function fmtDuration(s) {
     s = Math.max(0, Math.floor(s));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -32,9 +32,8 @@ import { play, publish } from "./webrtc.js";
     $("#m-orders").textContent = m.orders;
     $("#m-items").textContent = m.items_sold;
     if (state.session) {
-      const d = new Date(state.session.started_at * 1000);
-      $("#m-date").textContent = d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" }).replace(",", "");
-      $("#m-start").textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      $("#m-date").textContent = LMS.time(state.session.started_at, "date");
+      $("#m-start").textContent = LMS.time(state.session.started_at, "time");
     }
     tickDuration();
   }
@@ -77,6 +76,10 @@ import { play, publish } from "./webrtc.js";
       const studioBusy = !!state.studio_live;
       go.hidden = !!publishing;
       end.hidden = !studioBusy;
+      // practice: "End practice", and Go LIVE next to it turns the practice into the real LIVE (golive.js)
+      const practising = !!(state.studio_live && state.studio_live.practice);
+      end.textContent = practising ? "End practice" : "End LIVE";
+      $("#practice-golive-btn").hidden = !practising;
       $("#practice-toggle").disabled = !!publishing;
       if (!studioBusy && !publishing) showError("");
     }
@@ -502,6 +505,7 @@ import { play, publish } from "./webrtc.js";
   // devices and publishing
   const localVideo = $("#local-preview");
   let localStream = null, publishing = null;
+  let cameraChosen = false;  // the host picked a camera (or the default was settled): no more automatic choice
   const camSel = $("#camera-select"), micSel = $("#mic-select");
   async function listDevices() {
     if (!camSel || !navigator.mediaDevices) return;
@@ -512,6 +516,10 @@ import { play, publish } from "./webrtc.js";
       sel.innerHTML = opts.length ? opts.map((d, i) => `<option value="${esc(d.deviceId)}">${esc(d.label || label + " " + (i + 1))}</option>`).join("")
         : `<option value="">No ${label.toLowerCase()} found</option>`;
       if (keep && opts.some((d) => d.deviceId === keep)) sel.value = keep;
+      else if (kind === "videoinput" && !cameraChosen) {  // OBS Virtual Camera, when present, is the default choice
+        const obs = opts.find((d) => /OBS Virtual Camera/i.test(d.label));
+        if (obs) sel.value = obs.deviceId;
+      }
     };
     fill(camSel, "videoinput", "Camera");
     fill(micSel, "audioinput", "Microphone");
@@ -523,6 +531,9 @@ import { play, publish } from "./webrtc.js";
     localStream = await navigator.mediaDevices.getUserMedia({ video, audio });
     localVideo.srcObject = localStream;
     await listDevices();  // labels are known once permission is given
+    const track = localStream.getVideoTracks()[0];
+    if (!camSel.value || !track || (track.getSettings().deviceId || camSel.value) === camSel.value) { /* the chosen camera */ }
+    else if (!cameraChosen) { cameraChosen = true; return openCamera(); }  // the labels showed OBS Virtual Camera: use it
     if (!isLiveHere()) { localVideo.hidden = false; setNote("Camera preview: not live yet."); }
     return localStream;
   }
@@ -560,7 +571,7 @@ import { play, publish } from "./webrtc.js";
 
   if (camSel) {
     $("#preview-btn").addEventListener("click", () => openCamera().catch((e) => showError("Camera: " + e.message)));
-    camSel.addEventListener("change", () => { if (localStream && !publishing) openCamera().catch((e) => showError(e.message)); });
+    camSel.addEventListener("change", () => { cameraChosen = true; if (localStream && !publishing) openCamera().catch((e) => showError(e.message)); });
     micSel.addEventListener("change", () => { if (localStream && !publishing) openCamera().catch((e) => showError(e.message)); });
     $("#golive-btn").addEventListener("click", goLive);
     $("#endlive-btn").addEventListener("click", () => $("#end-dialog").showModal());
