@@ -287,3 +287,19 @@ migration(name="040_order_label", sql="""
 -- what granted an order that was not sold (a plugin's label, e.g. "prize"); NULL for a purchase
 ALTER TABLE orders ADD COLUMN label TEXT;
 """)
+
+
+migration(name="041_restream_destinations", sql="""
+-- restream destinations (lmserver.media.restream_api): where the program is forwarded during a LIVE
+CREATE TABLE restream_destinations (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('rtmp', 'whip')),
+    preset TEXT NOT NULL DEFAULT 'custom',  -- youtube, twitch, facebook, custom, whip
+    url TEXT NOT NULL,                      -- rtmp(s):// server URL, or the http(s):// WHIP endpoint
+    secret TEXT NOT NULL DEFAULT '',        -- RTMP stream key or WHIP bearer token: never sent back by the API
+    start_with_live INTEGER NOT NULL DEFAULT 1,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+""")

@@ -25,6 +25,7 @@ from ..openapi import doc
 from ..templating import render
 from . import MEDIA, MediaServer
 from .capture import check_options, list_sources, select_source, selected_source
+from .restream_api import setup_restream_routes
 
 CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -348,6 +349,7 @@ def setup_media(app: web.Application) -> None:
     app.router.add_put("/api/media/capture/source", capture_select)
     app.router.add_delete("/api/media/capture", capture_stop)
     app.router.add_post("/api/media/end", ingest_end)
+    setup_restream_routes(app)
 
 
 __all__ = ["setup_media", "media_ctx"]
