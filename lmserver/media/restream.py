@@ -9,7 +9,7 @@ others, the WebRTC viewers or the recording. Reconnects back off 2 s ×1.5 up to
 send that makes no progress for ``STALL_SECONDS`` is a stall and reconnects.
 
 Video is never re-encoded: RTMP gets the shared H.264 packets as FLV/AVC, WHIP the same Annex-B
-packets. Audio for RTMP (and HLS later) is AAC from ONE :class:`AacEncoder` shared by every
+packets (:mod:`lmserver.media.restream_whip`, aiortc on the event loop). Audio for RTMP (and HLS later) is AAC from ONE :class:`AacEncoder` shared by every
 destination, fed by decoding the program's Opus packets once; WHIP gets the Opus packets as they are.
 
 A new sink of the same kind (HLS) subscribes with :meth:`Restreamer.add_listener`: it receives the
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import fractions
-import io
 import logging
 import queue
 import random
@@ -50,6 +49,7 @@ from .rtmp import (
 
 if TYPE_CHECKING:
     from ..config import MediaConfig
+    from .restream_whip import WhipWorker
     from ..live import LiveSession
 
 logger = logging.getLogger(__name__)
@@ -193,11 +193,6 @@ class DestinationWorker:
                 return
 
     def _stream(self) -> None:
-        if self.dest.kind == "whip":
-            from .restream_whip import stream_whip  # PyAV's WHIP muxer; imported only when used
-
-            stream_whip(self)
-            return
         target = parse_target(self.dest.url, self.dest.secret)
         pub = RtmpPublisher(target, timeout=STALL_SECONDS, ca_file=self._r.ca_file)
         cfg = self._r.config
@@ -424,7 +419,7 @@ class Restreamer:
         self.ca_file = ca_file
         self.queue_items = queue_items
         self.destinations: dict[int, Destination] = {}
-        self.workers: dict[int, DestinationWorker] = {}
+        self.workers: dict[int, DestinationWorker | WhipWorker] = {}
         #: called on the event loop with (destination, status) when a destination's state changes
         self.on_state: Callable[[Destination, dict[str, Any]], Any] | None = None
         #: a later sink of the same kind (HLS): gets every ("v"|"a", t, data, key) item, "a" being the shared AAC
@@ -511,7 +506,13 @@ class Restreamer:
         self._stopped_by_hand.discard(dest_id)
         if dest.kind == "rtmp" and self._aac is None:
             self._aac = AacEncoder(self._on_aac, self.queue_items)
-        worker = DestinationWorker(dest, self)
+        worker: DestinationWorker | WhipWorker
+        if dest.kind == "whip":
+            from .restream_whip import WhipWorker
+
+            worker = WhipWorker(dest, self)
+        else:
+            worker = DestinationWorker(dest, self)
         self.workers[dest_id] = worker
         worker.start()
 
@@ -598,7 +599,7 @@ class Restreamer:
         self._slate_task = None
 
     # state
-    def _notify(self, worker: DestinationWorker) -> None:
+    def _notify(self, worker: DestinationWorker | WhipWorker) -> None:
         loop = self._loop
         if loop is None or loop.is_closed() or self.on_state is None:
             return
@@ -637,7 +638,3 @@ class Restreamer:
             aac, self._aac = self._aac, None
             await loop.run_in_executor(None, aac.close)
 
-
-def _template_stream(data: bytes) -> Any:
-    """An input stream (codec parameters and extradata) for a muxer's ``add_stream_from_template``."""
-    return av.open(io.BytesIO(data), format="h264")

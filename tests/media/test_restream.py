@@ -6,6 +6,8 @@ pixels are in it."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -14,6 +16,7 @@ import numpy as np
 from aiohttp import ClientSession, CookieJar, web
 from mediafixtures import Studio, make_app
 from nginxrtmp import NginxRtmp, free_port
+from rtcclients import Viewer, rgb
 
 from lmserver import auth
 from lmserver.appkeys import BUS, DB
@@ -228,3 +231,76 @@ def test_backoff_grows_to_a_minute_with_jitter() -> None:
     assert 1.6 <= seq[0] <= 2.4 and 2.4 <= seq[1] <= 3.6
     assert all(48 <= d <= 72 for d in seq[-5:])
     assert len({round(d, 6) for d in seq[-5:]}) > 1  # jitter
+
+
+class SecondStudio:
+    """Another ``lmserver serve`` process: the WHIP server a destination publishes to."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir, self.port = directory, free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("LMSERVER_")}
+        self.env.update(LMSERVER_MEDIA_ICE_HOST_ADDRESSES="127.0.0.1", LMSERVER_MEDIA_WIDTH="320", LMSERVER_MEDIA_HEIGHT="240",
+                        LMSERVER_MEDIA_RECORD="false")
+        self.proc: asyncio.subprocess.Process | None = None
+        self.key = ""
+
+    async def start(self) -> None:
+        cli = [sys.executable, "-m", "lmserver"]
+        keyproc = await asyncio.create_subprocess_exec(*cli, "stream-key", "--data-dir", str(self.dir), env=self.env,
+                                                       cwd=self.dir.parent, stdout=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(keyproc.communicate(), 60)
+        self.key = out.decode().split()[-1]
+        self.proc = await asyncio.create_subprocess_exec(*cli, "serve", "--data-dir", str(self.dir), "--port", str(self.port),
+                                                         env=self.env, cwd=self.dir.parent, stdout=asyncio.subprocess.DEVNULL,
+                                                         stderr=asyncio.subprocess.DEVNULL)
+        async with ClientSession() as http:
+            for _ in range(300):  # bounded: up to 60 s under load
+                try:
+                    async with http.get(self.base + "/login") as resp:
+                        if resp.status == 200:
+                            return
+                except OSError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise RuntimeError("the second lmserver did not start")
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await asyncio.wait_for(self.proc.wait(), 30)
+
+
+async def test_whip_out_to_a_second_lmserver(tmp_path: Path, aiohttp_server: Any) -> None:
+    second = SecondStudio(tmp_path / "second")
+    second.dir.mkdir()
+    await second.start()
+    studio, http = await _studio(tmp_path, aiohttp_server)
+    viewer = Viewer()
+    try:
+        headers = {"X-CSRF-Token": await studio.login()}
+        good = await _add(studio, headers, preset="whip", name="second studio", url=second.base + "/whip", key=second.key)
+        wrong = await _add(studio, headers, preset="whip", name="wrong token", url=second.base + "/whip", key="not-the-key")
+        await asyncio.to_thread(studio.media.compositor.set_layer, "banner", BLUE, 0, 200)
+        async with studio.http.post(studio.base + "/api/media/capture", json=LAVFI, headers=headers) as resp:
+            assert resp.status == 201, await resp.text()
+        await _until(studio, "the WHIP destination goes live and the wrong token fails", lambda: (
+            _state(studio, good)["state"] == "live" and _state(studio, wrong)["state"] == "failed"))
+        assert "401" in _state(studio, wrong)["error"] and _state(studio, wrong)["cause"] == "auth"
+        async with ClientSession() as anonymous:  # a viewer of the SECOND studio sees the first one's program
+            status, answer = await viewer.play(anonymous, second.base)
+            assert status == 201, answer
+            await viewer.wait_frames(20, timeout=60)
+        img = rgb(viewer.frames[-1])
+        banner = img[208:232, 8:312].reshape(-1, 3).mean(axis=0)
+        assert banner[2] > 180 and banner[0] < 80, banner
+        assert _state(studio, good)["bytes_sent"] > 10_000
+        async with studio.http.post(f"{studio.base}/api/restream/destinations/{good}/stop", headers=headers) as resp:
+            assert resp.status == 200
+        assert _state(studio, good)["state"] == "stopped"
+        async with studio.http.post(studio.base + "/api/media/end", headers=headers) as resp:
+            assert resp.status == 200
+    finally:
+        await viewer.close()
+        await studio.http.close()
+        await second.stop()
