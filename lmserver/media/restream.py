@@ -2,15 +2,16 @@
 
 :class:`Restreamer` lives as long as the MediaServer (not one Program), so an ingest drop does not end
 a destination's connection: while the host is away (inside ``events.resume_minutes``) every destination
-receives the :class:`Slate` ("We'll be right back" + silence, encoded once), and the next program of
+receives the :class:`~lmserver.media.restream_audio.Slate` ("We'll be right back" + silence, encoded once), and the next program of
 the LIVE takes over. Each destination is a :class:`DestinationWorker`: its own thread and a bounded
 queue that drops (and counts) rather than blocks, so a failing or slow destination never affects the
 others, the WebRTC viewers or the recording. Reconnects back off 2 s ×1.5 up to 60 s with jitter; a
 send that makes no progress for ``STALL_SECONDS`` is a stall and reconnects.
 
 Video is never re-encoded: RTMP gets the shared H.264 packets as FLV/AVC, WHIP the same Annex-B
-packets (:mod:`lmserver.media.restream_whip`, aiortc on the event loop). Audio for RTMP (and HLS later) is AAC from ONE :class:`AacEncoder` shared by every
-destination, fed by decoding the program's Opus packets once; WHIP gets the Opus packets as they are.
+packets (:mod:`lmserver.media.restream_whip`, aiortc on the event loop). Audio for RTMP (and HLS
+later) is AAC from ONE :class:`~lmserver.media.restream_audio.AacEncoder` shared by every destination,
+fed by decoding the program's Opus packets once; WHIP gets the Opus packets as they are.
 
 A new sink of the same kind (HLS) subscribes with :meth:`Restreamer.add_listener`: it receives the
 same video items and the same AAC packets.
@@ -20,20 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import fractions
 import logging
 import queue
-import random
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import av
-import numpy as np
 
-from .encoder import AUDIO_RATE, VideoEncoder
+from .encoder import AUDIO_RATE
+from .restream_audio import AAC_FRAME, AacEncoder, Slate, aac_config
+from .restream_common import AAC_BITRATE, STALL_SECONDS, Destination, Item, WorkerState, backoff_delays
+from .restream_whip import WhipWorker
 from .rtmp import (
     RtmpError,
     RtmpPublisher,
@@ -49,60 +49,19 @@ from .rtmp import (
 
 if TYPE_CHECKING:
     from ..config import MediaConfig
-    from .restream_whip import WhipWorker
     from ..live import LiveSession
 
 logger = logging.getLogger(__name__)
 
-BACKOFF_FIRST = 2.0
-BACKOFF_FACTOR = 1.5
-BACKOFF_MAX = 60.0
-STALL_SECONDS = 10.0
-AAC_BITRATE = 128_000
-AAC_FRAME = 1024
 
-#: an item of a destination's queue: (kind "v"/"a"/"o", t seconds on the restreamer's clock, data, keyframe)
-Item = tuple[str, float, bytes, bool]
-
-
-def backoff_delays(first: float = BACKOFF_FIRST, factor: float = BACKOFF_FACTOR, cap: float = BACKOFF_MAX):
-    """2, 3, 4.5, ... seconds up to ``cap``, each with ±20 % jitter (an endless generator)."""
-    delay = first
-    while True:
-        yield min(cap, delay) * random.uniform(0.8, 1.2)
-        delay = min(cap, delay * factor)
-
-
-@dataclass(frozen=True)
-class Destination:
-    """A row of ``restream_destinations``: ``secret`` is the RTMP stream key or the WHIP bearer token."""
-
-    id: int
-    name: str
-    kind: str  # "rtmp" or "whip"
-    preset: str
-    url: str
-    secret: str
-    start_with_live: bool
-
-
-class DestinationWorker:
-    """One destination: a thread that connects, streams its queue, and reconnects with backoff."""
+class DestinationWorker(WorkerState):
+    """One RTMP(S) destination: a thread that connects, streams its queue, and reconnects with backoff."""
 
     def __init__(self, dest: Destination, restreamer: "Restreamer") -> None:
-        self.dest = dest
-        self._r = restreamer
+        super().__init__(dest, restreamer)
         self._queue: queue.Queue[Item | None] = queue.Queue(restreamer.queue_items)
         self._stop = threading.Event()
         self._need_key = True
-        self.state = "connecting"
-        self.error: str | None = None
-        self.cause: str | None = None
-        self.retry_at: float | None = None
-        self.bytes_sent = 0
-        self.dropped = 0
-        self.connects = 0
-        self.attempts = 0
         self.live_since: float | None = None
         self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=64)
         self._thread = threading.Thread(target=self._run, name=f"lm-restream-{dest.id}", daemon=True)
@@ -133,24 +92,7 @@ class DestinationWorker:
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._stop.is_set()
 
-    def status(self) -> dict[str, Any]:
-        now = time.monotonic()
-        bitrate = 0
-        if len(self._samples) >= 2 and self.state == "live":
-            (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
-            bitrate = int((b1 - b0) * 8 / (t1 - t0)) if t1 > t0 else 0
-        return {"state": self.state, "error": self.error, "cause": self.cause,
-                "retry_in": round(max(0.0, self.retry_at - now), 1) if self.retry_at and self.state == "retrying" else None,
-                "bitrate": bitrate, "bytes_sent": self.bytes_sent, "dropped": self.dropped, "connects": self.connects,
-                "attempts": self.attempts}
-
     # worker side
-    def _set(self, state: str, *, error: str | None = None, cause: str | None = None, retry_at: float | None = None) -> None:
-        self.state, self.retry_at = state, retry_at
-        if error is not None or state == "live":
-            self.error, self.cause = error, cause
-        self._r._notify(self)
-
     def _run(self) -> None:
         delays = backoff_delays()
         while not self._stop.is_set():
@@ -263,134 +205,11 @@ class DestinationWorker:
                     self._set("live")
                 if not self._samples or now - self._samples[-1][0] >= 0.5:
                     self._samples.append((now, self.bytes_sent))
+                    (t_old, b_old) = self._samples[max(0, len(self._samples) - 10)]  # the last ~5 s
+                    self.bitrate = int((self.bytes_sent - b_old) * 8 / (now - t_old)) if now > t_old else 0
         finally:
             self.bytes_sent = base_bytes + pub.bytes_sent
             pub.close()
-
-
-class AacEncoder:
-    """ONE AAC encode of the program's audio for every non-WebRTC output: Opus packets are decoded once
-    (in this object's thread), resampled to 1024-sample frames and encoded; ``on_packet(t, data)``
-    receives each AAC frame with its time on the restreamer's clock."""
-
-    def __init__(self, on_packet: Callable[[float, bytes], None], queue_items: int = 512) -> None:
-        self._on_packet = on_packet
-        self._queue: queue.Queue[tuple[float, bytes] | None] = queue.Queue(queue_items)
-        self.dropped = 0
-        self.frames = 0
-        self.config = aac_config()
-        self._thread = threading.Thread(target=self._run, name="lm-restream-aac", daemon=True)
-        self._thread.start()
-
-    def put(self, t: float, opus: bytes) -> None:
-        try:
-            self._queue.put_nowait((t, opus))
-        except queue.Full:
-            self.dropped += 1
-
-    def close(self) -> None:
-        try:
-            self._queue.put(None, timeout=1)
-        except queue.Full:
-            pass
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        decoder = av.CodecContext.create("opus", "r")
-        decoder.sample_rate = AUDIO_RATE
-        decoder.layout = "stereo"
-        encoder = _new_aac()
-        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE, frame_size=AAC_FRAME)
-        samples_in = 0  # samples handed to the encoder so far
-        base: float | None = None  # restreamer time of sample 0
-        last_t = -1e9
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            t, data = item
-            try:
-                if base is None or t - last_t > 0.5:  # first packet, or audio resumed after a gap (new program)
-                    base = t - samples_in / AUDIO_RATE
-                last_t = t
-                packet = av.Packet(data)
-                for frame in decoder.decode(packet):
-                    for out in resampler.resample(frame):
-                        out.pts = samples_in
-                        out.time_base = fractions.Fraction(1, AUDIO_RATE)
-                        samples_in += out.samples
-                        for aac in encoder.encode(out):
-                            self.frames += 1
-                            self._on_packet(base + max(0, aac.pts or 0) / AUDIO_RATE, bytes(aac))
-            except Exception:  # a bad packet is skipped, the encoder goes on
-                logger.exception("AacEncoder(%s): a packet failed", id(self))
-
-
-def _new_aac() -> av.audio.codeccontext.AudioCodecContext:
-    encoder = av.CodecContext.create("aac", "w")
-    encoder.sample_rate = AUDIO_RATE
-    encoder.layout = "stereo"
-    encoder.format = "fltp"
-    encoder.bit_rate = AAC_BITRATE
-    encoder.time_base = fractions.Fraction(1, AUDIO_RATE)
-    encoder.open()
-    return encoder
-
-
-def aac_config() -> bytes:
-    """The AudioSpecificConfig of the restream's AAC (LC, 48 kHz, stereo)."""
-    return bytes(_new_aac().extradata or b"\x11\x90")
-
-
-class Slate:
-    """"We'll be right back": a still frame encoded once as one keyframe interval of the program's size and
-    settings (played in a loop), and one silent Opus and one silent AAC frame."""
-
-    def __init__(self, config: "MediaConfig", text: str = "We'll be right back") -> None:
-        self.fps = config.fps
-        encoder = VideoEncoder(config.width, config.height, config.fps, config.video_bitrate, config.keyframe_interval,
-                               config.keyframe_min_interval, config.x264_preset)
-        frame = av.VideoFrame.from_ndarray(_slate_picture(config.width, config.height, text), format="rgb24")
-        frame = frame.reformat(format="yuv420p")
-        gop = max(1, round(config.keyframe_interval * config.fps))
-        self.video: list[tuple[bytes, bool]] = []
-        for i in range(gop + 8):  # x264 may hold a few frames back (zerolatency: none)
-            frame.pts = i * 90000 // config.fps
-            for packet in encoder.encode(frame):
-                self.video.append((bytes(packet), bool(packet.is_keyframe)))
-        encoder.close()
-        first = next(i for i, (_, key) in enumerate(self.video) if key)
-        nxt = next((i for i, (_, key) in enumerate(self.video) if key and i > first), len(self.video))
-        self.video = self.video[first:nxt]
-        opus = av.CodecContext.create("libopus", "w")
-        opus.sample_rate, opus.layout, opus.format, opus.bit_rate = AUDIO_RATE, "stereo", "s16", 32000
-        opus.time_base = fractions.Fraction(1, AUDIO_RATE)
-        opus.options = {"application": "lowdelay", "frame_duration": "20"}
-        self.opus = self._silence(opus, 960, "s16")
-        self.aac = self._silence(_new_aac(), AAC_FRAME, "fltp")
-
-    @staticmethod
-    def _silence(codec: Any, samples: int, fmt: str) -> bytes:
-        dtype = np.int16 if fmt == "s16" else np.float32
-        shape = (1, samples * 2) if fmt == "s16" else (2, samples)
-        for i in range(8):
-            frame = av.AudioFrame.from_ndarray(np.zeros(shape, dtype), format=fmt, layout="stereo")
-            frame.sample_rate, frame.pts = AUDIO_RATE, i * samples
-            for packet in codec.encode(frame):
-                if i >= 3:
-                    return bytes(packet)
-        raise RuntimeError("the audio encoder produced no silent frame")
-
-
-def _slate_picture(width: int, height: int, text: str) -> np.ndarray:
-    from PIL import Image, ImageDraw, ImageFont
-
-    image = Image.new("RGB", (width, height), (24, 24, 32))
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=max(12, height // 12))
-    box = draw.textbbox((0, 0), text, font=font)
-    draw.text(((width - (box[2] - box[0])) / 2, (height - (box[3] - box[1])) / 2), text, fill=(240, 240, 240), font=font)
-    return np.asarray(image)
 
 
 class RestreamSink:
@@ -428,7 +247,7 @@ class Restreamer:
         self.session: "LiveSession | None" = None
         self._aac: AacEncoder | None = None
         self._aac_config: bytes | None = None
-        self._slate: Slate | None = None
+        self._slate: asyncio.Future[Slate] | None = None  # built once, in a worker thread, when a LIVE first restreams
         self._slate_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped_by_hand: set[int] = set()
@@ -471,6 +290,8 @@ class Restreamer:
         for dest in self.destinations.values():
             if dest.start_with_live and dest.id not in self._stopped_by_hand and dest.id not in self.workers:
                 self.start(dest.id)
+        if self._slate is None and self.destinations:  # ready before an ingest drop needs it
+            self._slate = self._loop.run_in_executor(None, Slate, self.config)
         return RestreamSink(self)
 
     def program_ended(self, *, dropped: bool, resume_seconds: float) -> None:
@@ -508,8 +329,6 @@ class Restreamer:
             self._aac = AacEncoder(self._on_aac, self.queue_items)
         worker: DestinationWorker | WhipWorker
         if dest.kind == "whip":
-            from .restream_whip import WhipWorker
-
             worker = WhipWorker(dest, self)
         else:
             worker = DestinationWorker(dest, self)
@@ -557,8 +376,8 @@ class Restreamer:
     async def _play_slate(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()
         if self._slate is None:
-            self._slate = await loop.run_in_executor(None, Slate, self.config)
-        slate = self._slate
+            self._slate = loop.run_in_executor(None, Slate, self.config)
+        slate = await self._slate
         start = time.monotonic()
         frame_s = 1.0 / slate.fps
         opus_sent = aac_sent = 0

@@ -17,12 +17,11 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .. import auth, validate
-from ..appkeys import CONFIG, DB
 from ..db import Database
 from ..errors import BadRequest, Conflict, NotFound
 from ..openapi import doc
 from . import MEDIA
-from .restream import Destination
+from .restream_common import Destination, destination_from_row, load_destinations
 from .rtmp import parse_target
 
 #: name → (label, server URL, what the platform requires); "custom" is any RTMP(S) server (e.g. TikTok LIVE's)
@@ -47,14 +46,6 @@ def mask(secret: str) -> str:
     if not secret:
         return ""
     return "••••" + (secret[-4:] if len(secret) >= 12 else "")
-
-
-def _row(row: Any) -> Destination:
-    return Destination(row["id"], row["name"], row["kind"], row["preset"], row["url"], row["secret"], bool(row["start_with_live"]))
-
-
-async def load_destinations(db: Database) -> list[Destination]:
-    return [_row(r) for r in await db.fetchall("SELECT * FROM restream_destinations ORDER BY id")]
 
 
 def public(dest: Destination) -> dict[str, Any]:
@@ -99,20 +90,26 @@ def check(data: dict[str, Any], old: Destination | None) -> dict[str, Any]:
             "start_with_live": int(bool(start_with_live))}
 
 
-async def _reload(app: web.Application) -> None:
-    if MEDIA in app:
-        app[MEDIA].restream.set_destinations(await load_destinations(app[DB]))
+def _db(request: web.Request) -> Database:
+    db = request.app[MEDIA].db
+    if db is None:
+        raise RuntimeError("MediaServer.start() binds the database first")
+    return db
+
+
+async def _reload(request: web.Request) -> None:
+    request.app[MEDIA].restream.set_destinations(await load_destinations(_db(request)))
 
 
 async def _get(db: Database, dest_id: int) -> Destination:
     row = await db.fetchone("SELECT * FROM restream_destinations WHERE id = ?", (dest_id,))
     if row is None:
         raise NotFound(f"no destination {dest_id}: list them with GET /api/restream/destinations")
-    return _row(row)
+    return destination_from_row(row)
 
 
 def _requirements(app: web.Application) -> dict[str, Any]:
-    cfg = app[CONFIG].media
+    cfg = app[MEDIA].config
     warnings = []
     if cfg.keyframe_interval != 2.0:
         warnings.append(f"media.keyframe_interval is {cfg.keyframe_interval:g} s: the platforms ask for 2 s")
@@ -128,7 +125,7 @@ def _requirements(app: web.Application) -> dict[str, Any]:
      tags=["restream"], permission="settings.manage")
 async def list_destinations(request: web.Request) -> web.Response:
     await auth.require(request, "settings.manage")
-    dests = await load_destinations(request.app[DB])
+    dests = await load_destinations(_db(request))
     return web.json_response({"destinations": [public(d) for d in dests], "presets": PRESETS, **_requirements(request.app)})
 
 
@@ -144,27 +141,27 @@ async def create_destination(request: web.Request) -> web.Response:
     await auth.require(request, "settings.manage")
     values = check(await validate.json_body(request), None)
     now = time.time()
-    async with request.app[DB].transaction() as tx:
+    async with _db(request).transaction() as tx:
         cur = await tx.execute(
             "INSERT INTO restream_destinations (name, kind, preset, url, secret, start_with_live, created_at, updated_at)"
             " VALUES (:name, :kind, :preset, :url, :secret, :start_with_live, :now, :now)", {**values, "now": now})
         dest_id = cur.lastrowid or 0
-    await _reload(request.app)
-    return web.json_response({"destination": public(await _get(request.app[DB], dest_id))}, status=201)
+    await _reload(request)
+    return web.json_response({"destination": public(await _get(_db(request), dest_id))}, status=201)
 
 
 @doc("Change a restream destination (a running one reconnects with the new settings)", body=_BODY,
      returns="{destination}", tags=["restream"], permission="settings.manage")
 async def update_destination(request: web.Request) -> web.Response:
     await auth.require(request, "settings.manage")
-    db = request.app[DB]
+    db = _db(request)
     old = await _get(db, validate.path_int(request))
     values = check(await validate.json_body(request), old)
     async with db.transaction() as tx:
         await tx.execute("UPDATE restream_destinations SET name = :name, kind = :kind, preset = :preset, url = :url,"
                          " secret = :secret, start_with_live = :start_with_live, updated_at = :now WHERE id = :id",
                          {**values, "now": time.time(), "id": old.id})
-    await _reload(request.app)
+    await _reload(request)
     return web.json_response({"destination": public(await _get(db, old.id))})
 
 
@@ -172,11 +169,11 @@ async def update_destination(request: web.Request) -> web.Response:
      permission="settings.manage")
 async def delete_destination(request: web.Request) -> web.Response:
     await auth.require(request, "settings.manage")
-    db = request.app[DB]
+    db = _db(request)
     dest = await _get(db, validate.path_int(request))
     async with db.transaction() as tx:
         await tx.execute("DELETE FROM restream_destinations WHERE id = ?", (dest.id,))
-    await _reload(request.app)
+    await _reload(request)
     return web.json_response({"deleted": dest.id})
 
 
@@ -193,10 +190,10 @@ async def restream_status(request: web.Request) -> web.Response:
 async def _start_stop(request: web.Request, start: bool) -> web.Response:
     await auth.require(request, "show.run")
     media = request.app[MEDIA]
-    dest = await _get(request.app[DB], validate.path_int(request))
+    dest = await _get(_db(request), validate.path_int(request))
     r = media.restream
     if dest.id not in r.destinations:
-        r.set_destinations(await load_destinations(request.app[DB]))
+        r.set_destinations(await load_destinations(_db(request)))
     if start:
         if not r.live:
             why = "a practice session never restreams" if media.ingest is not None and media.ingest.session.practice \

@@ -20,7 +20,7 @@ import aiohttp
 import av
 
 from .fanout import PacketQueue, PacketTrack
-from .restream import STALL_SECONDS, Destination, Item, backoff_delays
+from .restream_common import STALL_SECONDS, Destination, Item, WorkerState, backoff_delays
 from .rtc import create_peer_connection, prefer_h264
 from .rtmp import RtmpError
 
@@ -49,24 +49,17 @@ def _http_cause(exc: BaseException) -> RtmpError:
     return RtmpError("protocol", f"protocol: {exc}")
 
 
-class WhipWorker:
+class WhipWorker(WorkerState):
     """Same face as :class:`~lmserver.media.restream.DestinationWorker`, but a task on the event loop."""
 
     def __init__(self, dest: Destination, restreamer: "Restreamer") -> None:
-        self.dest = dest
-        self._r = restreamer
-        self.state = "connecting"
-        self.error: str | None = None
-        self.cause: str | None = None
-        self.retry_at: float | None = None
-        self.bytes_sent = self.dropped = self.connects = self.attempts = 0
+        super().__init__(dest, restreamer)
         self._stopped = False
         self._task: asyncio.Task[None] | None = None
         self._video: PacketQueue | None = None
         self._audio: PacketQueue | None = None
         self._audio_pts = 0
         self._last: tuple[float, int] = (time.monotonic(), 0)
-        self.bitrate = 0
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -100,18 +93,6 @@ class WhipWorker:
 
     def join(self, timeout: float) -> None:
         pass  # the task ends on cancel; Restreamer.close awaits nothing more
-
-    def status(self) -> dict[str, Any]:
-        return {"state": self.state, "error": self.error, "cause": self.cause,
-                "retry_in": round(max(0.0, self.retry_at - time.monotonic()), 1) if self.retry_at and self.state == "retrying" else None,
-                "bitrate": self.bitrate if self.state == "live" else 0, "bytes_sent": self.bytes_sent, "dropped": self.dropped,
-                "connects": self.connects, "attempts": self.attempts}
-
-    def _set(self, state: str, *, error: str | None = None, cause: str | None = None, retry_at: float | None = None) -> None:
-        self.state, self.retry_at = state, retry_at
-        if error is not None or state == "live":
-            self.error, self.cause = error, cause
-        self._r._notify(self)
 
     async def _run(self) -> None:
         delays = backoff_delays()

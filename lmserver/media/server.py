@@ -27,6 +27,7 @@ from .playback_whep import LOCAL_FIRST, Viewer, WhepPlayback
 from .program import Program
 from .recorder import Recorder
 from .restream import Restreamer
+from .restream_common import load_destinations
 from .rtc import set_ice_host_addresses
 from .shard import Shard
 
@@ -86,8 +87,6 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         self._live, self.bus, self.db, self.on_session = live, bus, db, on_session
         set_ice_host_addresses(self.config.ice_host_addresses)
         if db is not None:
-            from .restream_api import load_destinations
-
             self.restream.set_destinations(await load_destinations(db))
 
     async def close(self) -> None:
