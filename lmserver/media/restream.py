@@ -272,8 +272,11 @@ class Restreamer:
         return self._aac_config
 
     def add_listener(self, listener: Callable[[Item], None]) -> None:
-        """Subscribe another output of the same kind (HLS): it receives video and AAC items like an RTMP worker."""
+        """Subscribe another output of the same kind (HLS): it receives video and AAC items like an RTMP worker
+        (the one AAC encode starts if no RTMP destination runs it yet). Called on the event loop."""
         self.listeners.append(listener)
+        if self._aac is None:
+            self._aac = AacEncoder(self._on_aac, self.queue_items)
 
     # the LIVE's lifecycle (called by the MediaServer)
     def program_started(self, session: "LiveSession") -> RestreamSink | None:

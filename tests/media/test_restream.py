@@ -304,3 +304,36 @@ async def test_whip_out_to_a_second_lmserver(tmp_path: Path, aiohttp_server: Any
         await viewer.close()
         await studio.http.close()
         await second.stop()
+
+
+def test_avcc_from_the_programs_sps_pps_and_rtmp_urls() -> None:
+    import fractions
+
+    from lmserver.media.encoder import VideoEncoder
+    from lmserver.media.rtmp import amf_decode, amf_encode, avcc_record, flv_avc_frame, parameter_sets, parse_target, split_annexb
+
+    enc = VideoEncoder(320, 240, 30, 500_000, 2.0, 0.2, "superfast", 1)
+    frame = av.VideoFrame.from_ndarray(np.zeros((240, 320, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
+    frame.pts, frame.time_base = 0, fractions.Fraction(1, 90000)
+    [packet] = enc.encode(frame)
+    units = split_annexb(bytes(packet))
+    assert [u[0] & 0x1F for u in units][:2] == [7, 8] and 5 in [u[0] & 0x1F for u in units]
+    sps, pps = parameter_sets(units)
+    record = avcc_record(sps, pps)
+    # version 1, constrained baseline (profile 66, constraint flags), level 3.1, 4-byte lengths, one SPS, one PPS
+    assert record[:6] == bytes([1, 66, sps[2], 31, 0xFF, 0xE1]) and record.endswith(pps)
+    body = flv_avc_frame(units, True)
+    assert body[:2] == b"\x17\x01" and b"\x00\x00\x00\x01" not in body[5:9]  # length-prefixed, SPS/PPS left out
+    assert amf_decode(amf_encode("onStatus") + amf_encode(0) + amf_encode(None) + amf_encode({"code": "NetStream.Publish.Start"})) \
+        == ["onStatus", 0.0, None, {"code": "NetStream.Publish.Start"}]
+    target = parse_target("rtmps://live-api-s.facebook.com:443/rtmp/", "FB-1")
+    assert (target.host, target.port, target.app, target.tc_url) == ("live-api-s.facebook.com", 443, "rtmp",
+                                                                      "rtmps://live-api-s.facebook.com:443/rtmp")
+    assert parse_target("rtmp://live.twitch.tv/app", "k").port == 1935
+    for bad, why in (("srt://host/app", "unknown scheme"), ("rtmp:///app", "no host"), ("rtmp://host", "no application")):
+        try:
+            parse_target(bad, "k")
+        except ValueError as exc:
+            assert why in str(exc)
+        else:
+            raise AssertionError(bad)
