@@ -214,16 +214,33 @@ class DestinationWorker(WorkerState):
 
 class RestreamSink:
     """The :class:`~lmserver.media.program.PacketSink` a program feeds; closing it does NOT stop the
-    destinations (they outlive the program: an ingest drop shows the slate)."""
+    destinations (they outlive the program: an ingest drop shows the slate).
+
+    A packet's time on the restreamer's clock follows its own pts (smooth, whatever the load), anchored to
+    the wall clock at the program's first packet of each kind, and re-anchored if the two drift apart by
+    more than ``REANCHOR_SECONDS`` (a jump in the ingest's timestamps)."""
+
+    REANCHOR_SECONDS = 1.0
 
     def __init__(self, restreamer: "Restreamer") -> None:
         self._r = restreamer
+        self._base: dict[str, float] = {}
+
+    def _time(self, kind: str, packet: av.Packet) -> float:
+        now = time.monotonic()
+        if packet.pts is None or packet.time_base is None:
+            return now
+        media = float(packet.pts * packet.time_base)
+        base = self._base.get(kind)
+        if base is None or abs(base + media - now) > self.REANCHOR_SECONDS:
+            base = self._base[kind] = now - media
+        return base + media
 
     def write_video(self, packet: av.Packet) -> None:
-        self._r.feed("v", time.monotonic(), bytes(packet), bool(packet.is_keyframe))
+        self._r.feed("v", self._time("v", packet), bytes(packet), bool(packet.is_keyframe))
 
     def write_audio(self, packet: av.Packet) -> None:
-        self._r.feed("o", time.monotonic(), bytes(packet), False)
+        self._r.feed("o", self._time("o", packet), bytes(packet), False)
 
     def close(self) -> None:
         pass
