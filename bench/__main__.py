@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 BENCHES = {"orders": "bench.orders", "media": "bench.media", "prompter": "bench.prompter", "giveaway": "bench.giveaway",
-           "restream": "bench.restream"}
+           "restream": "bench.restream", "glass": "bench.glass"}
 
 
 def main() -> int:

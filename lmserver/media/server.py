@@ -25,6 +25,9 @@ from .ingest_capture import CaptureIngest, stop_player
 from .ingest_whip import WhipIngest
 from .playback_whep import LOCAL_FIRST, Viewer, WhepPlayback
 from .program import Program
+from .hls import HlsOutput
+from .hls import clear as clear_hls
+from .hls import new_output as new_hls_output
 from .recorder import Recorder
 from .restream import Restreamer
 from .restream_common import load_destinations
@@ -71,6 +74,8 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         self.restream = Restreamer(config, self.data_dir, ca_file=config.restream_ca_file,
                                    queue_items=config.restream_queue_packets)
         self.restream.on_state = self._restream_state
+        #: the running program's HLS output (``/hls/<event>/index.m3u8``), None when not live, practice or off
+        self.hls: HlsOutput | None = None
 
     @property
     def live(self) -> "LiveState":
@@ -88,6 +93,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         set_ice_host_addresses(self.config.ice_host_addresses)
         if db is not None:
             self.restream.set_destinations(await load_destinations(db))
+        clear_hls(self.data_dir)  # what a killed server left
 
     async def close(self) -> None:
         """Server shutdown: stop the ingest and viewers; the session is interrupted, not ended, so
@@ -134,6 +140,10 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         restream = self.restream.program_started(session)  # None in practice: practice never restreams
         if restream is not None:
             sinks.append(restream)
+        self.hls = None
+        if cfg.hls and not session.practice:
+            self.hls = new_hls_output(self.data_dir, cfg.width, cfg.height, cfg.fps, cfg.keyframe_interval, cfg.hls_list_size)
+            sinks.append(self.hls)
         program = Program(
             width=cfg.width,
             height=cfg.height,
@@ -187,6 +197,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         if ingest is None or (ingest_id is not None and ingest.id != ingest_id):
             return False
         self.ingest = None
+        self.hls = None
         logger.info("MediaServer: ingest %s ends: %s; %s", ingest.id, reason, self._ingest_figures(ingest))
         if self._health_task is not None and self._health_task is not asyncio.current_task():
             self._health_task.cancel()
