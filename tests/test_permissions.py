@@ -220,6 +220,13 @@ TABLE: dict[tuple[str, str], str] = {
     ("PUT", "/api/media/capture/source"): "settings.manage",
     ("DELETE", "/api/media/capture"): "show.run",
     ("POST", "/api/media/end"): "show.run",
+    ("GET", "/api/restream/destinations"): "settings.manage",
+    ("POST", "/api/restream/destinations"): "settings.manage",
+    ("PUT", "/api/restream/destinations/{id}"): "settings.manage",
+    ("DELETE", "/api/restream/destinations/{id}"): "settings.manage",
+    ("POST", "/api/restream/destinations/{id}/start"): "show.run",
+    ("POST", "/api/restream/destinations/{id}/stop"): "show.run",
+    ("GET", "/api/restream/status"): "console.view",
     ("POST", "/api/media/session"): "show.run",
     # --- the billboard plugin
     ("GET", "/api/plugins/billboard/templates"): "billboards.manage",
