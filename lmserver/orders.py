@@ -25,10 +25,7 @@ After the checkout, an order's status moves as :mod:`lmserver.orderstatus` allow
 cancelled, refunded; each change in ``order_status_history``). :func:`insert_order` is the one writer of order rows.
 
 Practice sessions' orders are stored with ``practice = 1`` and left out of GMV, orders and items sold
-(:mod:`lmserver.figures` defines what counts). **A practice order takes nothing from stock**: the stock is
-checked as for a real order (a sold-out product is sold out in practice too), but only
-:func:`~lmserver.orderstatus.stock_units` units move, none for practice, when it is reserved and when it is released. Plugins follow
-the same rule (``OrderDraft.practice``: a deal's allocation, a prize's units).
+(:mod:`lmserver.figures` defines what counts), and take no stock (stock checked, none moved: ``orderstatus.stock_units``).
 
 **Reconciliation: reservations whose checkout never finished.** A ``reserved`` order holds stock until its
 checkout answers. A checkout never finishes when the process dies between step 2 and step 3 (``kill -9``, a
@@ -80,7 +77,6 @@ from .background import background
 from .bus import Activity, record_sync
 from .errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from .plugins.manager import HookFailed
-from .orderstatus import stock_units
 from .plugins.types import CheckoutRequest, CheckoutResult, OrderDraft
 
 log = logging.getLogger(__name__)
@@ -198,7 +194,7 @@ def _reserve(conn: sqlite3.Connection, viewer_id: str, product_id: int, quantity
     if in_bag is None:
         raise NotFound(f"product {product_id} is not in this event's shopping bag")
     cur = conn.execute("UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ? AND archived = 0",
-                       (stock_units(quantity, practice), product_id, quantity))
+                       (orderstatus.stock_units(quantity, practice), product_id, quantity))
     if cur.rowcount != 1:
         left = conn.execute("SELECT stock FROM products WHERE id = ?", (product_id,)).fetchone()
         stock = left["stock"] if left else 0
@@ -283,7 +279,7 @@ def _release(conn: sqlite3.Connection, order_id: int, reason: str = "checkout fa
     """Writer thread: give back the stock of an order whose checkout failed (its Idempotency-Key is freed)."""
     row = conn.execute("SELECT product_id, quantity, practice FROM orders WHERE id = ? AND status = 'reserved'", (order_id,)).fetchone()
     if row is not None:
-        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (stock_units(row["quantity"], row["practice"]), row["product_id"]))
+        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (orderstatus.stock_units(row["quantity"], row["practice"]), row["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ?", (reason, order_id))
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
         orderstatus.log_transition(conn, order_id, "reserved", "cancelled", "system", reason)
@@ -299,7 +295,7 @@ def release_unpaid(conn: sqlite3.Connection, order_id: int, reason: str, spec: A
                        " AND status IN ('reserved', 'pending_payment')", (order_id,)).fetchone()
     records: list[Activity] = []
     if row is not None:
-        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (stock_units(row["quantity"], row["practice"]), row["product_id"]))
+        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (orderstatus.stock_units(row["quantity"], row["practice"]), row["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ?", (reason, order_id))
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
         orderstatus.log_transition(conn, order_id, row["status"], "cancelled", "system", reason)
@@ -427,7 +423,7 @@ def _reconcile(conn: sqlite3.Connection, cutoff: float, reason: str, keys_before
         " ORDER BY id", (cutoff,))]
     groups: dict[tuple[Any, Any, bool], list[dict[str, Any]]] = {}
     for r in rows:
-        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (stock_units(r["quantity"], r["practice"]), r["product_id"]))
+        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (orderstatus.stock_units(r["quantity"], r["practice"]), r["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ? AND status = 'reserved'", (reason, r["id"]))
         orderstatus.log_transition(conn, r["id"], "reserved", "cancelled", "system", reason)
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (r["id"],))
