@@ -227,6 +227,8 @@ CORE_EVENTS: list[EventSpec] = [
     EventSpec("product.stock", "A product's stock changed through an order (0: sold out).",
               {"product_id": "id", "stock": "units left"}, "public", persist=False,
               public={"product_id": None, "stock": None}),
+    EventSpec("product.opened", "A viewer opened a product's card or its bag item (counted at most once a minute per viewer and"
+              " product; see lmserver/analytics.py): the LIVE Board refreshes.", {"product_id": "id"}, "staff", persist=False),
     EventSpec("order.released", "Reserved orders whose checkout never finished (server restart, checkout timeout) were"
               " cancelled and their units went back to stock; one record per session and reconciliation pass.",
               {"order_ids": "the cancelled orders", "units": "units given back", "reason": "why (also the orders' status_reason)",

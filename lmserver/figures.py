@@ -67,3 +67,53 @@ async def session_figures(db: "Database", session_id: int, *, default_currency: 
     out["currency"] = out["currency"] or default_currency
     out["comments"] = await db.fetchval(_COMMENTS_SQL, (session_id,), default=0)
     return out
+
+
+# --------------------------------------------------------------------------------------------- audience figures
+
+#: the audience figures of a session (:func:`audience_figures`)
+AUDIENCE_FIGURES = ("peak_viewers", "avg_viewers", "unique_viewers", "returning_viewers", "avg_watch_seconds",
+                    "new_followers", "gifts", "opens", "openers")
+
+_AUDIENCE_SQL = ("SELECT COALESCE(SUM(new_viewers), 0) AS unique_viewers, COALESCE(SUM(followers), 0) AS new_followers,"
+                 " COALESCE(SUM(gifts), 0) AS gifts, COALESCE(SUM(opens), 0) AS opens, COALESCE(MAX(peak_viewers), 0) AS peak"
+                 " FROM session_minutes WHERE session_id = ?")
+_WATCH_SQL = ("SELECT COUNT(*) AS n, COALESCE(SUM(watch_seconds + CASE WHEN open > 0 THEN MAX(0, ? - since) ELSE 0 END), 0) AS total,"
+              " COUNT(CASE WHEN opens > 0 THEN 1 END) AS openers FROM session_viewers WHERE session_id = ? AND joined_at IS NOT NULL")
+_OPENERS_SQL = "SELECT COUNT(*) FROM session_viewers WHERE session_id = ? AND opens > 0"
+_RETURNING_SQL = ("SELECT COUNT(*) FROM session_viewers sv WHERE sv.session_id = ? AND sv.joined_at IS NOT NULL AND EXISTS ("
+                  "SELECT 1 FROM session_viewers o JOIN sessions s ON s.id = o.session_id WHERE o.viewer_id = sv.viewer_id"
+                  " AND o.session_id != sv.session_id AND o.joined_at IS NOT NULL AND s.started_at < ?)")
+
+
+async def audience_figures(db: "Database", session: Any, *, now: float | None = None) -> dict[str, Any]:
+    """The audience figures of one session (a ``sessions`` row or dict), read from the analytics rollups:
+
+    - **peak viewers**: the most viewers at once (the media layer's ``sessions.peak_viewers``, the viewer
+      samples and the joins); **average viewers**: the mean of the viewer samples (``viewer_samples``);
+    - **unique viewers**: viewers (by their viewer cookie) who joined the session's video at least once;
+      **returning viewers**: those of them who had watched an earlier session; **average watch time**: their
+      watching time (from WHEP joins to leaves, several players counted once) over their number, seconds;
+    - **new followers**, **gifts**, product-card **opens** and **openers** (viewers who opened at least one).
+
+    The console's metrics, the LIVE Board, the LIVE Recap and the home page all read these (one definition).
+    """
+    import time as _time
+
+    sid = session["id"]
+    now = _time.time() if now is None else now
+    end = session["ended_at"] if session["ended_at"] is not None else now
+    row = await db.fetchone(_AUDIENCE_SQL, (sid,))
+    samples = await db.fetchone("SELECT MAX(viewers) AS peak, AVG(viewers) AS avg FROM viewer_samples WHERE session_id = ?", (sid,))
+    watch = await db.fetchone(_WATCH_SQL, (end, sid))
+    return {
+        "peak_viewers": max(int(samples["peak"] or 0), int(session["peak_viewers"] or 0), int(row["peak"])),
+        "avg_viewers": round(float(samples["avg"] or 0.0), 1),
+        "unique_viewers": int(row["unique_viewers"]),
+        "returning_viewers": await db.fetchval(_RETURNING_SQL, (sid, session["started_at"]), default=0),
+        "avg_watch_seconds": round(watch["total"] / watch["n"]) if watch["n"] else 0,
+        "new_followers": int(row["new_followers"]),
+        "gifts": int(row["gifts"]),
+        "opens": int(row["opens"]),
+        "openers": await db.fetchval(_OPENERS_SQL, (sid,), default=0),
+    }

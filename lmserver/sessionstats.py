@@ -3,7 +3,8 @@
 - products featured: distinct products pinned during the session (``product.pinned`` in the log);
 - figures: what plugins add through the ``session_figures`` hook (``[{name, label, value, plugin}]``,
   sorted by their order; also as ``figure_values`` ``{name: value}``): the core knows no plugin's data;
-- peak and average viewers: from ``viewer_samples`` (and ``sessions.peak_viewers`` kept by the media layer);
+- peak, average and unique viewers, watch time, followers, gifts, opens: :func:`lmserver.figures.audience_figures`
+  (the analytics rollups; the same definition as the console's metrics and the LIVE Board);
 - GMV, orders, items sold, buyers, first-time buyers, comments: :func:`lmserver.figures.session_figures`
   (the one definition, shared with the console; practice orders never count).
 """
@@ -16,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from .appkeys import DB, PM
-from .figures import session_figures
+from .figures import audience_figures, session_figures
 from .plugins.types import Figure
 from .templating import as_dict
 
@@ -50,11 +51,9 @@ async def session_stats(source: Any, row: Any) -> dict[str, Any]:
     d["duration"] = (end - row["started_at"]) if end is not None else None
     d["products_featured"] = await db.fetchval(
         "SELECT COUNT(DISTINCT json_extract(data, '$.product.id')) FROM activity WHERE session_id = ? AND name = 'product.pinned'", (sid,))
-    samples = await db.fetchone("SELECT MAX(viewers) AS peak, AVG(viewers) AS avg, COUNT(*) AS n FROM viewer_samples WHERE session_id = ?", (sid,))
-    d["peak_viewers"] = max(int(samples["peak"] or 0), int(row["peak_viewers"] or 0))
-    d["avg_viewers"] = round(float(samples["avg"] or 0.0), 1)
-    d["samples"] = samples["n"]
+    d["samples"] = await db.fetchval("SELECT COUNT(*) FROM viewer_samples WHERE session_id = ?", (sid,))
     d.update(await session_figures(db, sid))
+    d.update(await audience_figures(db, row))  # peak/avg/unique viewers, watch time, followers, gifts, opens
     d["analytics_url"] = f"/sessions/{sid}"
     d["console_url"] = f"/events/{row['event_id']}/console?session={sid}" if row["event_id"] is not None else None
     d["figures"] = await plugin_figures(app, as_dict(row)) if app is not None else []
