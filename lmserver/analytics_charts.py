@@ -2,7 +2,7 @@
 
 :func:`time_chart` draws one series over a session's time (a line with its area, or bars), with
 time-labelled x ticks (``m:ss`` under ten minutes, ``N min`` under an hour, ``h:mm`` beyond), "nice"
-y ticks (1, 2, 5 × 10ⁿ steps, never a repeated or fractional count), a ``<title>`` tooltip per point
+y ticks (1, 2, 2.5, 5 × 10ⁿ steps, never a repeated or fractional count), a ``<title>`` tooltip per point
 (the browser shows it on hover, a tap on a tablet), and markers (vertical lines with their own
 tooltip) for pins, billboards, giveaways, flash sales and prompter findings. Colours come from the
 page's CSS classes (``.chart .line`` etc. in ``events.css``), so dark mode needs nothing here.
@@ -39,12 +39,13 @@ class Marker:
 
 
 def nice_axis(peak: float, *, integer: bool = True, ticks: int = 4) -> tuple[float, float]:
-    """(top, step) of a y axis that shows ``peak``: step is 1, 2 or 5 × 10ⁿ (whole for counts), top a multiple."""
+    """(top, step) of a y axis that shows ``peak``: step is 1, 2, 2.5 or 5 × 10ⁿ (whole for counts), top a multiple."""
     if peak <= 0:
         return (float(ticks), 1.0) if integer else (1.0, 0.25)
     raw = peak / ticks
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    steps = (1, 2, 5, 10) if integer and mag < 10 else (1, 2, 2.5, 5, 10)  # 2.5 only where it stays whole
+    step = next(m * mag for m in steps if m * mag >= raw)
     if integer:
         step = max(1.0, float(math.ceil(step)))
     top = step * math.ceil(peak / step)

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from .appkeys import DB, PM
+from .analytics_charts import nice_axis, time_ticks
 from .figures import audience_figures, session_figures
 from .plugins.types import Figure
 from .templating import as_dict
@@ -81,7 +82,7 @@ def viewers_chart(samples: list[tuple[float, int]], started_at: float, ended_at:
     end = ended_at if ended_at is not None else (samples[-1][0] if samples else started_at)
     span = max(end - started_at, 1.0)
     peak = max((v for _, v in samples), default=0)
-    top = max(5, _nice_ceiling(peak))
+    top, step = nice_axis(peak)  # whole, evenly spaced ticks (never 0/2/5)
     inner_w, inner_h = width - pad_l - pad_r, height - pad_t - pad_b
 
     def x(t: float) -> float:
@@ -93,29 +94,12 @@ def viewers_chart(samples: list[tuple[float, int]], started_at: float, ended_at:
     points = [(x(t), y(v)) for t, v in samples]
     line = " ".join(f"{px},{py}" for px, py in points)
     area = f"{points[0][0]},{y(0)} {line} {points[-1][0]},{y(0)}" if points else ""
-    y_ticks = [{"y": y(v), "label": str(v)} for v in (0, top // 2, top)]
-    step = _time_step(span)
-    x_ticks = []
-    t = 0.0
-    while t <= span + 0.5 and len(x_ticks) < 13:
-        m = int(t // 60)
-        x_ticks.append({"x": x(started_at + t), "label": f"{m // 60}:{m % 60:02d}" if span >= 3600 else f"{m} min", "anchor": "middle"})
-        t += step
-    if x_ticks and x_ticks[-1]["x"] > width - pad_r - 20:
+    y_ticks = [{"y": y(i * step), "label": f"{i * step:g}"} for i in range(int(round(top / step)) + 1)]
+    x_ticks = [{"x": x(started_at + t), "label": label, "anchor": "middle"} for t, label in time_ticks(span) if t <= span + 0.5]
+    if x_ticks:
+        x_ticks[0]["anchor"] = "start"
+    if len(x_ticks) > 1 and x_ticks[-1]["x"] > width - pad_r - 20:
         x_ticks[-1]["anchor"] = "end"
     return {"width": width, "height": height, "line": line, "area": area, "y_ticks": y_ticks, "x_ticks": x_ticks,
             "left": pad_l, "right": width - pad_r, "bottom": y(0), "top": pad_t, "peak": peak, "empty": not samples}
 
-
-def _nice_ceiling(v: int) -> int:
-    for n in (5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000):
-        if v <= n:
-            return n
-    return int(v * 1.1) + 1
-
-
-def _time_step(span: float) -> float:
-    for step in (60, 120, 300, 600, 900, 1800, 3600, 7200):
-        if span / step <= 8:
-            return float(step)
-    return 3 * 3600.0

@@ -228,3 +228,22 @@ async def test_practice_counts_nothing_and_a_cancellation_leaves_its_minute(aioh
     row = await app[DB].fetchone("SELECT orders, items, gmv_cents FROM session_minutes WHERE session_id = ?", (practice.id,))
     assert tuple(row) == (0, 0, 0)
     assert (await client.get(f"/sessions/{practice.id}/board?sort=nope", headers=staff)).status == 400
+
+
+def test_chart_axes_have_even_ticks_and_time_labels() -> None:
+    from lmserver.analytics_charts import Marker, Point, nice_axis, time_chart, time_ticks
+    from lmserver.sessionstats import viewers_chart
+
+    assert nice_axis(5) == (6.0, 2.0) and nice_axis(3) == (3.0, 1.0) and nice_axis(0) == (4.0, 1.0) and nice_axis(870) == (1000.0, 250.0)
+    assert [label for _, label in time_ticks(90)] == ["0:00", "0:15", "0:30", "0:45", "1:00", "1:15", "1:30"]
+    assert [label for _, label in time_ticks(1800)][:3] == ["0 min", "5 min", "10 min"]
+    assert [label for _, label in time_ticks(13 * 3600)] == ["0:00", "2:00", "4:00", "6:00", "8:00", "10:00", "12:00"]
+    # the past-session chart of a 30-second session that peaked at 5 viewers: it read 0/2/5 with one "0 min" label
+    chart = viewers_chart([(100.0, 1), (110.0, 5), (130.0, 3)], 100.0, 130.0)
+    assert [t["label"] for t in chart["y_ticks"]] == ["0", "2", "4", "6"]
+    assert [t["label"] for t in chart["x_ticks"]] == ["0:00", "0:10", "0:20", "0:30"]
+    svg = str(time_chart([Point(0, 3, "0:00–1:00 · 3 <viewers>"), Point(60, 1, "1:00–2:00 · 1")], 120, label="Viewers",
+                         markers=[Marker(30, "pin", "📌", "Pinned <Mug>")]))
+    assert svg.startswith("<svg") and "<title>0:00–1:00 · 3 &lt;viewers&gt;</title>" in svg and "0:30 · Pinned &lt;Mug&gt;" in svg
+    long = str(time_chart([Point(60.0 * m, m % 7, f"m{m}") for m in range(780)], 780 * 60, label="13 h", kind="bar"))
+    assert long.count('class="hit"') == 260  # 780 minutes drawn as 260 three-minute columns
