@@ -4,7 +4,7 @@
 time-labelled x ticks (``m:ss`` under ten minutes, ``N min`` under an hour, ``h:mm`` beyond), "nice"
 y ticks (1, 2, 2.5, 5 × 10ⁿ steps, never a repeated or fractional count), a ``<title>`` tooltip per point
 (the browser shows it on hover, a tap on a tablet), and markers (vertical lines with their own
-tooltip) for pins, billboards, giveaways, flash sales and prompter findings. Colours come from the
+tooltip) for pins, plugins' activities and prompter findings. Colours come from the
 page's CSS classes (``.chart .line`` etc. in ``events.css``), so dark mode needs nothing here.
 """
 
