@@ -46,7 +46,7 @@ from .bus import Activity
 from .busevents import EventSpec
 from .csvexport import csv_response
 from .errors import BadRequest, Conflict, NotFound
-from .figures import audience_figures, session_figures
+from .figures import AUDIENCE_FIGURES, FIGURES, audience_figures, session_figures
 from .openapi import doc
 from .sessionstats import plugin_figures
 from .templating import as_dict, iso, money, render
@@ -76,8 +76,11 @@ SORTS = ("gmv", "conversion", "opens", "units")
 def _open_sync(conn: sqlite3.Connection, session_id: int, started_at: float, product_id: int, viewer_id: str, at: float) -> None:
     """Writer thread: count one open in the minute, the product and the viewer of the session."""
     minute = max(0, int((at - started_at) // 60))
-    conn.execute("INSERT INTO session_minutes (session_id, minute, opens) VALUES (?, ?, 1)"
-                 " ON CONFLICT (session_id, minute) DO UPDATE SET opens = opens + 1", (session_id, minute))
+    before = conn.execute("SELECT opens FROM session_viewers WHERE session_id = ? AND viewer_id = ?", (session_id, viewer_id)).fetchone()
+    first = int(before is None or before[0] == 0)
+    conn.execute("INSERT INTO session_minutes (session_id, minute, opens, openers) VALUES (?, ?, 1, ?)"
+                 " ON CONFLICT (session_id, minute) DO UPDATE SET opens = opens + 1, openers = openers + excluded.openers",
+                 (session_id, minute, first))
     conn.execute("INSERT INTO session_products (session_id, product_id, opens) VALUES (?, ?, 1)"
                  " ON CONFLICT (session_id, product_id) DO UPDATE SET opens = opens + 1", (session_id, product_id))
     conn.execute("INSERT INTO session_viewers (session_id, viewer_id, opens) VALUES (?, ?, 1)"
@@ -314,10 +317,16 @@ def charts(minutes: list[dict[str, Any]], marks: list[dict[str, Any]], span: flo
     }
 
 
-async def report(app: web.Application, session: dict[str, Any], *, sort: str = "gmv", compare: bool = True) -> dict[str, Any]:
-    """Everything the board and the recap draw (the JSON API answers it without the charts)."""
+async def report(app: web.Application, session: dict[str, Any], *, sort: str = "gmv", compare: bool = True,
+                 stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the board and the recap draw (the JSON API answers it without the charts). ``stats``: the
+    session's :func:`lmserver.sessionstats.session_stats` when the caller has it (its figures are not read twice)."""
     now = time.time()
-    figs = await figures(app, session, now=now)
+    if stats is not None:
+        figs = {k: stats[k] for k in (*FIGURES, *AUDIENCE_FIGURES)}
+        figs["aov_cents"] = round(figs["gmv_cents"] / figs["orders"]) if figs["orders"] else 0
+    else:
+        figs = await figures(app, session, now=now)
     minutes = await minute_table(app, session, now=now)
     marks = await markers(app, session)
     span = max(_end(session, now) - session["started_at"], 60.0 * len(minutes), 60.0)
@@ -333,7 +342,7 @@ async def report(app: web.Application, session: dict[str, Any], *, sort: str = "
         "sort": sort,
         "markers": marks,
         "top_commenters": await top_commenters(app, session),
-        "plugin_figures": await plugin_figures(app, session),
+        "plugin_figures": stats["figures"] if stats is not None else await plugin_figures(app, session),
         "comparison": await comparison(app, session, figs) if compare else None,
         "charts": charts(minutes, marks, span, figs["currency"]),
     }

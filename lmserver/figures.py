@@ -75,15 +75,12 @@ async def session_figures(db: "Database", session_id: int, *, default_currency: 
 AUDIENCE_FIGURES = ("peak_viewers", "avg_viewers", "unique_viewers", "returning_viewers", "avg_watch_seconds",
                     "new_followers", "gifts", "opens", "openers")
 
-_AUDIENCE_SQL = ("SELECT COALESCE(SUM(new_viewers), 0) AS unique_viewers, COALESCE(SUM(followers), 0) AS new_followers,"
-                 " COALESCE(SUM(gifts), 0) AS gifts, COALESCE(SUM(opens), 0) AS opens, COALESCE(MAX(peak_viewers), 0) AS peak"
+_AUDIENCE_SQL = ("SELECT COALESCE(SUM(new_viewers), 0) AS unique_viewers, COALESCE(SUM(returning_viewers), 0) AS returned,"
+                 " COALESCE(SUM(followers), 0) AS new_followers, COALESCE(SUM(gifts), 0) AS gifts, COALESCE(SUM(opens), 0) AS opens,"
+                 " COALESCE(SUM(openers), 0) AS openers, COALESCE(SUM(watch_seconds), 0) AS watched, COALESCE(MAX(peak_viewers), 0) AS peak"
                  " FROM session_minutes WHERE session_id = ?")
-_WATCH_SQL = ("SELECT COUNT(*) AS n, COALESCE(SUM(watch_seconds + CASE WHEN open > 0 THEN MAX(0, ? - since) ELSE 0 END), 0) AS total,"
-              " COUNT(CASE WHEN opens > 0 THEN 1 END) AS openers FROM session_viewers WHERE session_id = ? AND joined_at IS NOT NULL")
-_OPENERS_SQL = "SELECT COUNT(*) FROM session_viewers WHERE session_id = ? AND opens > 0"
-_RETURNING_SQL = ("SELECT COUNT(*) FROM session_viewers sv WHERE sv.session_id = ? AND sv.joined_at IS NOT NULL AND EXISTS ("
-                  "SELECT 1 FROM session_viewers o JOIN sessions s ON s.id = o.session_id WHERE o.viewer_id = sv.viewer_id"
-                  " AND o.session_id != sv.session_id AND o.joined_at IS NOT NULL AND s.started_at < ?)")
+#: the running watch time of the players still open (a live session)
+_WATCHING_SQL = "SELECT COALESCE(SUM(MAX(0, ? - since)), 0) FROM session_viewers WHERE session_id = ? AND open > 0"
 
 
 async def audience_figures(db: "Database", session: Any, *, now: float | None = None) -> dict[str, Any]:
@@ -97,6 +94,7 @@ async def audience_figures(db: "Database", session: Any, *, now: float | None = 
     - **new followers**, **gifts**, product-card **opens** and **openers** (viewers who opened at least one).
 
     The console's metrics, the LIVE Board, the LIVE Recap and the home page all read these (one definition).
+    Every figure but the running watch time of a live session is a sum over the session's minute rows.
     """
     import time as _time
 
@@ -105,15 +103,16 @@ async def audience_figures(db: "Database", session: Any, *, now: float | None = 
     end = session["ended_at"] if session["ended_at"] is not None else now
     row = await db.fetchone(_AUDIENCE_SQL, (sid,))
     samples = await db.fetchone("SELECT MAX(viewers) AS peak, AVG(viewers) AS avg FROM viewer_samples WHERE session_id = ?", (sid,))
-    watch = await db.fetchone(_WATCH_SQL, (end, sid))
+    watched = row["watched"] + (await db.fetchval(_WATCHING_SQL, (end, sid), default=0) if session["ended_at"] is None else 0)
+    unique = int(row["unique_viewers"])
     return {
         "peak_viewers": max(int(samples["peak"] or 0), int(session["peak_viewers"] or 0), int(row["peak"])),
         "avg_viewers": round(float(samples["avg"] or 0.0), 1),
-        "unique_viewers": int(row["unique_viewers"]),
-        "returning_viewers": await db.fetchval(_RETURNING_SQL, (sid, session["started_at"]), default=0),
-        "avg_watch_seconds": round(watch["total"] / watch["n"]) if watch["n"] else 0,
+        "unique_viewers": unique,
+        "returning_viewers": int(row["returned"]),
+        "avg_watch_seconds": round(watched / unique) if unique else 0,
         "new_followers": int(row["new_followers"]),
         "gifts": int(row["gifts"]),
         "opens": int(row["opens"]),
-        "openers": await db.fetchval(_OPENERS_SQL, (sid,), default=0),
+        "openers": int(row["openers"]),
     }

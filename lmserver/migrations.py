@@ -309,6 +309,9 @@ CREATE TABLE session_minutes (
     items INTEGER NOT NULL DEFAULT 0,
     gmv_cents INTEGER NOT NULL DEFAULT 0,
     first_time_buyers INTEGER NOT NULL DEFAULT 0,
+    returning_viewers INTEGER NOT NULL DEFAULT 0, -- of the new viewers, those who had watched an earlier session
+    openers INTEGER NOT NULL DEFAULT 0,      -- viewers who opened their first product card of the session
+    watch_seconds REAL NOT NULL DEFAULT 0,   -- watching time that ended in this minute (a leave, or the session's end)
     PRIMARY KEY (session_id, minute)
 ) WITHOUT ROWID;
 
@@ -338,7 +341,11 @@ CREATE TABLE session_viewers (
     opens INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (session_id, viewer_id)
 ) WITHOUT ROWID;
-CREATE INDEX session_viewers_viewer ON session_viewers(viewer_id, session_id);
+CREATE INDEX session_viewers_viewer ON session_viewers(viewer_id, session_id) WHERE joined_at IS NOT NULL;
+CREATE INDEX session_viewers_commenters ON session_viewers(session_id, comments) WHERE comments > 0;
+CREATE INDEX session_viewers_open ON session_viewers(session_id) WHERE open > 0;
+-- the one-session comment count of lmserver.figures without reading the comments of every session
+CREATE INDEX comments_session ON comments(session_id, practice, user_id);
 -- the recap's markers and products featured: one session's records of a few names, not its whole log
 CREATE INDEX activity_session_name ON activity(session_id, name);
 
@@ -409,13 +416,15 @@ END;
 
 CREATE TRIGGER analytics_viewer_joined AFTER INSERT ON activity
 WHEN NEW.name = 'viewer.joined' AND NEW.practice = 0 AND NEW.session_id IS NOT NULL BEGIN
-    INSERT INTO session_minutes (session_id, minute, peak_viewers, new_viewers)
+    INSERT INTO session_minutes (session_id, minute, peak_viewers, new_viewers, returning_viewers)
     SELECT s.id, MAX(0, CAST((NEW.created_at - s.started_at) / 60 AS INTEGER)), COALESCE(json_extract(NEW.data, '$.viewers'), 0),
-        json_extract(NEW.data, '$.viewer_id') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM session_viewers sv WHERE sv.session_id = s.id
-            AND sv.viewer_id = json_extract(NEW.data, '$.viewer_id') AND sv.joined_at IS NOT NULL)
-    FROM sessions s WHERE s.id = NEW.session_id AND s.practice = 0
+        n.new, n.new AND EXISTS (SELECT 1 FROM session_viewers o WHERE o.viewer_id = json_extract(NEW.data, '$.viewer_id')
+            AND o.joined_at IS NOT NULL AND o.session_id < s.id)
+    FROM sessions s, (SELECT json_extract(NEW.data, '$.viewer_id') IS NOT NULL AND NOT EXISTS (SELECT 1 FROM session_viewers sv
+            WHERE sv.session_id = NEW.session_id AND sv.viewer_id = json_extract(NEW.data, '$.viewer_id') AND sv.joined_at IS NOT NULL) AS new) n
+    WHERE s.id = NEW.session_id AND s.practice = 0
     ON CONFLICT (session_id, minute) DO UPDATE SET peak_viewers = MAX(peak_viewers, excluded.peak_viewers),
-        new_viewers = new_viewers + excluded.new_viewers;
+        new_viewers = new_viewers + excluded.new_viewers, returning_viewers = returning_viewers + excluded.returning_viewers;
     INSERT INTO session_viewers (session_id, viewer_id, joined_at, open, since)
     SELECT s.id, json_extract(NEW.data, '$.viewer_id'), NEW.created_at, 1, NEW.created_at FROM sessions s
     WHERE s.id = NEW.session_id AND s.practice = 0 AND json_extract(NEW.data, '$.viewer_id') IS NOT NULL
@@ -425,6 +434,11 @@ END;
 
 CREATE TRIGGER analytics_viewer_left AFTER INSERT ON activity
 WHEN NEW.name = 'viewer.left' AND NEW.practice = 0 AND NEW.session_id IS NOT NULL BEGIN
+    INSERT INTO session_minutes (session_id, minute, watch_seconds)
+    SELECT s.id, MAX(0, CAST((NEW.created_at - s.started_at) / 60 AS INTEGER)), MAX(0, NEW.created_at - sv.since)
+    FROM sessions s JOIN session_viewers sv ON sv.session_id = s.id AND sv.viewer_id = json_extract(NEW.data, '$.viewer_id')
+    WHERE s.id = NEW.session_id AND sv.open = 1
+    ON CONFLICT (session_id, minute) DO UPDATE SET watch_seconds = watch_seconds + excluded.watch_seconds;
     UPDATE session_viewers SET watch_seconds = watch_seconds + CASE WHEN open = 1 THEN MAX(0, NEW.created_at - since) ELSE 0 END,
         since = CASE WHEN open = 1 THEN NULL ELSE since END, open = open - 1
     WHERE session_id = NEW.session_id AND viewer_id = json_extract(NEW.data, '$.viewer_id') AND open > 0;
@@ -451,6 +465,10 @@ CREATE TRIGGER analytics_session_ended AFTER UPDATE OF ended_at ON sessions
 WHEN NEW.ended_at IS NOT NULL AND OLD.ended_at IS NULL BEGIN
     UPDATE session_products SET pinned_seconds = pinned_seconds + MAX(0, NEW.ended_at - pinned_since), pinned_since = NULL
     WHERE session_id = NEW.id AND pinned_since IS NOT NULL;
+    INSERT INTO session_minutes (session_id, minute, watch_seconds)
+    SELECT NEW.id, MAX(0, CAST((NEW.ended_at - NEW.started_at) / 60 AS INTEGER)), SUM(MAX(0, NEW.ended_at - since))
+    FROM session_viewers WHERE session_id = NEW.id AND open > 0 AND NEW.practice = 0 HAVING COUNT(*) > 0
+    ON CONFLICT (session_id, minute) DO UPDATE SET watch_seconds = watch_seconds + excluded.watch_seconds;
     UPDATE session_viewers SET watch_seconds = watch_seconds + MAX(0, NEW.ended_at - since), since = NULL, open = 0
     WHERE session_id = NEW.id AND open > 0;
 END;

@@ -37,6 +37,11 @@ async def scripted_session(app: Any) -> dict[str, Any]:
     scarf = await make_product(app, "Scarf", stock=50, price_cents=3000, event_id=eid)
     a, b, c, d = [(await new_viewer(app, n))["id"] for n in ("Ann", "Bo", "Cy", "Di")]
     t0 = time.time() - 7200
+    async with db.transaction() as tx:  # last week, Bo watched: this time Bo is a returning viewer
+        earlier = (await tx.execute("INSERT INTO sessions (event_id, practice, source, started_at, ended_at) VALUES (?, 0, 'test', ?, ?)",
+                                    (eid, t0 - 7 * 86400, t0 - 7 * 86400 + 600))).lastrowid
+        await tx.execute("INSERT INTO activity (name, event_id, session_id, practice, data, created_at) VALUES ('viewer.joined', ?, ?, 0, ?, ?)",
+                         (eid, earlier, json.dumps({"viewer_id": b, "viewers": 1}), t0 - 7 * 86400 + 60))
     async with db.transaction() as tx:
         sid = (await tx.execute("INSERT INTO sessions (event_id, practice, source, started_at) VALUES (?, 0, 'test', ?)",
                                 (eid, t0))).lastrowid
@@ -132,7 +137,9 @@ async def test_scripted_session_rolls_up_to_the_expected_tables(aiohttp_client: 
     assert (f["gmv_cents"], f["orders"], f["items_sold"], f["buyers"], f["first_time_buyers"], f["comments"]) == (6750, 3, 4, 2, 2, 3)
     # watch time: Ann 5→95 and 130→230 (190 s), Bo 10→230 (220 s), Cy 90→230 (140 s): 550 / 3 viewers
     assert (f["unique_viewers"], f["avg_watch_seconds"], f["peak_viewers"], f["new_followers"], f["gifts"], f["opens"]) == (3, 183, 3, 1, 1, 3)
-    assert f["aov_cents"] == 2250 and f["avg_viewers"] == 2.2
+    assert f["aov_cents"] == 2250 and f["avg_viewers"] == 2.2 and f["returning_viewers"] == 1 and f["openers"] == 3
+    assert [(r["key"], r["value"], r["previous"], r["direction"]) for r in report["comparison"]["rows"]][:2] == [
+        ("gmv_cents", 6750, [0], "up"), ("orders", 3, [0], "up")]
     assert [(st["label"], st["value"]) for st in report["funnel"]] == [("Viewers", 3), ("Opened a product", 3), ("Bought", 2)]
     assert [(m["kind"], m["text"], round(m["offset"])) for m in report["markers"]] == [
         ("product", "Pinned Mug", 30), ("contest", "Contest Spring drawn", 100), ("product", "Pinned Scarf", 140)]

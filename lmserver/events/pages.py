@@ -77,7 +77,7 @@ async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]
     pinned = await db.fetchall(
         "SELECT json_extract(data, '$.product.id') AS id, json_extract(data, '$.product.title') AS title, MIN(created_at) AS first_at,"
         " COUNT(*) AS times FROM activity WHERE session_id = ? AND name = 'product.pinned' GROUP BY 1 ORDER BY first_at", (row["id"],))
-    recap = await analytics.report(app, as_dict(row))
+    recap = await analytics.report(app, as_dict(row), stats=stats)
     return {**recap, "figures_plain": recap["figures"], "session": stats, "event": event_json(app, event) if event is not None else None,
             "samples": [{"at": t, "viewers": v} for t, v in samples],
             "chart": viewers_chart(samples, row["started_at"], row["ended_at"]),

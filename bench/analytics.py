@@ -1,0 +1,283 @@
+"""Analytics benchmark: the LIVE Recap of a 13-hour session with two million activity rows, and what rolling up
+costs per activity.
+
+1. **Recap.** A database with one 13-hour session: 2,000,000 activity rows (viewer joins and leaves of 50,000
+   viewers, comments, orders, gifts, follows, pins) with their domain rows (comments, orders, gifts, follows,
+   a viewer sample every 5 s) and prompter findings, written through the real schema, so the triggers build the
+   rollups as they would live. Then the staff pages and API are requested over HTTP on loopback (the whole
+   handler: figures, minute table, per-product table, markers, comparison, three SVG charts, the template):
+   the recap page ``/sessions/{sid}``, its JSON ``/api/sessions/{sid}/analytics`` and the LIVE Board.
+2. **Rollup cost.** The same mix of activities published through :meth:`lmserver.bus.Bus.publish` (the real
+   path: one transaction each, the WebSocket fan-out, the listeners) on two fresh databases, with and without
+   the analytics triggers; and the bare INSERTs (activity row plus its domain row) with and without them.
+
+Only the "analytics" section of BENCHMARKS.md is rewritten.
+
+    python -m bench.analytics [--rows 2000000] [--hours 13]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bench.report import machine, write_section
+from lmserver import auth
+from lmserver.app import create_app
+from lmserver.appkeys import BUS, DB
+from lmserver.config import load_config
+
+BEGIN, END = "<!-- analytics:begin -->", "<!-- analytics:end -->"
+PASSWORD = "bench-password-123"
+TRIGGERS = ("analytics_order_insert", "analytics_order_update", "analytics_comment", "analytics_gift", "analytics_follow",
+            "analytics_viewer_sample", "analytics_viewer_joined", "analytics_viewer_left", "analytics_product_pinned",
+            "analytics_product_unpinned", "analytics_session_ended")
+
+
+def make_app(tmp: Path) -> web.Application:
+    cfg = load_config(None, env={}, overrides={"server": {"data_dir": str(tmp), "log_level": "warning"}})
+    return create_app(cfg, load_entrypoints=False)
+
+
+def seed(path: Path, rows: int, hours: float) -> tuple[int, dict[str, int]]:
+    """Write the 13-hour session (see the module doc) with sqlite3; returns its id and the counts written."""
+    rnd = random.Random(15)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous=OFF")
+    now = time.time()
+    start = now - hours * 3600 - 600
+    span = hours * 3600
+    conn.execute("BEGIN")
+    eid = conn.execute("INSERT INTO events (slug, title, starts_at, duration_minutes, created_at, updated_at)"
+                       " VALUES ('marathon', 'Marathon', ?, ?, ?, ?)", (start, int(hours * 60), start, start)).lastrowid
+    pids = []
+    for i in range(40):
+        pid = conn.execute("INSERT INTO products (title, price_cents, currency, stock, created_at, updated_at)"
+                           " VALUES (?, ?, 'USD', 1000000, ?, ?)", (f"Product {i}", 500 + 100 * i, now, now)).lastrowid
+        conn.execute("INSERT INTO event_products (event_id, product_id, position, added_at) VALUES (?, ?, ?, ?)", (eid, pid, i, now))
+        pids.append(pid)
+    for d in range(5, 0, -1):  # five earlier sessions for the comparison
+        s = conn.execute("INSERT INTO sessions (event_id, source, started_at, ended_at) VALUES (?, 'whip', ?, ?)",
+                         (eid, start - d * 86400, start - d * 86400 + 3600)).lastrowid
+        conn.execute("INSERT INTO orders (viewer_id, product_id, event_id, session_id, quantity, unit_price_cents, amount_cents,"
+                     " currency, created_at) VALUES (NULL, ?, ?, ?, 1, 900, 900, 'USD', ?)", (pids[0], eid, s, start - d * 86400 + 60))
+    sid = conn.execute("INSERT INTO sessions (event_id, source, started_at) VALUES (?, 'whip', ?)", (eid, start)).lastrowid
+    viewers = [f"viewer-{i}" for i in range(50_000)]
+    conn.executemany("INSERT INTO viewers (id, nickname, created_at) VALUES (?, ?, ?)", [(v, v, now) for v in viewers])
+    for k in range(int(span // 5)):
+        conn.execute("INSERT INTO viewer_samples (session_id, at, viewers) VALUES (?, ?, ?)", (sid, start + 5 * k, 200 + k % 300))
+    act = "INSERT INTO activity (name, event_id, session_id, practice, data, created_at) VALUES (?, ?, ?, 0, ?, ?)"
+    counts: dict[str, int] = {}
+    watching: list[str] = []
+    followed: set[str] = set()
+    for i in range(rows):
+        t = start + span * i / rows
+        r = rnd.random()
+        if r < 0.5:  # joins and leaves
+            if watching and (r < 0.25 or len(watching) > 3000):
+                v = watching.pop(rnd.randrange(len(watching)))
+                name, data = "viewer.left", {"viewer_id": v, "viewers": len(watching)}
+            else:
+                v = rnd.choice(viewers)
+                watching.append(v)
+                name, data = "viewer.joined", {"viewer_id": v, "viewers": len(watching), "peak": len(watching)}
+        elif r < 0.9:
+            v = rnd.choice(viewers)
+            cid = conn.execute("INSERT INTO comments (event_id, session_id, viewer_id, nickname, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                               (eid, sid, v, v, "so nice!", t)).lastrowid
+            name, data = "comment.created", {"comment": {"id": cid, "nickname": v, "body": "so nice!"}}
+        elif r < 0.95:
+            v, pid = rnd.choice(viewers), rnd.choice(pids)
+            oid = conn.execute("INSERT INTO orders (viewer_id, product_id, event_id, session_id, quantity, unit_price_cents, amount_cents,"
+                               " currency, status, created_at) VALUES (?, ?, ?, ?, 1, 900, 900, 'USD', 'placed', ?)", (v, pid, eid, sid, t)).lastrowid
+            name, data = "order.created", {"order": {"id": oid, "product_id": pid, "amount_cents": 900}}
+        elif r < 0.99:
+            v = rnd.choice(viewers)
+            conn.execute("INSERT INTO gifts (viewer_id, session_id, gift, created_at) VALUES (?, ?, 'rose', ?)", (v, sid, t))
+            name, data = "gift.sent", {"viewer_id": v, "nickname": v, "gift": "rose"}
+        elif r < 0.9995:
+            v = rnd.choice(viewers)
+            if v not in followed:
+                followed.add(v)
+                conn.execute("INSERT INTO follows (viewer_id, session_id, created_at) VALUES (?, ?, ?)", (v, sid, t))
+            name, data = "viewer.followed", {"viewer_id": v, "nickname": v, "followers": len(followed)}
+        else:
+            pid = rnd.choice(pids)
+            name, data = "product.pinned", {"product": {"id": pid, "title": f"Product {pid}"}}
+        conn.execute(act, (name, eid, sid, json.dumps(data), t))
+        counts[name] = counts.get(name, 0) + 1
+    for k in range(60):
+        conn.execute("INSERT INTO prompter_findings (session_id, event_id, plugin, key, kind, level, text, created_at, updated_at)"
+                     " VALUES (?, ?, 'rules', ?, 'suggestion', 'info', 'Pin a product', ?, ?)", (sid, eid, f"k{k}", start + k * 700, start + k * 700))
+    conn.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", (start + span, sid))
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    conn.close()
+    return sid, counts
+
+
+async def recap(rows: int, hours: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        app = make_app(Path(tmp))
+        client = TestClient(TestServer(app))
+        await client.start_server()  # runs the migrations
+        t = time.perf_counter()
+        sid, counts = await asyncio.to_thread(seed, Path(tmp) / "lmserver.sqlite3", rows, hours)
+        seed_s = time.perf_counter() - t
+        await auth.create_user(app[DB], "bench", "owner", PASSWORD)
+        resp = await client.post("/api/login", json={"name": "bench", "password": PASSWORD})
+        assert resp.status == 200, await resp.text()
+        out: dict[str, Any] = {"seed_s": seed_s, "counts": counts, "activity": await app[DB].fetchval("SELECT COUNT(*) FROM activity"),
+                               "minutes": await app[DB].fetchval("SELECT COUNT(*) FROM session_minutes WHERE session_id = ?", (sid,))}
+        for label, url in (("recap page", f"/sessions/{sid}"), ("recap JSON", f"/api/sessions/{sid}/analytics"),
+                           ("LIVE Board", f"/sessions/{sid}/board"), ("minute CSV", f"/api/sessions/{sid}/analytics/minutes?format=csv")):
+            times = []
+            for _ in range(7):
+                t = time.perf_counter()
+                r = await client.get(url)
+                body = await r.read()
+                times.append(time.perf_counter() - t)
+                assert r.status == 200, body[:300]
+            out[label] = {"median_ms": statistics.median(times) * 1000, "max_ms": max(times) * 1000, "bytes": len(body)}
+        await client.close()
+        return out
+
+
+MIX = (("viewer.joined", 0.25), ("viewer.left", 0.25), ("comment.created", 0.40), ("order.created", 0.05), ("gift.sent", 0.05))
+
+
+async def publish_cost(n: int, with_triggers: bool) -> dict[str, float]:
+    """Per-activity cost of the real publish path (and of the bare INSERTs) with or without the rollup triggers."""
+    with tempfile.TemporaryDirectory() as tmp:
+        app = make_app(Path(tmp))
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        db = app[DB]
+        now = time.time()
+        async with db.transaction() as tx:
+            eid = (await tx.execute("INSERT INTO events (slug, title, starts_at, duration_minutes, created_at, updated_at)"
+                                    " VALUES ('b', 'B', ?, 60, ?, ?)", (now, now, now))).lastrowid
+            sid = (await tx.execute("INSERT INTO sessions (event_id, source, started_at) VALUES (?, 'whip', ?)", (eid, now))).lastrowid
+            pid = (await tx.execute("INSERT INTO products (title, price_cents, currency, stock, created_at, updated_at)"
+                                    " VALUES ('P', 900, 'USD', 10, ?, ?)", (now, now))).lastrowid
+            for i in range(2000):
+                await tx.execute("INSERT INTO viewers (id, nickname, created_at) VALUES (?, ?, ?)", (f"v{i}", f"v{i}", now))
+            if not with_triggers:
+                for name in TRIGGERS:
+                    await tx.execute(f"DROP TRIGGER {name}")
+        rnd = random.Random(1)
+        names = [name for name, share in MIX for _ in range(int(share * 100))]
+        bus = app[BUS]
+
+        async def one(i: int) -> None:
+            name, v = names[i % len(names)], f"v{rnd.randrange(2000)}"
+            t = time.time()
+            async with db.transaction() as tx:  # the domain row, as the service writes it
+                if name == "comment.created":
+                    await tx.execute("INSERT INTO comments (event_id, session_id, viewer_id, nickname, body, created_at) VALUES (?, ?, ?, ?, 'hi', ?)",
+                                     (eid, sid, v, v, t))
+                elif name == "order.created":
+                    await tx.execute("INSERT INTO orders (viewer_id, product_id, event_id, session_id, quantity, unit_price_cents, amount_cents,"
+                                     " currency, created_at) VALUES (?, ?, ?, ?, 1, 900, 900, 'USD', ?)", (v, pid, eid, sid, t))
+                elif name == "gift.sent":
+                    await tx.execute("INSERT INTO gifts (viewer_id, session_id, gift, created_at) VALUES (?, ?, 'rose', ?)", (v, sid, t))
+            data = {"viewer.joined": {"viewer_id": v, "viewers": 10, "peak": 10}, "viewer.left": {"viewer_id": v, "viewers": 9},
+                    "comment.created": {"comment": {"id": i}}, "order.created": {"order": {"id": i}},
+                    "gift.sent": {"viewer_id": v, "nickname": v, "gift": "rose"}}[name]
+            await bus.publish(name, data, event_id=eid, session_id=sid)
+
+        for i in range(200):  # warm up
+            await one(i)
+        cpu, wall = time.process_time(), time.perf_counter()
+        for i in range(n):
+            await one(i)
+        out = {"publish_cpu_us": (time.process_time() - cpu) / n * 1e6, "publish_wall_us": (time.perf_counter() - wall) / n * 1e6}
+        await client.close()
+        # the bare INSERTs in one transaction (what the triggers add, without the rest of the path)
+        conn = sqlite3.connect(Path(tmp) / "lmserver.sqlite3", isolation_level=None)
+        conn.execute("BEGIN")
+        t = time.perf_counter()
+        for i in range(n * 4):
+            name, v = names[i % len(names)], f"v{i % 2000}"
+            if name == "comment.created":
+                conn.execute("INSERT INTO comments (event_id, session_id, viewer_id, nickname, body, created_at) VALUES (?, ?, ?, ?, 'hi', ?)",
+                             (eid, sid, v, v, now + i * 0.01))
+            elif name == "order.created":
+                conn.execute("INSERT INTO orders (viewer_id, product_id, event_id, session_id, quantity, unit_price_cents, amount_cents,"
+                             " currency, created_at) VALUES (?, ?, ?, ?, 1, 900, 900, 'USD', ?)", (v, pid, eid, sid, now + i * 0.01))
+            elif name == "gift.sent":
+                conn.execute("INSERT INTO gifts (viewer_id, session_id, gift, created_at) VALUES (?, ?, 'rose', ?)", (v, sid, now + i * 0.01))
+            data = {"viewer_id": v, "viewers": 10} if name.startswith("viewer.") else {"x": i}
+            conn.execute("INSERT INTO activity (name, event_id, session_id, practice, data, created_at) VALUES (?, ?, ?, 0, ?, ?)",
+                         (name, eid, sid, json.dumps(data), now + i * 0.01))
+        out["insert_us"] = (time.perf_counter() - t) / (n * 4) * 1e6
+        conn.execute("COMMIT")
+        conn.close()
+        return out
+
+
+async def main(rows: int, hours: float, n: int) -> str:
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    r = await recap(rows, hours)
+    with_t = [await publish_cost(n, True) for _ in range(3)]
+    without = [await publish_cost(n, False) for _ in range(3)]
+
+    def med(runs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(x[key] for x in runs)
+
+    pw, pn = med(with_t, "publish_cpu_us"), med(without, "publish_cpu_us")
+    ww, wn = med(with_t, "publish_wall_us"), med(without, "publish_wall_us")
+    iw, inn = med(with_t, "insert_us"), med(without, "insert_us")
+    counts = ", ".join(f"{k} {v:,}" for k, v in sorted(r["counts"].items(), key=lambda kv: -kv[1]))
+    lines = [
+        BEGIN,
+        "## Analytics: the LIVE Recap of a 13-hour session, and the rollups' cost (bench/analytics.py)",
+        "",
+        f"Run {when} on {machine()}.",
+        "",
+        f"One {hours:g}-hour session with **{r['activity']:,} activity rows** ({counts}) and their domain rows, a viewer",
+        f"sample every 5 s, 60 prompter findings and five earlier sessions; seeding took {r['seed_s']:.0f} s with the triggers",
+        f"building {r['minutes']} minute rows. Each request over HTTP on loopback, logged in, 7 runs:",
+        "",
+        "| request | median | max | size |",
+        "|---|---|---|---|",
+    ]
+    for label in ("recap page", "recap JSON", "LIVE Board", "minute CSV"):
+        x = r[label]
+        lines.append(f"| {label} | {x['median_ms']:.0f} ms | {x['max_ms']:.0f} ms | {x['bytes'] / 1024:.0f} KiB |")
+    lines += [
+        "",
+        f"Rolling up, per activity (mix: joins/leaves 50 %, comments 40 %, orders 5 %, gifts 5 %; {n} published, median of 3 runs):",
+        "",
+        "| path | with the triggers | without | added |",
+        "|---|---|---|---|",
+        f"| `bus.publish` + the domain row's transaction, CPU | {pw:.0f} µs | {pn:.0f} µs | {pw - pn:+.0f} µs ({100 * (pw - pn) / pn:+.1f} %) |",
+        f"| the same, wall time | {ww:.0f} µs | {wn:.0f} µs | {ww - wn:+.0f} µs ({100 * (ww - wn) / wn:+.1f} %) |",
+        f"| the bare INSERTs (activity + domain row), one transaction | {iw:.1f} µs | {inn:.1f} µs | {iw - inn:+.1f} µs |",
+        "",
+        END,
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=2_000_000)
+    parser.add_argument("--hours", type=float, default=13)
+    parser.add_argument("--publish", type=int, default=3000, help="activities published per cost run")
+    args = parser.parse_args()
+    section = asyncio.run(main(args.rows, args.hours, args.publish))
+    write_section(BEGIN, END, section)
+    print(section)
