@@ -9,7 +9,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHES = {"orders": "bench.orders", "media": "bench.media", "prompter": "bench.prompter", "giveaway": "bench.giveaway"}
+BENCHES = {"orders": "bench.orders", "media": "bench.media", "prompter": "bench.prompter", "giveaway": "bench.giveaway",
+           "analytics": "bench.analytics"}
 
 
 def main() -> int:

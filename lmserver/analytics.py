@@ -24,8 +24,8 @@ declared :class:`~lmserver.busevents.EventSpec` with ``activity``) that is not a
 name no ``viewer_id``, and it is not one of :data:`AUDIENCE_ACTIONS`), plus the prompter's findings.
 Plugins' figures come through their ``session_figures`` hook (:mod:`lmserver.sessionstats`).
 
-Routes (permission ``console.view``): the recap ``/sessions/{sid}`` (in :mod:`lmserver.events.pages`), the
-board ``/sessions/{sid}/board`` (``/events/{id}/board`` finds the live or latest session), the event's recap
+Routes (:mod:`lmserver.analytics_routes`; permission ``console.view``): the recap ``/sessions/{sid}`` (in
+:mod:`lmserver.events.pages`), the board ``/sessions/{sid}/board`` (``/events/{id}/board`` finds the live or latest session), the event's recap
 ``/events/{id}/recap``, and the JSON API ``/api/sessions/{sid}/analytics[/minutes|/products|/orders|/comments]``
 (each table also as CSV with ``?format=csv``, through :mod:`lmserver.csvexport`).
 """
@@ -39,19 +39,15 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth, validate
+from . import validate
 from .appkeys import BUS, CONFIG, DB, LIVE, WRITER
 from .analytics_charts import Marker, Point, time_chart, time_label
 from .bus import Activity
 from .busevents import EventSpec
-from .csvexport import csv_response
-from .errors import BadRequest, Conflict, NotFound
+from .errors import Conflict, NotFound
 from .figures import AUDIENCE_FIGURES, FIGURES, audience_figures, session_figures
-from .openapi import doc
 from .sessionstats import plugin_figures
-from .templating import as_dict, iso, money, render
-
-routes = web.RouteTableDef()
+from .templating import as_dict, iso, money
 
 #: a viewer's opens of one product count once per this many seconds
 OPEN_REPEAT_SECONDS = 60.0
@@ -111,19 +107,6 @@ async def record_open(app: web.Application, viewer_id: str, event_id: int, produ
     await app[WRITER].submit(_open_sync, live.id, live.started_at, product_id, viewer_id, now)
     app[BUS].dispatch(Activity(None, "product.opened", event_id, live.id, False, now, {"product_id": product_id}))
     return True
-
-
-@routes.post("/api/e/{id}/opens")
-@doc("Count a product-card open: the viewer opened the pinned product's card or a bag item (at most once a minute per"
-     " viewer and product; repeats answer counted: false)", body={"product_id": "integer: the product"},
-     returns="{counted: boolean}", tags=["viewer"])
-async def api_open(request: web.Request) -> web.Response:
-    from .viewer import current_viewer
-
-    viewer = await current_viewer(request)
-    data = await validate.json_body(request)
-    counted = await record_open(request.app, viewer["id"], validate.path_int(request), validate.integer(data, "product_id"))
-    return web.json_response({"counted": counted})
 
 
 # --------------------------------------------------------------------------------------------- tables
@@ -353,159 +336,6 @@ def funnel(figs: dict[str, Any]) -> list[dict[str, Any]]:
     steps = [("Viewers", figs["unique_viewers"]), ("Opened a product", figs["openers"]), ("Bought", figs["buyers"])]
     top = steps[0][1]
     return [{"label": label, "value": v, "percent": round(100.0 * v / top) if top else None} for label, v in steps]
-
-
-def _sort(request: web.Request) -> str:
-    sort = request.query.get("sort", "gmv")
-    if sort not in SORTS:
-        raise BadRequest(f"sort must be one of {', '.join(SORTS)}")
-    return sort
-
-
-def _csv(request: web.Request) -> bool:
-    fmt = request.query.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise BadRequest("format must be json or csv")
-    return fmt == "csv"
-
-
-# --------------------------------------------------------------------------------------------- pages
-
-
-@routes.get("/sessions/{sid}/board")
-async def board_page(request: web.Request) -> web.Response:
-    await auth.require(request, "console.view")
-    app = request.app
-    session = await load_session(app, request.match_info["sid"])
-    data = await report(app, session, sort=_sort(request), compare=False)
-    event = await app[DB].fetchone("SELECT id, title FROM events WHERE id = ?", (session["event_id"],)) if session["event_id"] else None
-    ctx = {**data, "event": dict(event) if event else None, "board": True}
-    if request.query.get("fragment") == "1":
-        response = await render(request, "analytics/_board.html", ctx)
-    else:
-        response = await render(request, "analytics/board.html", ctx)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-@routes.get("/events/{id}/board")
-async def event_board(request: web.Request) -> web.Response:
-    await auth.require(request, "console.view")
-    app = request.app
-    event_id = validate.path_int(request)
-    live = app[LIVE].current
-    sid = live.id if live is not None and live.event_id == event_id else await app[DB].fetchval(
-        "SELECT id FROM sessions WHERE event_id = ? ORDER BY started_at DESC LIMIT 1", (event_id,))
-    if sid is None:
-        raise NotFound(f"event {event_id} has no session yet: the LIVE Board opens when it goes live")
-    raise web.HTTPSeeOther(f"/sessions/{sid}/board")
-
-
-@routes.get("/events/{id}/recap")
-async def event_recap(request: web.Request) -> web.Response:
-    """The sessions of one event together: totals, each session's figures, products over all sessions."""
-    await auth.require(request, "console.view")
-    app = request.app
-    event_id = validate.path_int(request)
-    event = await app[DB].fetchone("SELECT * FROM events WHERE id = ?", (event_id,))
-    if event is None:
-        raise NotFound(f"event {event_id} does not exist")
-    rows = [as_dict(r) for r in await app[DB].fetchall(
-        "SELECT * FROM sessions WHERE event_id = ? ORDER BY started_at", (event_id,))]
-    sessions = [{"session": s, "figures": await figures(app, s)} for s in rows]
-    counted = [s for s in sessions if not s["session"]["practice"]]
-    totals = {k: sum(s["figures"][k] for s in counted) for k in ("gmv_cents", "orders", "items_sold", "comments", "new_followers",
-                                                                  "gifts", "opens")}
-    totals["peak_viewers"] = max((s["figures"]["peak_viewers"] for s in counted), default=0)
-    totals["buyers"] = await app[DB].fetchval(
-        "SELECT COUNT(DISTINCT viewer_id) FROM orders WHERE event_id = ? AND practice = 0 AND status IN ('placed', 'pending_payment')",
-        (event_id,), default=0)
-    ids = [s["session"]["id"] for s in counted]
-    products = []
-    if ids:
-        products = [dict(r) for r in await app[DB].fetchall(
-            "SELECT sp.product_id, p.title, p.currency, SUM(sp.opens) AS opens, SUM(sp.orders) AS orders, SUM(sp.units) AS units,"
-            " SUM(sp.gmv_cents) AS gmv_cents FROM session_products sp LEFT JOIN products p ON p.id = sp.product_id"
-            f" WHERE sp.session_id IN ({', '.join('?' * len(ids))}) GROUP BY sp.product_id ORDER BY gmv_cents DESC, units DESC", ids)]
-    currency = next((s["figures"]["currency"] for s in counted), app[CONFIG].catalog.default_currency)
-    return await render(request, "analytics/event.html", {"event": as_dict(event), "sessions": sessions, "totals": totals,
-                                                          "products": products, "currency": currency})
-
-
-# --------------------------------------------------------------------------------------------- JSON API and CSV
-
-
-@routes.get("/api/sessions/{sid}/analytics")
-@doc("A session's LIVE Recap (or LIVE Board while it runs): selling and audience figures, the funnel, minute table,"
-     " per-product table, chart markers, top commenters and the comparison with the previous five sessions",
-     query={"sort": "the products' order: gmv (default), conversion, opens or units"},
-     returns="{session, figures: {gmv_cents, orders, items_sold, buyers, first_time_buyers, aov_cents, peak_viewers, avg_viewers,"
-     " unique_viewers, returning_viewers, avg_watch_seconds, new_followers, comments, gifts, opens, openers, currency}, funnel,"
-     " minutes, products, markers: [{at, offset, kind, icon, label, text}], top_commenters, comparison: {sessions, rows}}",
-     tags=["analytics"], permission="console.view")
-async def api_analytics(request: web.Request) -> web.Response:
-    await auth.require(request, "console.view")
-    session = await load_session(request.app, request.match_info["sid"])
-    data = await report(request.app, session, sort=_sort(request))
-    data.pop("charts")
-    data["comparison"].pop("by_key")
-    return web.json_response(data)
-
-
-@routes.get("/api/sessions/{sid}/analytics/minutes")
-@doc("A session's minute table (minute 0 is its first): " + ", ".join(MINUTE_COLUMNS) + "; ?format=csv downloads it",
-     query={"format": "json (default) or csv"}, returns="{minutes: [{" + ", ".join(MINUTE_COLUMNS) + "}]}",
-     tags=["analytics"], permission="console.view")
-async def api_minutes(request: web.Request) -> web.Response:
-    await auth.require(request, "console.view")
-    session = await load_session(request.app, request.match_info["sid"])
-    as_csv = _csv(request)
-    rows = await minute_table(request.app, session)
-    if as_csv:
-        return csv_response(f"session-{session['id']}-minutes.csv", MINUTE_COLUMNS, rows)
-    return web.json_response({"minutes": rows})
-
-
-@routes.get("/api/sessions/{sid}/analytics/products")
-@doc("A session's per-product table (conversion = orders / opens, %; null without opens); ?format=csv downloads it",
-     query={"format": "json (default) or csv", "sort": "gmv (default), conversion, opens or units"},
-     returns="{products: [{" + ", ".join(PRODUCT_COLUMNS) + ", pinned_now}]}", tags=["analytics"], permission="console.view")
-async def api_products(request: web.Request) -> web.Response:
-    await auth.require(request, "console.view")
-    session = await load_session(request.app, request.match_info["sid"])
-    as_csv = _csv(request)
-    rows = await product_table(request.app, session, sort=_sort(request))
-    if as_csv:
-        return csv_response(f"session-{session['id']}-products.csv", PRODUCT_COLUMNS, rows)
-    return web.json_response({"products": rows})
-
-
-@routes.get("/api/sessions/{sid}/analytics/orders")
-@doc("A session's orders, every status (only placed and pending_payment count in GMV); ?format=csv downloads them",
-     query={"format": "json (default) or csv"}, returns="{orders: [{" + ", ".join(ORDER_COLUMNS) + "}]}",
-     tags=["analytics"], permission="console.view")
-async def api_session_orders(request: web.Request) -> web.Response:
-    await auth.require(request, "console.view")
-    session = await load_session(request.app, request.match_info["sid"])
-    as_csv = _csv(request)
-    rows = await order_rows(request.app, session)
-    if as_csv:
-        return csv_response(f"session-{session['id']}-orders.csv", ORDER_COLUMNS, rows)
-    return web.json_response({"orders": rows})
-
-
-@routes.get("/api/sessions/{sid}/analytics/comments")
-@doc("A session's comments (staff replies and hidden ones included, marked); ?format=csv downloads them",
-     query={"format": "json (default) or csv"}, returns="{comments: [{" + ", ".join(COMMENT_COLUMNS) + "}]}",
-     tags=["analytics"], permission="console.view")
-async def api_session_comments(request: web.Request) -> web.Response:
-    await auth.require(request, "console.view")
-    session = await load_session(request.app, request.match_info["sid"])
-    as_csv = _csv(request)
-    rows = await comment_rows(request.app, session)
-    if as_csv:
-        return csv_response(f"session-{session['id']}-comments.csv", COMMENT_COLUMNS, rows)
-    return web.json_response({"comments": rows})
 
 
 async def analytics_ctx(app: web.Application) -> Any:

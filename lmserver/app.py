@@ -276,9 +276,9 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     app.cleanup_ctx.append(media_ctx)  # after the core: the media server gets its live state, bus and database
     app.cleanup_ctx.append(events.events_ctx)  # after the core: needs the database, the bus and the live state
     app.cleanup_ctx.append(clocks_ctx)  # the scheduler's timers and the live tick (stopped before the core closes)
-    from . import analytics, comments, console, orders, prompter, viewer
+    from . import analytics, analytics_routes, comments, console, orders, prompter, viewer
 
-    for module in (console, viewer, comments, orders, prompter, analytics):
+    for module in (console, viewer, comments, orders, prompter, analytics_routes):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(analytics.analytics_ctx)
     app.cleanup_ctx.append(console.live_ctx)  # viewer sampling, after the core context
