@@ -211,6 +211,7 @@ async def test_opens_orders_and_one_definition_through_the_real_routes(aiohttp_c
     assert redirect.status == 303 and redirect.headers["Location"] == f"/sessions/{session.id}/board"
     recap_page = await (await client.get(f"/events/{eid}/recap", headers=staff)).text()
     assert f'data-session="{session.id}"' in recap_page and 'data-total="gmv">$25.00<' in recap_page
+    assert f'href="/events/{eid}/recap"' in await (await client.get(f"/events/{eid}", headers=staff)).text()
 
 
 async def test_practice_counts_nothing_and_a_cancellation_leaves_its_minute(aiohttp_client: Any, app_factory: Any) -> None:
