@@ -202,6 +202,7 @@ async def core_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await drain_plugin_dispatch(bus)
         await pm.call("shutdown", app=app)
         await hub.close_all()
         await writer.stop()
@@ -228,7 +229,21 @@ def _plugin_dispatcher(app: web.Application, pm: PluginManager) -> Callable[[Act
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
+    dispatch.tasks = tasks  # type: ignore[attr-defined]  # drained at shutdown (drain_plugin_dispatch)
     return dispatch
+
+
+async def drain_plugin_dispatch(bus: Bus, timeout: float = 5.0) -> None:
+    """Let the plugins' ``on_bus_event`` calls under way finish (at most ``timeout`` s) before the database closes:
+    a record published just before shutdown still reaches its plugins, and none of them meets a closed database."""
+    import asyncio
+
+    tasks = getattr(bus.plugin_dispatch, "tasks", None)
+    if tasks:
+        done, pending = await asyncio.wait(set(tasks), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
 
 # --------------------------------------------------------------------------------------------- factory
@@ -276,11 +291,12 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     app.cleanup_ctx.append(media_ctx)  # after the core: the media server gets its live state, bus and database
     app.cleanup_ctx.append(events.events_ctx)  # after the core: needs the database, the bus and the live state
     app.cleanup_ctx.append(clocks_ctx)  # the scheduler's timers and the live tick (stopped before the core closes)
-    from . import analytics, analytics_routes, comments, console, orders, prompter, viewer
+    from . import analytics, analytics_routes, comments, console, orders, prompter, tokens, viewer, webhooks, webhooks_api
 
-    for module in (console, viewer, comments, orders, prompter, analytics_routes):
+    for module in (console, viewer, comments, orders, prompter, webhooks_api, tokens, analytics_routes):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(analytics.analytics_ctx)
     app.cleanup_ctx.append(console.live_ctx)  # viewer sampling, after the core context
     app.cleanup_ctx.append(orders.orders_ctx)  # releases reservations left by a crash, then reconciles periodically
+    app.cleanup_ctx.append(webhooks.webhooks_ctx)  # the outbox dispatcher (stopped before the core closes)
     return app

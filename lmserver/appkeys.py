@@ -12,6 +12,7 @@ if TYPE_CHECKING:  # only for the type checker: the keys are created below at ru
     from .db import Database, GroupCommitWriter
     from .live import LiveState
     from .plugins.manager import PluginManager
+    from .webhooks import Webhooks
     from .ws import Hub
 
 CONFIG: web.AppKey["Config"] = web.AppKey("config")
@@ -22,6 +23,7 @@ HUB: web.AppKey["Hub"] = web.AppKey("hub")
 PM: web.AppKey["PluginManager"] = web.AppKey("plugin_manager")
 LIVE: web.AppKey["LiveState"] = web.AppKey("live")
 SECRET: web.AppKey[bytes] = web.AppKey("secret")
+WEBHOOKS: web.AppKey["Webhooks"] = web.AppKey("webhooks")
 
 # request-local state
 USER_KEY: web.RequestKey[object] = web.RequestKey("lms_user")

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
 import unicodedata
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from aiohttp import web
@@ -38,94 +39,21 @@ from yarl import URL
 
 from .appkeys import CONFIG, DB, NEW_VIEWER_KEY, SECRET, SESSION_EXPIRED_KEY, USER_KEY
 from .errors import BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized
-from .plugins.types import Permission
 
 if TYPE_CHECKING:
     from .db import Database
 
-ROLES = ("owner", "moderator", "assistant")
-
-class PermissionRegistry:
-    """Every staff permission of this app: declared by the ``register_permissions`` hook (the core's
-    own by a ``trylast`` core implementation, see :data:`lmserver.plugins.defaults.CORE_PERMISSIONS`).
-
-    ``registry.allows(role, name)``: the owner holds every permission. Asking about a name nobody
-    declared is a ``KeyError`` (a typo never silently lets a role in). :meth:`table` and
-    :meth:`markdown` give the role table of the settings page and of the README.
-    """
-
-    NAME_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
-
-    def __init__(self, declared: "Iterable[tuple[str, Permission]]"):
-        self._items: dict[str, Permission] = {}
-        self.owners: dict[str, str] = {}
-        declared = list(declared)
-        # the core's first, then the plugins' in the order they answered
-        for owner, perm in sorted(declared, key=lambda d: d[0] != CORE_OWNER):
-            self._add_to(self._items, owner, perm)
-
-    def _add_to(self, items: dict[str, Permission], owner: str, perm: "Permission") -> None:
-        if not isinstance(perm, Permission) or not self.NAME_RE.match(perm.name):
-            raise ValueError(f"plugin {owner}: a permission is Permission(name='<area>.<verb>', description, roles), got {perm!r}")
-        unknown = set(perm.roles) - set(ROLES)
-        if unknown:
-            raise ValueError(f"plugin {owner}: permission {perm.name!r} names unknown roles {sorted(unknown)}; roles are {', '.join(ROLES)}")
-        if perm.name in items and items[perm.name] != perm:
-            raise ValueError(f"permission {perm.name!r} is declared twice, differently (by {self.owners[perm.name]} and {owner})")
-        items.setdefault(perm.name, perm)
-        self.owners.setdefault(perm.name, owner)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._items
-
-    def __iter__(self) -> "Iterator[Permission]":
-        return iter(self._items.values())
-
-    def names(self) -> list[str]:
-        return list(self._items)
-
-    def roles(self, name: str) -> tuple[str, ...]:
-        """The roles holding ``name`` (the owner always); KeyError when nobody declared it."""
-        if name not in self._items:
-            raise KeyError(f"unknown permission {name!r}: declare it with the register_permissions hook "
-                           f"(known: {', '.join(self._items)})")
-        return tuple(r for r in ROLES if r == "owner" or r in self._items[name].roles)
-
-    def allows(self, role: str, name: str) -> bool:
-        return role in self.roles(name)
-
-    def table(self) -> list[dict[str, Any]]:
-        """One row per permission: name, description, the declaring plugin (None: core), role → bool."""
-        return [{"name": p.name, "description": p.description,
-                 "plugin": None if self.owners[p.name] == CORE_OWNER else self.owners[p.name],
-                 "roles": {r: r in self.roles(p.name) for r in ROLES}} for p in self]
-
-    def markdown(self) -> str:
-        """The README's role table."""
-        lines = ["| permission | what it allows | " + " | ".join(ROLES) + " |", "|---|---|" + "---|" * len(ROLES)]
-        for row in self.table():
-            lines.append(f"| `{row['name']}` | {row['description']} | "
-                         + " | ".join("✓" if row["roles"][r] else "" for r in ROLES) + " |")
-        return "\n".join(lines)
-
-
-#: the app's permission registry (built from the plugins' ``register_permissions`` when the app is built)
-PERMISSIONS: web.AppKey[PermissionRegistry] = web.AppKey("permissions", PermissionRegistry)
-CORE_OWNER = "lmserver.defaults"
-
-
-def core_permissions() -> PermissionRegistry:
-    """The core's permissions alone (for tools that run without the app, e.g. the CLI)."""
-    from .plugins.defaults import CORE_PERMISSIONS
-
-    return PermissionRegistry((CORE_OWNER, p) for p in CORE_PERMISSIONS)
-
+from .permissions import CORE_OWNER, PERMISSIONS, ROLES, PermissionRegistry, core_permissions  # re-exported
 
 SESSION_COOKIE = "lms_session"
 VIEWER_COOKIE = "lms_viewer"
 LOGIN_COOKIE = "lms_login"  # pre-session CSRF token of the login form (double submit), path /login
 LOGIN_PATHS = frozenset({"/login", "/api/login"})
 CSRF_HEADER = "X-CSRF-Token"
+#: API tokens (``Authorization: Bearer lmst_...``) start with this; the stream key starts with ``lms_``
+TOKEN_PREFIX = "lmst_"
+#: why this request's API token was refused (unknown, revoked, expired): :func:`require` says so in its 401
+TOKEN_PROBLEM: web.RequestKey[str] = web.RequestKey("lms_token_problem")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{1,31}$")
 _hasher = PasswordHasher()
 
@@ -138,10 +66,15 @@ class User:
     csrf: str = ""
     #: the app's permission registry (None: the core's permissions only)
     registry: PermissionRegistry | None = field(default=None, compare=False, repr=False)
+    #: for a request made with an API token: the token's id and scopes (permission names); None for a login
+    token_id: int | None = None
+    scopes: frozenset[str] | None = None
 
     def can(self, permission: str) -> bool:
-        """Whether this user's role holds ``permission``; KeyError when no one declared that permission."""
-        return (self.registry or core_permissions()).allows(self.role, permission)
+        """Whether this user's role holds ``permission`` (and, with an API token, the token's scopes name it);
+        KeyError when no one declared that permission."""
+        allowed = (self.registry or core_permissions()).allows(self.role, permission)
+        return allowed and (self.scopes is None or permission in self.scopes)
 
 
 # --------------------------------------------------------------------------------------------- signing
@@ -267,18 +200,48 @@ async def staff_user(request: web.Request) -> User | None:
                 await db.execute("UPDATE staff_sessions SET last_seen = ?, expires_at = ? WHERE id = ?",
                                  (now, now + hours * 3600, row["sid"]))
         request[SESSION_EXPIRED_KEY] = token is not None and user is None
+    if user is None:
+        bearer = bearer_token(request)
+        if bearer is not None and bearer.startswith(TOKEN_PREFIX):
+            user = await token_user(request, bearer)
     request[USER_KEY] = user
     return user
+
+
+async def token_user(request: web.Request, token: str) -> User | None:
+    """The staff identity of an API token: its maker's name and role, limited to the token's scopes.
+    None for an unknown, revoked or expired token (or one whose maker's account is disabled); the reason
+    is kept for :func:`require`'s 401."""
+    db = request.app[DB]
+    now = time.time()
+    row = await db.fetchone("SELECT t.id AS tid, t.name AS token_name, t.scopes, t.expires_at, t.revoked_at, t.last_used_at,"
+                            " u.id, u.name, u.role, u.disabled FROM api_tokens t JOIN users u ON u.id = t.user_id"
+                            " WHERE t.token_hash = ?", (_sha(token),))
+    if row is None or row["revoked_at"] is not None or row["disabled"]:
+        request[TOKEN_PROBLEM] = "the API token is unknown or revoked: the owner makes a new one in Settings -> API tokens"
+        return None
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        request[TOKEN_PROBLEM] = f"the API token {row['token_name']!r} has expired: the owner makes a new one in Settings -> API tokens"
+        return None
+    if row["last_used_at"] is None or now - row["last_used_at"] > 60:  # written at most once a minute
+        await db.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (now, row["tid"]))
+    return User(row["id"], f"{row['name']} (token {row['token_name']})", row["role"], "", request.app.get(PERMISSIONS),
+                token_id=row["tid"], scopes=frozenset(json.loads(row["scopes"])))
 
 
 async def require(request: web.Request, permission: str = "console.view") -> User:
     """The staff user, who must hold ``permission``; raises 401 (not logged in) or 403 (role)."""
     user = await staff_user(request)
     if user is None:
+        if TOKEN_PROBLEM in request:
+            raise Unauthorized(request[TOKEN_PROBLEM])
         if request.get(SESSION_EXPIRED_KEY):
             raise Unauthorized("your session has expired: log in again")
         raise Unauthorized("log in as staff first")
     if not user.can(permission):
+        if user.scopes is not None and (user.registry or core_permissions()).allows(user.role, permission):
+            raise Forbidden(f"this API token may not do this: it needs the '{permission}' scope"
+                            f" (its scopes: {', '.join(sorted(user.scopes)) or 'none'})")
         raise Forbidden(f"your role ({user.role}) may not do this: it needs the '{permission}' permission")
     return user
 

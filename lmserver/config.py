@@ -48,6 +48,15 @@ def port(v: int) -> str | None:
     return None if 0 <= v <= 65535 else "a TCP port between 0 and 65535 (0 picks a free one)"
 
 
+def cidr_list(v: list[str]) -> str | None:
+    for item in v:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            return f"a list of networks in CIDR notation such as \"10.0.0.0/8\" or \"::1/128\" ({item!r} is not one)"
+    return None
+
+
 def one_of(*choices: str) -> Callable[[Any], str | None]:
     def check(v: str) -> str | None:
         return None if v in choices else "one of " + ", ".join(repr(c) for c in choices)
@@ -217,6 +226,18 @@ class PluginsConfig:
     disabled: list[str] = opt([], "Names of plugins not to load (as listed at /-/plugins).")
 
 
+@dataclass(frozen=True)
+class WebhooksConfig:
+    """``[webhooks]``: delivery of bus events to the endpoints added in Settings -> Webhooks."""
+
+    allow_networks: list[str] = opt([], "Private, loopback or link-local networks webhook endpoints may reach, as CIDR (e.g. [\"10.0.0.0/8\", \"127.0.0.1/32\"]); any other such address is refused (SSRF guard).", cidr_list)
+    timeout_seconds: float = opt(10.0, "How long one delivery attempt may take before it counts as failed, in seconds.", between(1, 60))
+    retry_base_seconds: float = opt(5.0, "The first retry's delay, in seconds; later retries wait longer (x6, x24, x120, ... up to 12 hours), with jitter.", positive)
+    retry_hours: float = opt(72.0, "How long a message is retried before it is marked failed, in hours.", positive)
+    keep_days: float = opt(14.0, "How long finished deliveries stay in the delivery log, in days.", positive)
+    concurrency: int = opt(4, "Deliveries in flight at once per endpoint.", between(1, 32))
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerConfig,
     "security": SecurityConfig,
@@ -225,6 +246,7 @@ SECTIONS: dict[str, type] = {
     "events": EventsConfig,
     "live": LiveConfig,
     "plugins": PluginsConfig,
+    "webhooks": WebhooksConfig,
 }
 
 
@@ -237,6 +259,7 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     #: ``[plugins.NAME]`` tables, by plugin name.
     plugin_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: where the configuration came from (for messages); not a key

@@ -16,6 +16,7 @@ TOPICS: dict[str, str] = {
     "structuring-a-show": "Structuring a show",
     "sales-pitches": "Sales pitches that work live",
     "policy-violations": "Avoiding policy violations",
+    "webhooks": "Webhooks: receiving the studio's events",
 }
 
 

@@ -289,7 +289,74 @@ ALTER TABLE orders ADD COLUMN label TEXT;
 """)
 
 
-migration(name="050_analytics_rollups", sql="""
+migration(name="050_webhooks", sql="""
+-- webhook endpoints the owner added (Settings -> Webhooks); lmserver.webhooks delivers to them
+CREATE TABLE webhook_endpoints (
+    id INTEGER PRIMARY KEY,
+    url TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    events TEXT NOT NULL DEFAULT '[]',       -- JSON list of bus event names or patterns ("order.*", "*")
+    include_practice INTEGER NOT NULL DEFAULT 0,
+    secret TEXT NOT NULL,                    -- "whsec_" + base64 of 32 random bytes (Standard Webhooks)
+    old_secret TEXT,                         -- the secret before the last rotation, still signing until:
+    old_secret_until REAL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    disabled_reason TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+-- the outbox: one row per (endpoint, message); survives restarts, retried until delivered or expired
+CREATE TABLE webhook_deliveries (
+    id INTEGER PRIMARY KEY,
+    endpoint_id INTEGER NOT NULL REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
+    msg_id TEXT NOT NULL,                    -- webhook-id: the same on every attempt of this message
+    activity_id INTEGER,                     -- the bus record it carries (NULL: a test event)
+    event TEXT NOT NULL,
+    payload TEXT NOT NULL,                   -- the exact JSON body sent
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    last_status INTEGER,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    UNIQUE (endpoint_id, msg_id)
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_at);
+CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, id);
+CREATE TABLE webhook_attempts (
+    id INTEGER PRIMARY KEY,
+    delivery_id INTEGER NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+    at REAL NOT NULL,
+    status INTEGER,                          -- the HTTP status, NULL when no answer came
+    error TEXT,
+    duration_ms REAL NOT NULL
+);
+CREATE INDEX webhook_attempts_delivery ON webhook_attempts(delivery_id);
+-- how far the activity log was turned into deliveries (the activity row IS the outbox record: it is written
+-- in the same transaction as the change it reports, so a kill -9 can not lose an event)
+CREATE TABLE webhook_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), activity_id INTEGER NOT NULL);
+INSERT INTO webhook_cursor (id, activity_id) SELECT 1, COALESCE(MAX(id), 0) FROM activity;
+""")
+
+
+migration(name="051_api_tokens", sql="""
+-- API tokens for scripts and integrations (Settings -> API tokens): "Authorization: Bearer lmst_..."
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,          -- SHA-256 of the token (the token itself is shown once, never stored)
+    hint TEXT NOT NULL,                       -- the token's first characters, to recognise it in the list
+    scopes TEXT NOT NULL DEFAULT '[]',        -- JSON list of permission names the token may use
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,  -- who made it: the token never exceeds their role
+    created_at REAL NOT NULL,
+    expires_at REAL,                          -- NULL: no expiry
+    last_used_at REAL,
+    revoked_at REAL
+);
+
+
+migration(name="052_analytics_rollups", sql="""
 -- analytics rollups (lmserver/analytics.py): kept up to date by the triggers below, in the same transaction as
 -- the order, comment, gift, follow, viewer sample or activity row that changes them, so the LIVE Board and the
 -- LIVE Recap read a few hundred rows instead of the raw log. Practice sessions are never rolled up. "minute" is

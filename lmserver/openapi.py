@@ -22,19 +22,21 @@ JSON_PATHS = ("/healthz", "/-/plugins")
 
 def doc(summary: str, *, body: dict[str, Any] | None = None, query: dict[str, str] | None = None,
         returns: str = "JSON object", tags: list[str] | None = None, content_type: str = "application/json",
-        permission: str | None = None) -> Callable[[F], F]:
+        permission: str | None = None, token: bool = True) -> Callable[[F], F]:
     """Document a JSON handler.
 
     ``body``: field → description (or a JSON-schema dict) of the request body; a description may start
     with its JSON type, ``"integer: the product"``, ``"string: 1–120 characters"``, ``"integer[]: ids"``
     (then the field is typed in the OpenAPI document, and fuzzers generate useful values); ``query``: parameter →
     description; ``returns``: what a 2xx answer holds; ``permission``: the staff permission needed (None:
-    public or viewer).
+    public or viewer), which is also the API token scope the operation needs; ``token=False``: only a logged-in
+    staff member, never an API token (managing the tokens themselves).
     """
 
     def mark(fn: F) -> F:
         setattr(fn, ATTR, {"summary": summary, "body": body, "query": query or {}, "returns": returns,
-                           "tags": tags or [], "content_type": content_type, "permission": permission})
+                           "tags": tags or [], "content_type": content_type, "permission": permission,
+                           "token": token})
         return fn
 
     return mark
@@ -94,6 +96,8 @@ def build(app: web.Application) -> dict[str, Any]:
             op["responses"]["200"]["description"] = meta["returns"]
             if meta["permission"]:
                 op["x-permission"] = meta["permission"]
+                # a staff session (cookie + X-CSRF-Token on writes), or an API token holding the permission as a scope
+                op["security"] = [{"staffSession": []}] + ([{"apiToken": [meta["permission"]]}] if meta.get("token", True) else [])
             params = [{"name": n, "in": "query", "required": False, "description": d, "schema": {"type": "string"}}
                       for n, d in meta["query"].items()]
             if params:
@@ -108,7 +112,18 @@ def build(app: web.Application) -> dict[str, Any]:
                 for p, pattern in path_params)
         clean = re.sub(r"\{(\w+):[^}]*\}", r"{\1}", path)
         paths.setdefault(clean, {})[method.lower()] = op
-    return {"openapi": "3.1.0", "info": {"title": "lmserver", "version": __version__}, "paths": dict(sorted(paths.items()))}
+    return {"openapi": "3.1.0", "info": {"title": "lmserver", "version": __version__}, "paths": dict(sorted(paths.items())),
+            "components": {"securitySchemes": SECURITY_SCHEMES}}
+
+
+#: how staff operations authenticate (each operation's ``security`` names the scope it needs)
+SECURITY_SCHEMES = {
+    "staffSession": {"type": "apiKey", "in": "cookie", "name": "lms_session",
+                     "description": "A staff login (POST /api/login); writes also send its X-CSRF-Token header."},
+    "apiToken": {"type": "http", "scheme": "bearer",
+                 "description": "An API token made by the owner in Settings -> API tokens ('Authorization: Bearer lmst_...');"
+                                " its scopes are permission names, and an operation needs the scope named in its security."},
+}
 
 
 def undocumented(app: web.Application) -> list[str]:

@@ -37,8 +37,10 @@ from lmserver.app import create_app
 from lmserver.appkeys import DB, LIVE
 from lmserver.config import load_config
 
-IDENTITIES = ("anonymous", "viewer", "assistant", "moderator", "owner")
+IDENTITIES = ("anonymous", "viewer", "assistant", "moderator", "owner", "token")
 STAFF = ("assistant", "moderator", "owner")
+#: the ``token`` identity: an API token the owner made with these scopes, sent as a bearer token without any cookie
+TOKEN_SCOPES = ("console.view", "catalog.edit")
 
 #: staff permission → the roles that hold it (the intended policy; checked against the app's permission registry,
 #: the core's permissions and the installed plugins')
@@ -102,6 +104,22 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/settings/stream-key"): "settings.manage",
     ("POST", "/api/settings/stream-key/rotate"): "settings.manage",
     ("GET", "/api/activity"): "console.view",
+    # --- webhooks (lmserver/webhooks_api.py)
+    ("GET", "/settings/webhooks"): "settings.manage",
+    ("GET", "/api/webhooks/events"): "settings.manage",
+    ("GET", "/api/webhooks"): "settings.manage",
+    ("POST", "/api/webhooks"): "settings.manage",
+    ("PATCH", "/api/webhooks/{id}"): "settings.manage",
+    ("DELETE", "/api/webhooks/{id}"): "settings.manage",
+    ("POST", "/api/webhooks/{id}/rotate"): "settings.manage",
+    ("POST", "/api/webhooks/{id}/test"): "settings.manage",
+    ("GET", "/api/webhooks/{id}/deliveries"): "settings.manage",
+    ("POST", "/api/webhooks/deliveries/{id}/redeliver"): "settings.manage",
+    # --- API tokens (lmserver/tokens.py): a token never manages tokens, whatever its scopes
+    ("GET", "/settings/tokens"): "settings.manage",
+    ("GET", "/api/tokens"): "settings.manage",
+    ("POST", "/api/tokens"): "settings.manage",
+    ("DELETE", "/api/tokens/{id}"): "settings.manage",
     # --- catalog
     ("GET", "/api/products"): "console.view",
     ("POST", "/api/products"): "catalog.edit",
@@ -232,7 +250,9 @@ def expected(policy: str) -> dict[str, str]:
     if policy == VIEWER:
         return {who: "ok" if who == "viewer" else "login" for who in IDENTITIES}
     roles = GRANTS[policy]
-    return {who: "login" if who not in STAFF else "ok" if who in roles else "403" for who in IDENTITIES}
+    out = {who: "login" if who not in STAFF else "ok" if who in roles else "403" for who in IDENTITIES}
+    out["token"] = "ok" if policy in TOKEN_SCOPES else "403"
+    return out
 
 
 def router_routes(app: web.Application) -> list[tuple[str, str]]:
@@ -282,6 +302,9 @@ class Walk:
             self.csrf[role] = (await resp.json())["csrf_token"]
         owner = self.sessions["owner"]
         h = {auth.CSRF_HEADER: self.csrf["owner"] or ""}
+        resp = await owner.post(self.url("/api/tokens"), json={"name": "walk", "scopes": list(TOKEN_SCOPES)}, headers=h)
+        assert resp.status == 201, await resp.text()
+        self.bearer = (await resp.json())["token"]
         resp = await owner.post(self.url("/api/products"), json={"title": "Mug", "price_cents": 900, "stock": 5, "sku": "MUG-1"}, headers=h)
         assert resp.status == 201, await resp.text()
         self.ids["product"] = (await resp.json())["product"]["id"]
@@ -338,6 +361,11 @@ class Walk:
             ids["event"], _ = await self.new_event()
         if (method, path) == ("DELETE", "/api/plugins/billboard/billboards/{id}"):
             ids["billboard"] = await self.new_billboard()
+        if (method, path) == ("DELETE", "/api/tokens/{id}"):  # a throwaway token, never the walk's own
+            resp = await self.sessions["owner"].post(self.url("/api/tokens"), json={"name": "throwaway", "scopes": ["console.view"]},
+                                                     headers={auth.CSRF_HEADER: self.csrf["owner"] or ""})
+            assert resp.status == 201, await resp.text()
+            return path.format(id=(await resp.json())["api_token"]["id"])
         billboard = path.startswith("/api/plugins/billboard/")
         values = {
             "id": ids["billboard"] if billboard else ids["product"] if path.startswith("/api/products/")
@@ -356,6 +384,8 @@ class Walk:
         headers: dict[str, str] = {}
         if self.csrf[who]:
             headers[auth.CSRF_HEADER] = self.csrf[who] or ""
+        if who == "token":
+            headers["Authorization"] = f"Bearer {self.bearer}"
         kwargs: dict[str, Any] = {"json": {}}
         if path in ("/whip", "/whep"):
             kwargs = {"data": b"v=0\r\n"}
@@ -372,7 +402,8 @@ class Walk:
             location = resp.headers.get("Location", "")
             body = (await resp.read()).decode("utf-8", "replace")
         # an identity stays itself: the public pages hand out viewer cookies to whoever opens them
-        own = {"anonymous": ("lms_login",), "viewer": (auth.VIEWER_COOKIE, "lms_login")}.get(who, (auth.SESSION_COOKIE, "lms_login"))
+        own = {"anonymous": ("lms_login",), "viewer": (auth.VIEWER_COOKIE, "lms_login"),
+               "token": ("lms_login",)}.get(who, (auth.SESSION_COOKIE, "lms_login"))
         self.sessions[who].cookie_jar.clear(lambda morsel: morsel.key not in own)
         if status >= 500:
             self.failures.append(f"{who} {method} {path}: {status} {body[:200]}")
