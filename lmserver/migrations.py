@@ -354,6 +354,7 @@ CREATE TABLE api_tokens (
     last_used_at REAL,
     revoked_at REAL
 );
+""")
 
 
 migration(name="052_analytics_rollups", sql="""
