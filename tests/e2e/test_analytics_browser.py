@@ -101,9 +101,9 @@ async def test_board_follows_a_buyer_and_the_recap_draws_charts(aiohttp_server: 
         start = now - week * 7 * 86400
         async with db.transaction() as tx:
             past = (await tx.execute("INSERT INTO sessions (event_id, source, started_at) VALUES (?, 'whip', ?)", (eid, start))).lastrowid
-        await seed_history(app, eid, past, pids, start, 30, 0.6 + 0.1 * week, week)
+        await seed_history(app, eid, past, pids, start, 15, 0.6 + 0.1 * week, week)
         async with db.transaction() as tx:
-            await tx.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", (start + 1800, past))
+            await tx.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", (start + 900, past))
     live = await go_live(app, eid)
     started = now - 40 * 60  # the LIVE runs for 40 minutes already: its history, then the browser's viewer
     async with db.transaction() as tx:
@@ -137,8 +137,8 @@ async def test_board_follows_a_buyer_and_the_recap_draws_charts(aiohttp_server: 
 
     # the board follows over the WebSocket: GMV up by 2 × $89.00, one more open, the cardigan's row
     await board.wait_for_function(f"document.querySelector('[data-figure=\"opens\"]').textContent.trim() === '{opens_before + 1}'",
-                                  timeout=15000)
-    await board.wait_for_function(f"document.querySelector('[data-figure=\"gmv\"]').textContent !== {json.dumps(gmv_before)}", timeout=15000)
+                                  timeout=60000)
+    await board.wait_for_function(f"document.querySelector('[data-figure=\"gmv\"]').textContent !== {json.dumps(gmv_before)}", timeout=60000)
     gmv_after = await board.inner_text('[data-figure="gmv"]')
     assert _cents(gmv_after) - _cents(gmv_before) == 17800
     check_screenshot(await board.screenshot(full_page=True), "analytics-board")
