@@ -184,6 +184,8 @@ class MediaConfig:
     max_viewers: int = opt(300, "Most WebRTC viewers served at once.", positive)
     viewer_queue_packets: int = opt(256, "Packets buffered per viewer before it skips to the next keyframe.", positive)
     record: bool = opt(True, "Record the program of every session to the data directory.")
+    hls: bool = opt(True, "Also serve the LIVE as HLS at /hls/<event>/index.m3u8 (fMP4 segments of one keyframe interval, no second encode): the viewer page falls back to it when WebRTC fails or the server is full; a CDN can cache it.")
+    hls_list_size: int = opt(6, "Segments listed in the HLS playlist (older ones are deleted).", between(3, 30))
     capture_format: str = opt("", "FFmpeg input format of capture_device: v4l2, avfoundation or dshow; empty for a network URL.", one_of("", *CAPTURE_DEVICE_FORMATS))
     capture_device: str = opt("", "The studio's capture source until the owner chooses another in the settings: a device (e.g. /dev/video0 with capture_format = \"v4l2\") or a network URL; empty: none.")
     capture_sources: list[str] = opt([], "More capture sources the owner allows, beside this machine's cameras: network URLs (rtsp, rtsps, rtmp, rtmps, srt, udp, http, https) or FORMAT:DEVICE with FORMAT v4l2, avfoundation or dshow (e.g. \"dshow:video=OBS Virtual Camera\"). Files are never capture sources.", capture_entries)

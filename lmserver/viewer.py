@@ -111,6 +111,8 @@ async def viewer_page(request: web.Request, event: dict[str, Any]) -> web.Respon
         "event": event, "state": state, "viewer": await viewer_info(app, vid), "widgets": widgets,
         # a logged-in staff member's browser is CSRF-checked with the staff token, a viewer's with the viewer token
         "page_csrf": user.csrf if user else auth.viewer_csrf(app[SECRET], vid),
+        # the HLS fallback's playlist ([media] hls), None when it is off
+        "hls_url": f"/hls/{event['id']}/index.m3u8" if app[CONFIG].media.hls else None,
     })
     for morsel in carrier.cookies.values():
         page.cookies[morsel.key] = morsel

@@ -183,6 +183,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("OPTIONS", "/whip/{id}"): PUBLIC,
     ("DELETE", "/whip/{id}"): "show.run",  # or the key the stream was published with (secmedia)
     ("PATCH", "/whip/{id}"): "show.run",   # or the key the stream was published with (secmedia)
+    ("GET", "/hls/{event}/{name}"): PUBLIC,  # the live (never practice) event's HLS files
     ("OPTIONS", "/whep"): PUBLIC,
     ("POST", "/whep"): PUBLIC,
     ("OPTIONS", "/whep/{id}"): PUBLIC,
@@ -372,7 +373,7 @@ class Walk:
             else ids["comment"] if path.startswith("/api/comments/") else "no-such-resource" if path.startswith(("/whip/", "/whep/"))
             else ids["event"],
             "event_id": ids["event"], "pid": ids["product"], "sid": ids["session"], "ident": ids["slug"], "fmt": "png",
-            "topic": "sales-pitches", "name": "no-such-image.png", "viewer_id": "other-viewer",
+            "topic": "sales-pitches", "name": "no-such-image.png", "event": ids["event"], "viewer_id": "other-viewer",
         }
         out = path.format(**values)
         if path == "/ws/viewer":

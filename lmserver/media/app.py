@@ -19,12 +19,16 @@ from aiohttp import web
 
 from .. import auth, validate
 from ..appkeys import BUS, CONFIG, DB, LIVE, PM
-from ..errors import ApiError, BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
+from ..errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized, UnsupportedMediaType
 from ..live import LiveSession
 from ..openapi import doc
 from ..templating import render
 from . import MEDIA, MediaServer
 from .capture import check_options, list_sources, select_source, selected_source
+from .hls import CACHE_PLAYLIST as HLS_CACHE_PLAYLIST
+from .hls import CACHE_SEGMENT as HLS_CACHE_SEGMENT
+from .hls import CONTENT_TYPES as HLS_CONTENT_TYPES
+from .hls import FILE_RE as HLS_FILE_RE
 
 CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -307,6 +311,36 @@ async def play_page(request: web.Request) -> web.Response:
     return await render(request, "media/play.html")
 
 
+async def serve_hls(request: web.Request) -> web.StreamResponse:
+    """``GET /hls/{event}/{name}``: the playlist and segments of the event's live (not practice) program.
+
+    ``event`` is the event's id or slug. Anything else (another event, not live, practice, a name that is
+    not one of the folder's files, a segment already deleted) is a 404 that says why.
+    """
+    media = request.app[MEDIA]
+    ident, name = request.match_info["event"], request.match_info["name"]
+    if not HLS_FILE_RE.match(name):
+        raise NotFound(f"no HLS file {name!r}: the playlist is index.m3u8")
+    ingest = media.ingest
+    out = media.hls
+    if ingest is None or out is None or ingest.session.practice:
+        raise NotFound("this event is not live (HLS serves the LIVE itself, never practice)")
+    row = await request.app[DB].fetchone("SELECT id FROM events WHERE id = ? OR slug = ?",
+                                         (int(ident) if ident.isascii() and ident.isdigit() and len(ident) < 19 else -1, ident))
+    if row is None or row["id"] != ingest.session.event_id:
+        raise NotFound(f"event {ident} is not the one live now")
+    path = out.directory / name
+    if name == "index.m3u8" and not out.ready():
+        raise NotFound("the HLS playlist is not ready yet: the first segment takes one keyframe interval", headers={"Retry-After": "2"})
+    if not path.is_file():
+        raise NotFound(f"{name} is no longer (or not yet) in the playlist: reload index.m3u8")
+    headers = {"Cache-Control": HLS_CACHE_PLAYLIST if name.endswith(".m3u8") else HLS_CACHE_SEGMENT,
+               "Access-Control-Allow-Origin": "*", "Content-Type": HLS_CONTENT_TYPES[path.suffix]}
+    if name.endswith(".m3u8"):  # small, rewritten in place: read it whole rather than stream a file that changes
+        return web.Response(body=path.read_bytes(), headers=headers)
+    return web.FileResponse(path, headers=headers)
+
+
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start ``app[MEDIA]`` with the core's live state, bus and database, passed in (so it runs after the
     core's context); on shutdown end any stream (interrupted: it resumes after a restart) while the
@@ -348,6 +382,7 @@ def setup_media(app: web.Application) -> None:
     app.router.add_put("/api/media/capture/source", capture_select)
     app.router.add_delete("/api/media/capture", capture_stop)
     app.router.add_post("/api/media/end", ingest_end)
+    app.router.add_get("/hls/{event}/{name}", serve_hls)
 
 
 __all__ = ["setup_media", "media_ctx"]

@@ -25,6 +25,9 @@ from .ingest_capture import CaptureIngest, stop_player
 from .ingest_whip import WhipIngest
 from .playback_whep import LOCAL_FIRST, Viewer, WhepPlayback
 from .program import Program
+from .hls import HlsOutput
+from .hls import clear as clear_hls
+from .hls import new_output as new_hls_output
 from .recorder import Recorder
 from .rtc import set_ice_host_addresses
 from .shard import Shard
@@ -65,6 +68,8 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         self.local_first = LOCAL_FIRST
         self._shard_lock = asyncio.Lock()
         self._key_lock = asyncio.Lock()
+        #: the running program's HLS output (``/hls/<event>/index.m3u8``), None when not live, practice or off
+        self.hls: HlsOutput | None = None
 
     @property
     def live(self) -> "LiveState":
@@ -80,6 +85,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         published with the stream key notice a rotated key."""
         self._live, self.bus, self.db, self.on_session = live, bus, db, on_session
         set_ice_host_addresses(self.config.ice_host_addresses)
+        clear_hls(self.data_dir)  # what a killed server left
 
     async def close(self) -> None:
         """Server shutdown: stop the ingest and viewers; the session is interrupted, not ended, so
@@ -122,6 +128,10 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
             suffix = "-practice" if session.practice else ""
             path = self.data_dir / "recordings" / f"session-{session.id}-{stamp}{suffix}.mkv"
             sinks.append(Recorder(path, cfg.width, cfg.height, cfg.fps))
+        self.hls = None
+        if cfg.hls and not session.practice:
+            self.hls = new_hls_output(self.data_dir, cfg.width, cfg.height, cfg.fps, cfg.keyframe_interval, cfg.hls_list_size)
+            sinks.append(self.hls)
         program = Program(
             width=cfg.width,
             height=cfg.height,
@@ -169,6 +179,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         if ingest is None or (ingest_id is not None and ingest.id != ingest_id):
             return False
         self.ingest = None
+        self.hls = None
         logger.info("MediaServer: ingest %s ends: %s; %s", ingest.id, reason, self._ingest_figures(ingest))
         if self._health_task is not None and self._health_task is not asyncio.current_task():
             self._health_task.cancel()

@@ -1,6 +1,7 @@
 // The viewer page: WHEP playback (muted autoplay, unmute), pinned product and bag with Buy, comments, follow, gifts.
 // Live updates come from LMS.bus (app.js) on /ws/viewer?event=ID, shared with plugin widgets on the page.
 import { play as whepPlay } from "./webrtc.js";
+import { playHls } from "./hlsplay.js";
 
 (function () {
   "use strict";
@@ -15,6 +16,10 @@ import { play as whepPlay } from "./webrtc.js";
   // ------------------------------------------------------------------ player
   const video = $("#program");
   let pc = null, playToken = 0, retry = 0, retryTimer = null;  // pc: the WHEP session (webrtc.js)
+  // HLS fallback (/hls/<event>/index.m3u8, a few seconds behind): when the server is full (503), when WebRTC
+  // keeps failing (UDP blocked), or with ?hls=1 in the address
+  const hlsUrl = video.dataset.hls || null;
+  let hlsPlayer = null, failures = 0, useHls = !!hlsUrl && new URLSearchParams(location.search).get("hls") === "1";
 
   function overlay(title, sub) {
     const box = $("#player-overlay");
@@ -37,11 +42,25 @@ import { play as whepPlay } from "./webrtc.js";
       overlay("Starting soon", span);
     }
   }
+  async function startHls(token) {
+    try {
+      const player = await playHls(video, hlsUrl, { lib: video.dataset.hlsLib, onError: () => { if (hlsPlayer === player) scheduleRetry(); } });
+      if (token !== playToken) { player.stop(); return; }
+      hlsPlayer = player;
+      $("#hls-pill").hidden = false;
+      const started = () => { if (hlsPlayer === player) { overlay(null); $("#unmute").hidden = !video.muted; } };
+      video.addEventListener("playing", started, { once: true });
+      video.play().catch(() => {});
+    } catch (e) {
+      if (token === playToken) { useHls = false; scheduleRetry(); }
+    }
+  }
   async function play() {
     stop();
     if (!state.live) return;
     overlay("Connecting…");
     const token = ++playToken;
+    if (useHls) { overlay("Connecting…", "over HTTP, a few seconds behind"); return startHls(token); }
     try {
       const sess = await whepPlay(video, { csrf: LMS.csrf });
       if (token !== playToken) { sess.stop(); return; }
@@ -49,13 +68,19 @@ import { play as whepPlay } from "./webrtc.js";
       const onState = () => {
         if (sess !== pc) return;
         const st = sess.pc.connectionState;
-        if (st === "connected") { retry = 0; overlay(null); video.play().catch(() => {}); $("#unmute").hidden = !video.muted; }
-        if (st === "failed" || st === "disconnected") scheduleRetry();
+        if (st === "connected") { retry = 0; failures = 0; overlay(null); video.play().catch(() => {}); $("#unmute").hidden = !video.muted; }
+        if (st === "failed" || st === "disconnected") {
+          failures++;
+          if (hlsUrl && failures >= 3) { useHls = true; play(); } else scheduleRetry();
+        }
       };
       sess.pc.addEventListener("connectionstatechange", onState);
       onState();
     } catch (e) {
-      if (token === playToken) scheduleRetry();
+      if (token !== playToken) return;
+      failures++;
+      if (hlsUrl && (e.status === 503 || failures >= 3)) { useHls = true; return play(); }  // full, or WebRTC unreachable
+      scheduleRetry();
     }
   }
   function scheduleRetry() {
@@ -68,6 +93,8 @@ import { play as whepPlay } from "./webrtc.js";
   function stop() {
     playToken++;
     if (pc) { pc.stop(); pc = null; }
+    if (hlsPlayer) { hlsPlayer.stop(); hlsPlayer = null; }
+    $("#hls-pill").hidden = true;
     video.srcObject = null;
   }
   $("#unmute").addEventListener("click", () => { video.muted = false; video.play().catch(() => {}); $("#unmute").hidden = true; });

@@ -1,0 +1,45 @@
+// HLS playback for the viewer page's fallback: hls.js (vendored in /static/vendor/hls.js, loaded only when
+// needed) where Media Source Extensions exist, else the browser's own HLS (iOS Safari). The stream is a few seconds behind WebRTC.
+
+let loading = null;
+function loadScript(src) {
+  if (window.Hls) return Promise.resolve();
+  loading = loading || new Promise((resolve, reject) => {
+    const s = document.createElement("script");
+    s.src = src;
+    s.onload = () => resolve();
+    s.onerror = () => { loading = null; reject(new Error("hls.js could not be loaded")); };
+    document.head.appendChild(s);
+  });
+  return loading;
+}
+
+/**
+ * Play the HLS playlist `url` in `video`. options: lib (URL of hls.light.min.js), onError(message) for a
+ * fatal error hls.js could not recover from. Returns {stop()}.
+ */
+export async function playHls(video, url, options = {}) {
+  video.srcObject = null;
+  // hls.js where Media Source Extensions exist (as hls.js advises), else the browser's own HLS (iOS Safari)
+  const mse = !!(window.MediaSource || window.ManagedMediaSource);
+  if (mse) await loadScript(options.lib);
+  const Hls = window.Hls;
+  if (!Hls || !Hls.isSupported()) {
+    if (!video.canPlayType("application/vnd.apple.mpegurl")) throw new Error("this browser can play neither WebRTC nor HLS");
+    video.src = url;
+    return { kind: "native", stop() { video.removeAttribute("src"); video.load(); } };
+  }
+  const hls = new Hls({ liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 5, maxBufferLength: 10, backBufferLength: 10,
+    manifestLoadingMaxRetry: 30, manifestLoadingRetryDelay: 1000, levelLoadingMaxRetry: 30, fragLoadingMaxRetry: 10 });
+  let mediaRecoveries = 0;
+  hls.on(Hls.Events.ERROR, (_ev, data) => {
+    if (!data.fatal) return;
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) setTimeout(() => hls.startLoad(), 2000);  // the playlist comes back when the LIVE resumes
+    else if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries++ < 3) hls.recoverMediaError();
+    else if (options.onError) options.onError(data.details || "HLS playback failed");
+  });
+  hls.loadSource(url);
+  hls.attachMedia(video);
+  video.lmsHls = hls;  // for diagnostics: hls.playingDate is the wall-clock time of the picture shown
+  return { kind: "hls.js", hls, stop() { hls.destroy(); delete video.lmsHls; video.removeAttribute("src"); } };
+}
