@@ -36,7 +36,8 @@ Families (each name has its own docstring below or where it is defined):
 - the prompter: :func:`report_finding`, :func:`resolve_finding`, :func:`open_findings` (findings shown in the console's
   Suggestions and Content quality tabs; see :mod:`lmserver.prompter`).
 - catalog and orders, read-only: :func:`product`, :func:`bag_product_ids`, :func:`price_history`,
-  :func:`order_statuses`; :func:`release_order` (cancel an unpaid order).
+  :func:`order_statuses`; :func:`release_order` (cancel an unpaid order); :func:`set_order_status` (a payment
+  plugin marks an order paid).
 
 App state is reached through these functions (``api.db(app)``, not ``app[...]``): the core's app
 keys are private.
@@ -108,7 +109,7 @@ __all__ = [
     # prompter
     "report_finding", "resolve_finding", "open_findings",
     # catalog and orders (read-only)
-    "bag_product_ids", "price_history", "order_statuses", "release_order",
+    "bag_product_ids", "price_history", "order_statuses", "release_order", "set_order_status",
 ]
 
 
@@ -385,7 +386,8 @@ async def price_history(app: web.Application, product_id: int, days: float = 30.
 
 
 async def order_statuses(app: web.Application, order_ids: list[int]) -> dict[int, str]:
-    """The status (``reserved``, ``placed``, ``pending_payment``, ``cancelled``) of each of these orders, by id
+    """The status (``reserved``, ``placed``, ``pending_payment``, ``paid``, ``shipped``, ``delivered``, ``cancelled``,
+    ``refunded``; see :mod:`lmserver.orderstatus`) of each of these orders, by id
     (unknown ids are left out). A plugin that keeps rows about orders checks with it which still count."""
     out: dict[int, str] = {}
     ids = [int(i) for i in order_ids]
@@ -413,6 +415,21 @@ async def release_order(app: web.Application, order_id: int, reason: str, then: 
     for record in records:
         app[_BUS].dispatch(record)
     return released, answer
+
+
+async def set_order_status(app: web.Application, order_id: int, status: str, *, by: str, note: str | None = None) -> dict[str, Any]:
+    """Move an order to ``status`` as the orders' state machine allows (``pending_payment`` → ``paid`` when your
+    payment provider confirms; ``cancelled`` when it reports a failure), recorded in the order's history as done by
+    ``by`` (your plugin's name) with ``note``, published as ``order.status_changed``. Cancelling or refunding before
+    shipping puts the units back in stock. Returns ``{order_id, from, to, by, note, units_returned, stock}``.
+
+    Raises :class:`NotFound` (no such order), :class:`Conflict` (409: the order cannot take this status now; its
+    ``details["allowed"]`` lists what it can take, e.g. a second "paid" for the same order), :class:`BadRequest`
+    (an unknown status). A payment callback that may arrive twice checks :func:`order_statuses` first or treats
+    the 409 of an order already ``paid`` as done."""
+    from .orderstatus import set_status
+
+    return (await set_status(app, [int(order_id)], status, by=by, note=note))[0]
 
 
 def _check_surface() -> None:  # pragma: no cover - import-time sanity

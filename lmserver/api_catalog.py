@@ -3,7 +3,6 @@ plugins import them from there, never from here)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +10,7 @@ from aiohttp import web
 from .appkeys import DB as _DB
 from .db import Database
 from .errors import BadRequest, Conflict, NotFound
+from .orders import ORDER_COLUMNS, insert_order, order_json
 
 
 
@@ -90,18 +90,13 @@ async def record_order(tx: Any, *, viewer_id: str, product_id: int, quantity: in
     found = await _one(tx, "SELECT currency FROM products WHERE id = ?", (product_id,))
     if found is None:
         raise NotFound(f"no product {product_id} in the catalog")
-    cur = await tx.execute(
-        "INSERT INTO orders (viewer_id, product_id, event_id, session_id, quantity, unit_price_cents, amount_cents, currency,"
-        " status, first_time, practice, created_at, label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'placed', 0, ?, ?, ?)",
-        (viewer_id, product_id, event_id, session_id, quantity, unit_price_cents, unit_price_cents * quantity,
-         found["currency"], int(practice), time.time(), label))
-    return int(cur.lastrowid)
+    return int(await insert_order(tx, viewer_id=viewer_id, product_id=product_id, event_id=event_id, session_id=session_id,
+                                  quantity=quantity, unit_price_cents=unit_price_cents, currency=found["currency"], status="placed",
+                                  first_time=False, practice=practice, label=label, by=label))
 
 
 async def order(app: web.Application, order_id: int) -> dict[str, Any] | None:
     """An order as the orders API shows it (``{order: ...}`` of ``order.created``), or None."""
-    from .orders import ORDER_COLUMNS, order_json
-
     row = await app[_DB].fetchone(f"SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN viewers v ON v.id = o.viewer_id"
                                   " JOIN products p ON p.id = o.product_id WHERE o.id = ?", (order_id,))
     return order_json(row) if row is not None else None

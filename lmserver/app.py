@@ -33,6 +33,7 @@ from .migrations import MIGRATIONS
 from .openapi import openapi_json
 from .prompter import load_rules, run_rules
 from .scheduler import SCHEDULER, Scheduler, clocks_ctx
+from . import mailer, remindmail, timefmt
 from .templating import BASE_CONTEXT, register_filters, render
 from .plugins.manager import PluginManager, build_plugin_manager
 from .plugins.types import MenuLink
@@ -161,6 +162,7 @@ def setup_templates(app: web.Application, pm: PluginManager) -> None:
     loader = jinja2.ChoiceLoader([core, jinja2.PrefixLoader({"default": core, **plugin_loaders})])
     env = aiohttp_jinja2.setup(app, loader=loader, autoescape=jinja2.select_autoescape(default=True), undefined=jinja2.StrictUndefined)
     register_filters(env, WEB_DIR)
+    timefmt.install(app, env)  # the studio's time zone and the one time format (the datetime filter)
     app[BASE_CONTEXT] = template_context
 
 
@@ -196,6 +198,7 @@ async def core_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DB], app[WRITER], app[HUB], app[BUS], app[LIVE] = db, writer, hub, bus, live
     app[SCHEDULER] = Scheduler(app, db, pm)  # before startup: plugins may set timers there (they fire once clocks_ctx runs)
     await auth.stream_key(db)
+    await timefmt.load_zone(app)
     await pm.call("startup", app=app)
     await load_rules(app)
     log.info("lmserver %s started; data in %s", __version__, data_dir)
@@ -289,11 +292,14 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
             log.exception("plugin %s: route %r could not be added; it is skipped", plugin, route)
     app.cleanup_ctx.append(core_ctx)
     app.cleanup_ctx.append(media_ctx)  # after the core: the media server gets its live state, bus and database
+    app.cleanup_ctx.append(mailer.mail_ctx)  # the e-mail outbox (its timer handler) before anything queues e-mail
+    app.cleanup_ctx.append(remindmail.remindmail_ctx)  # registrants' reminder e-mails, on event.ready and stream.started
     app.cleanup_ctx.append(events.events_ctx)  # after the core: needs the database, the bus and the live state
     app.cleanup_ctx.append(clocks_ctx)  # the scheduler's timers and the live tick (stopped before the core closes)
-    from . import analytics, analytics_routes, comments, console, orders, prompter, tokens, viewer, webhooks, webhooks_api
+    from . import (analytics, analytics_routes, buyers, comments, console, orderpages, orders, prompter, recordings, tokens, viewer,
+                   webhooks, webhooks_api)
 
-    for module in (console, viewer, comments, orders, prompter, webhooks_api, tokens, analytics_routes):
+    for module in (console, viewer, comments, orderpages, buyers, prompter, webhooks_api, tokens, recordings, analytics_routes):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(analytics.analytics_ctx)
     app.cleanup_ctx.append(console.live_ctx)  # viewer sampling, after the core context

@@ -15,6 +15,7 @@ A writer that must log the activity in its own transaction (the group-commit ord
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -75,6 +76,8 @@ class Bus:
         #: called with each record after the listeners (set by the app to the plugin hook caller)
         self.plugin_dispatch: Callable[[Activity], None] | None = None
         self.published = 0
+        #: viewer sends waiting for a ``scope="bag"`` record's bags (see :meth:`dispatch`)
+        self._pending: set[asyncio.Task[None]] = set()
         self.register(CORE_EVENTS)
 
     def register(self, specs: Iterable[EventSpec]) -> None:
@@ -137,7 +140,8 @@ class Bus:
         """Hand an already-recorded activity to listeners, plugins and WebSocket clients.
 
         ``bag_events``: for a ``scope="bag"`` event, the events whose bag lists its product
-        (:meth:`bag_events`; :meth:`publish` finds them itself); without it no viewer receives the record.
+        (:meth:`bag_events`; :meth:`publish` finds them itself); without it they are looked up in a task and the
+        viewers get the record right after (staff and listeners at once).
         """
         self.published += 1
         spec = self.specs[record.name]
@@ -151,8 +155,26 @@ class Bus:
         if self.hub is not None:
             self.hub.broadcast(record.to_json(), "staff")
             if spec.audience == "public":
-                public = spec.project(record.data)
-                for event_id in self.viewer_events(spec, record, bag_events):
-                    self.hub.broadcast({"id": record.id, "name": record.name, "event_id": event_id,
-                                        "session_id": record.session_id if record.event_id == event_id else None,
-                                        "practice": record.practice, "at": record.at, "data": public}, "public", event_id)
+                if spec.scope == "bag" and bag_events is None and self.viewer_events(spec, record, [0]):
+                    self._send_to_bags_later(spec, record)  # a writer's record (product.stock): find its bags first
+                else:
+                    self._send_public(spec, record, bag_events)
+
+    def _send_public(self, spec: EventSpec, record: Activity, bag_events: Iterable[int] | None) -> None:
+        assert self.hub is not None
+        public = spec.project(record.data)
+        for event_id in self.viewer_events(spec, record, bag_events):
+            self.hub.broadcast({"id": record.id, "name": record.name, "event_id": event_id,
+                                "session_id": record.session_id if record.event_id == event_id else None,
+                                "practice": record.practice, "at": record.at, "data": public}, "public", event_id)
+
+    def _send_to_bags_later(self, spec: EventSpec, record: Activity) -> None:
+        async def send() -> None:
+            try:
+                self._send_public(spec, record, await self.bag_events(record.data))
+            except Exception:  # the database closing at shutdown: viewers reload their state on reconnect
+                log.exception("bus: could not find the bags of %s", record.name)
+
+        task = asyncio.ensure_future(send())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)

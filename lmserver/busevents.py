@@ -62,7 +62,7 @@ Scope = Literal["event", "bag"]
 #: what a viewer page shows of a product (never its SKU, archived flag, timestamps or image file name)
 PUBLIC_PRODUCT = ("id", "title", "description", "price_cents", "currency", "stock", "image_url")
 #: what a viewer page shows of a comment (never the viewer's id, the staff author's id or a moderation reason)
-PUBLIC_COMMENT = ("id", "event_id", "parent_id", "nickname", "body", "staff", "pinned", "created_at")
+PUBLIC_COMMENT = ("id", "event_id", "session_id", "parent_id", "nickname", "body", "staff", "pinned", "created_at")
 #: what a viewer page shows of an event
 PUBLIC_EVENT = ("id", "slug", "title", "description", "starts_at", "duration_minutes", "ends_at", "url")
 
@@ -173,7 +173,13 @@ CORE_EVENTS: list[EventSpec] = [
                "packet_loss": "fraction 0..1", "jitter": "seconds", "audio_level": "dBFS", "silent": "audio is silent",
                "encode_ms": "program encode time per frame, ms", "viewers": "viewers now",
                "luma_mean": "mean luma 0..255 of the program's frames before overlays (black: under ~20), or null",
-               "frame_diff": "mean absolute luma change between sampled frames (frozen: ~0), or null"}, "staff", persist=False),
+               "frame_diff": "mean absolute luma change between sampled frames (frozen: ~0), or null",
+               "recording": "the session's recording {id, state: recording|stopped|failed|off, size: bytes, duration: s, warning}, or null (not recorded)"},
+              "staff", persist=False),
+    EventSpec("recording.warning", "The recording of the live needs the host's attention: the disk is nearly full (warning) or the"
+              " recording stopped or could not start (critical); the LIVE itself goes on.",
+              {"level": "warning | critical", "message": "what happened and what to do", "free_gb": "free space on the recordings disk, GB",
+               "recording_id": "the recording, or null when none started"}, "staff"),
     EventSpec("stream.error", "A media problem the host should see.", {"message": "what went wrong"}, "staff"),
     EventSpec("viewer.joined", "A viewer started watching.", {"viewer_id": "viewer or null", "viewers": "viewers now", "peak": "peak viewers"}, "staff",
               activity="A viewer joined ({viewers} watching)", label="Viewers joining", icon="👋"),
@@ -224,13 +230,21 @@ CORE_EVENTS: list[EventSpec] = [
     EventSpec("comment.held", "A viewer's comment was held back (moderation hook or blocked viewer): staff see it greyed, viewers never.",
               {"comment": "the comment, with hidden_reason"}, "staff",
               activity="{comment.nickname} (held back: {comment.hidden_reason}): {comment.body}", label="Held comments", icon="⏸"),
-    EventSpec("product.stock", "A product's stock changed through an order (0: sold out).",
+    EventSpec("product.stock", "A product's stock changed through an order or a release of unpaid orders (0: sold out):"
+              " the one public stock figure; every console's bag and every viewer page whose bag lists the product apply it"
+              " (a practice order takes real stock, so it is sent too). Any new code path that changes stock publishes it.",
               {"product_id": "id", "stock": "units left"}, "public", persist=False,
-              public={"product_id": None, "stock": None}),
+              public={"product_id": None, "stock": None}, scope="bag", practice_public=True),
     EventSpec("product.opened", "A viewer opened a product's card or its bag item (counted at most once a minute per viewer and"
               " product; see lmserver/analytics.py): the LIVE Board refreshes.", {"product_id": "id"}, "staff", persist=False),
     EventSpec("order.released", "Reserved orders whose checkout never finished (server restart, checkout timeout) were"
               " cancelled and their units went back to stock; one record per session and reconciliation pass.",
               {"order_ids": "the cancelled orders", "units": "units given back", "reason": "why (also the orders' status_reason)",
                "products": "[{product_id, stock}]: stock after the release"}, "staff"),
+    EventSpec("order.status_changed", "An order's status changed (staff, a payment plugin, the checkout; see lmserver.orderstatus);"
+              " units_returned > 0 when a cancel or refund put its units back in stock.",
+              {"order_id": "the order", "from": "the status it had", "to": "the status it has now", "by": "who: a staff name,"
+               " checkout, system or a plugin", "note": "why (may be null)", "product_id": "its product",
+               "units_returned": "units back in stock"}, "staff",
+              activity="Order #{order_id}: {from} → {to}", label="Order statuses", icon="📦"),
 ]

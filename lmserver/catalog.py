@@ -66,7 +66,8 @@ def parse_price(value: Any, field: str = "price") -> int:
 
 def clean_product(data: dict[str, Any], *, partial: bool, default_currency: str) -> dict[str, Any]:
     """Validate product fields from JSON; return the columns to write."""
-    validate.reject_unknown(data, ("title", "description", "price_cents", "price", "currency", "stock", "sku"), "product")
+    validate.reject_unknown(data, ("title", "description", "price_cents", "price", "currency", "stock", "sku", "script"),
+                           "product")
     out: dict[str, Any] = {}
     if "title" in data or not partial:
         out["title"] = validate.title(data, max_len=200)
@@ -96,6 +97,8 @@ def clean_product(data: dict[str, Any], *, partial: bool, default_currency: str)
         if sku is not None and not SKU_RE.match(sku):
             raise BadRequest("'sku' must be 1–64 characters: letters, digits, . _ / -")
         out["sku"] = sku
+    if "script" in data:  # staff-only talking points (never in PUBLIC_PRODUCT)
+        out["script"] = validate.script(data)
     return out
 
 
@@ -147,7 +150,8 @@ async def api_products(request: web.Request) -> web.Response:
 
 @routes.post("/api/products")
 @doc("Create a product", body={"title": "string: 1–200 characters", "description": "string", "price_cents": "integer: cents (or price: '12.50')",
-     "currency": "string: ISO code (default catalog.default_currency)", "stock": "integer: units in stock", "sku": "string: unique stock-keeping unit (optional)"},
+     "currency": "string: ISO code (default catalog.default_currency)", "stock": "integer: units in stock", "sku": "string: unique stock-keeping unit (optional)",
+     "script": "string: talking points for the host (staff-only, at most 4000 characters; optional)"},
      returns="{product}", tags=["catalog"], permission="catalog.edit")
 async def api_product_create(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
@@ -172,7 +176,7 @@ async def api_product_get(request: web.Request) -> web.Response:
 
 @routes.patch("/api/products/{id}")
 @doc("Edit a product (any subset of the create fields)", body={"title": "string", "description": "string", "price_cents": "integer", "currency": "string",
-     "stock": "integer", "sku": "string"}, returns="{product}", tags=["catalog"], permission="catalog.edit")
+     "stock": "integer", "sku": "string", "script": "string: talking points, staff-only, at most 4000 characters"}, returns="{product}", tags=["catalog"], permission="catalog.edit")
 async def api_product_update(request: web.Request) -> web.Response:
     await auth.require(request, "catalog.edit")
     pid = _int_param(request, "id")
@@ -349,4 +353,4 @@ async def catalog_page(request: web.Request) -> dict[str, Any]:
     archived = request.query.get("archived") == "1"
     rows = await search_products(request, q, archived, 500)
     return {"products": [product_json(r) for r in rows], "q": q, "archived": archived, "can_edit": user.can("catalog.edit"),
-            "default_currency": request.app[CONFIG].catalog.default_currency}
+            "default_currency": request.app[CONFIG].catalog.default_currency, "script_max": validate.SCRIPT_MAX}

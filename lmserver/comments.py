@@ -5,6 +5,10 @@
   (429 with the seconds to wait), then screened by the plugins' ``moderate_comment`` hook. A comment a
   plugin objects to, or one from a blocked viewer, is stored hidden with its reason and published as the
   staff-only ``comment.held``; every other comment is published as ``comment.created`` (public).
+- Each viewer comment is classified when it is stored (:func:`product_of`): the product of the event's
+  shopping bag it names (its title, or a word of its title no other product of the bag has), or the pinned
+  product whose card the viewer asked from (``product_id`` in the request). Staff see it as ``product_id``
+  (the console's "Product questions" filter); viewers never do.
 - Staff (``comments.moderate``) reply (threaded to the root of the comment's thread), pin one comment
   per event (pinning another unpins the first), hide a comment, block and unblock a viewer. Blocking
   hides the viewer's visible comments of the event at once (``comment.hidden`` for each) and holds back
@@ -16,6 +20,7 @@ never leave the server for them. Bodies are plain text; every page escapes them.
 
 from __future__ import annotations
 
+import re
 import time
 import unicodedata
 from typing import Any
@@ -36,7 +41,12 @@ routes = web.RouteTableDef()
 LAST_COMMENT: web.AppKey[dict[str, float]] = web.AppKey("last_comment", dict)
 
 COMMENT_COLUMNS = ("id, event_id, session_id, viewer_id, user_id, parent_id, nickname, body, hidden, hidden_reason,"
-                   " pinned, practice, created_at")
+                   " pinned, practice, created_at, product_id")
+
+_WORD = re.compile(r"\w+")
+#: words too common in product titles to say which product a comment is about
+_COMMON = frozenset("""the and for with from this that your size sizes color colour colours colors pack set new
+    edition style model large small medium extra mini plus pro""".split())
 
 
 def comment_json(row: Any) -> dict[str, Any]:
@@ -48,7 +58,7 @@ def comment_json(row: Any) -> dict[str, Any]:
 
 
 def public_json(comment: dict[str, Any]) -> dict[str, Any]:
-    """What viewers may see of a comment (no moderation reason)."""
+    """A comment without its moderation reason and staff author (the viewer socket and page keep only PUBLIC_COMMENT)."""
     return {k: v for k, v in comment.items() if k not in ("hidden_reason", "user_id")}
 
 
@@ -62,6 +72,38 @@ def clean_text(value: Any, what: str, max_length: int) -> str:
     if len(text) > max_length:
         raise BadRequest(f"{what} is too long: at most {max_length} characters (this one has {len(text)})")
     return text
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words, a plural's trailing "s" dropped ("Beanies" and "beanie" match)."""
+    out = []
+    for w in _WORD.findall(text.casefold()):
+        out.append(w[:-1] if len(w) > 4 and w.endswith("s") and not w.endswith("ss") else w)
+    return out
+
+
+def product_of(text: str, products: list[tuple[int, str]]) -> int | None:
+    """The product of ``products`` (id, title) that ``text`` is about: the longest title it contains, else the
+    product with a distinctive word of its title (4+ letters, not a common word, in no other title); None if none
+    or if distinctive words of several products appear."""
+    words = _words(text)
+    joined = " " + " ".join(words) + " "
+    by_title = [(len(t), pid) for pid, t in products if (tw := _words(t)) and f" {' '.join(tw)} " in joined]
+    if by_title:
+        return max(by_title)[1]
+    owners: dict[str, set[int]] = {}
+    for pid, title in products:
+        for w in set(_words(title)):
+            if len(w) >= 4 and w not in _COMMON and not w.isdigit():
+                owners.setdefault(w, set()).add(pid)
+    found = {next(iter(ids)) for w in set(words) if len(ids := owners.get(w, set())) == 1}
+    return found.pop() if len(found) == 1 else None
+
+
+async def bag_titles(app: web.Application, event_id: int) -> list[tuple[int, str]]:
+    rows = await app[DB].fetchall("SELECT p.id, p.title FROM event_products ep JOIN products p ON p.id = ep.product_id"
+                                  " WHERE ep.event_id = ? AND p.archived = 0", (event_id,))
+    return [(r["id"], r["title"]) for r in rows]
 
 
 async def get_comment(app: web.Application, comment_id: int) -> dict[str, Any]:
@@ -120,8 +162,10 @@ def check_rate(app: web.Application, viewer_id: str, what: str = "commenting") -
                 del last[vid]
 
 
-async def create_viewer_comment(app: web.Application, viewer: dict[str, Any], event_id: int, body: Any) -> dict[str, Any]:
-    """A viewer's comment on the live event: checked, rate-limited, screened, stored and published."""
+async def create_viewer_comment(app: web.Application, viewer: dict[str, Any], event_id: int, body: Any,
+                                about: int | None = None) -> dict[str, Any]:
+    """A viewer's comment on the live event: checked, rate-limited, screened, classified, stored and published.
+    ``about``: the product whose pinned card the viewer asked from (it must be in the event's bag)."""
     cfg = app[CONFIG].live
     text = clean_text(body, "the comment", cfg.comment_max_length)
     session = app[LIVE].current
@@ -129,6 +173,9 @@ async def create_viewer_comment(app: web.Application, viewer: dict[str, Any], ev
         raise Conflict("this event is not live: comments open when the LIVE starts")
     if not viewer.get("nickname"):
         raise BadRequest("choose a nickname first")
+    bag = await bag_titles(app, event_id)
+    if about is not None and about not in {pid for pid, _ in bag}:
+        raise BadRequest(f"product {about} is not in this event's shopping bag: ask about a product of the bag, or leave product_id out")
     check_rate(app, viewer["id"])
     reason: str | None = "blocked viewer" if viewer.get("blocked") else None
     if reason is None:
@@ -140,7 +187,8 @@ async def create_viewer_comment(app: web.Application, viewer: dict[str, Any], ev
                 break
     comment = await _insert(app, {"event_id": event_id, "session_id": session.id, "viewer_id": viewer["id"],
                                   "nickname": viewer["nickname"], "body": text, "hidden": int(reason is not None),
-                                  "hidden_reason": reason, "practice": int(session.practice), "created_at": time.time()})
+                                  "hidden_reason": reason, "practice": int(session.practice), "created_at": time.time(),
+                                  "product_id": about if about is not None else product_of(text, bag)})
     name, data = ("comment.held", comment) if reason else ("comment.created", public_json(comment))
     await app[BUS].publish(name, {"comment": data}, **session_tags(session))
     return comment

@@ -121,6 +121,12 @@ def capture_entries(v: list[str]) -> str | None:
     return None
 
 
+def time_zone(v: str) -> str | None:
+    from .timefmt import zone_problem
+
+    return zone_problem(v)
+
+
 def opt(default: Any, doc: str, check: Callable[[Any], str | None] | None = None) -> Any:
     """A config field: its default, its one-line documentation and its check."""
     if isinstance(default, list):
@@ -145,6 +151,7 @@ class ServerConfig:
     max_body_bytes: int = opt(10 * 1024 * 1024, "Largest request body accepted, in bytes.", positive)
     log_level: str = opt("info", "Log level.", one_of("debug", "info", "warning", "error"))
     studio_name: str = opt("My studio", "Name of the studio, shown on pages and to viewers.")
+    timezone: str = opt("", "The studio's time zone, an IANA name (e.g. \"Europe/Paris\"): every page, event time, \"Go LIVE now\" title, e-mail, LIVE task week and best-time suggestion uses it; empty: this machine's zone. The owner can change it in Settings.", time_zone)
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,11 @@ class MediaConfig:
     x264_preset: str = opt("superfast", "x264 preset of the program encoder.", one_of("ultrafast", "superfast", "veryfast", "faster", "fast"))
     max_viewers: int = opt(300, "Most WebRTC viewers served at once.", positive)
     viewer_queue_packets: int = opt(256, "Packets buffered per viewer before it skips to the next keyframe.", positive)
-    record: bool = opt(True, "Record the program of every session to the data directory.")
+    record: bool = opt(True, "Record the program of every session to the data directory (a fragmented MP4 while live, remuxed to a fast-start MP4 when the session ends; no second encode).")
+    recording_min_free_gb: float = opt(2.0, "Free space (GB) on the recordings disk below which the console warns, before going live and while recording; below half of it the recording stops (the LIVE goes on).", non_negative)
+    recording_check_seconds: float = opt(30.0, "How often the free space is checked while recording, in seconds.", positive)
+    recording_keep_days: int = opt(30, "Recordings older than this many days are deleted (at startup and after each session); 0: keep them.", non_negative)
+    recording_max_total_gb: float = opt(100.0, "Most space (GB) all recordings may take; the oldest are deleted beyond it (at startup and after each session); 0: no limit.", non_negative)
     hls: bool = opt(True, "Also serve the LIVE as HLS at /hls/<event>/index.m3u8 (fMP4 segments of one keyframe interval, no second encode): the viewer page falls back to it when WebRTC fails or the server is full; a CDN can cache it.")
     hls_list_size: int = opt(6, "Segments listed in the HLS playlist (older ones are deleted).", between(3, 30))
     capture_format: str = opt("", "FFmpeg input format of capture_device: v4l2, avfoundation or dshow; empty for a network URL.", one_of("", *CAPTURE_DEVICE_FORMATS))
@@ -201,8 +212,8 @@ class EventsConfig:
     default_duration_minutes: int = opt(60, "Duration of an event created by \"Go LIVE now\", in minutes.", between(30, 780))
     ready_minutes: int = opt(10, "Minutes before the start when an event's console becomes ready.", between(0, 120))
     resume_minutes: float = opt(10.0, "A session interrupted by a restart resumes if the studio goes live again within this many minutes.", non_negative)
-    weekly_goal: int = opt(3, "LIVE task on the home page: non-practice sessions to run each week (Monday to Sunday, UTC).", positive)
-    monthly_goal: int = opt(12, "LIVE task on the home page: non-practice sessions to run each calendar month (UTC).", positive)
+    weekly_goal: int = opt(3, "LIVE task on the home page: non-practice sessions to run each week (Monday to Sunday, in the studio's time zone).", positive)
+    monthly_goal: int = opt(12, "LIVE task on the home page: non-practice sessions to run each calendar month (in the studio's time zone).", positive)
     reminder_check_seconds: float = opt(15.0, "How often the server looks for events entering their ready window (to publish the reminder), in seconds.", positive)
 
 
@@ -219,6 +230,21 @@ class LiveConfig:
     checkout_timeout_seconds: float = opt(120.0, "How long an order may stay reserved while its checkout runs; older reservations are released (units back to stock), in seconds.", positive)
     reconcile_seconds: float = opt(30.0, "How often the server looks for reserved orders whose checkout never finished, in seconds.", positive)
     idempotency_hours: float = opt(24.0, "How long a buyer's Idempotency-Key answers a retry with the first order, in hours.", positive)
+    ask_buyer_details: bool = opt(True, "Whether the viewer page asks for the buyer's name, e-mail and shipping address before their first order (off when a checkout plugin's shop collects them).")
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    """``[email]``: the SMTP server that sends registrants their reminders (10 minutes before the start, and when the LIVE starts)."""
+
+    host: str = opt("", "SMTP server name or address; empty: no e-mail is sent (the registration page offers the calendar file).")
+    port: int = opt(587, "SMTP port: 587 for STARTTLS, 465 for TLS from the start, 25 without encryption.", port)
+    tls: str = opt("starttls", "Encryption: \"starttls\" (upgrade after connecting), \"tls\" (TLS from the start) or \"none\" (only for a server on this machine or a trusted network).", one_of("starttls", "tls", "none"))
+    user: str = opt("", "SMTP login name; empty: send without logging in.")
+    password: str = opt("", "SMTP password (better set from the environment: LMSERVER_EMAIL_PASSWORD); never shown back in the settings.")
+    from_address: str = opt("", "The sender of the e-mails, e.g. \"Ana's studio <live@example.com>\"; empty: the user name, else lmserver@ the host.")
+    timeout_seconds: float = opt(20.0, "How long one connection to the SMTP server may take, in seconds.", positive)
+    max_attempts: int = opt(6, "How many times an e-mail is tried before it is given up (waits double each time, from 30 seconds).", between(1, 20))
 
 
 @dataclass(frozen=True)
@@ -247,6 +273,7 @@ SECTIONS: dict[str, type] = {
     "media": MediaConfig,
     "events": EventsConfig,
     "live": LiveConfig,
+    "email": EmailConfig,
     "plugins": PluginsConfig,
     "webhooks": WebhooksConfig,
 }
@@ -260,6 +287,7 @@ class Config:
     media: MediaConfig = field(default_factory=MediaConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     plugins: PluginsConfig = field(default_factory=PluginsConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     #: ``[plugins.NAME]`` tables, by plugin name.

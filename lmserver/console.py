@@ -125,6 +125,9 @@ async def console_state(app: web.Application, event: dict[str, Any], session_id:
         prompter = [finding_record(f) for f in await session_findings(app, sid)]
     live = app[LIVE].current
     pinned = await comments.pinned_comment(app, event["id"])
+    pinned_pid = (await db.fetchval("SELECT pinned_product_id FROM sessions WHERE id = ?", (live.id,))
+                  if live is not None and live.event_id == event["id"] else None)
+    pinned_row = await db.fetchone("SELECT id, title, script FROM products WHERE id = ?", (pinned_pid,)) if pinned_pid else None
     return {
         "event": {"id": event["id"], "title": event["title"], "slug": event["slug"], "starts_at": event["starts_at"],
                   "duration_minutes": event["duration_minutes"]},
@@ -137,8 +140,10 @@ async def console_state(app: web.Application, event: dict[str, Any], session_id:
         "activities": acts,
         "activity_names": names,  # the feed's events, as declared (the page adds live records of these names)
         "prompter": prompter,
-        "pinned_product_id": (await db.fetchval("SELECT pinned_product_id FROM sessions WHERE id = ?", (live.id,))
-                              if live is not None and live.event_id == event["id"] else None),
+        "pinned_product_id": pinned_pid,
+        # staff-only scripts: the pinned product's talking points and the event's run of show (the prompter view)
+        "pinned_product": dict(pinned_row) if pinned_row else None,
+        "event_script": await db.fetchval("SELECT script FROM events WHERE id = ?", (event["id"],), default=""),
         "now": time.time(),
     }
 
@@ -188,6 +193,7 @@ async def console_page(request: web.Request) -> web.Response:
         "gifts": {g["id"]: g for g in gifts_json()},
         "activity_kinds": activity_kinds(app[BUS].specs.values()),  # how the feed draws each kind, and its filter
         "program_width": app[CONFIG].media.width, "program_height": app[CONFIG].media.height,  # the preview's slots
+        "ready_seconds": app[CONFIG].events.ready_minutes * 60, "can_choose_source": user.can("settings.manage"),  # golive.js
     })
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -196,7 +202,7 @@ async def console_page(request: web.Request) -> web.Response:
 @routes.get("/api/events/{id}/console")
 @doc("Everything the console of an event draws: session, metrics, comments (hidden included), orders, activities, "
      "prompter items", query={"session": "a past session (read-only console)"}, returns="{event, session, metrics, comments, "
-     "pinned_comment, orders, activities, activity_names, prompter, pinned_product_id}", tags=["console"], permission="console.view")
+     "pinned_comment, orders, activities, activity_names, prompter, pinned_product_id, pinned_product: {id, title, script}, event_script}", tags=["console"], permission="console.view")
 async def api_console(request: web.Request) -> web.Response:
     await auth.require(request, "console.view")
     event = as_dict(await find_event(request.app[DB], _path_id(request)))

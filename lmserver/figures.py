@@ -5,9 +5,9 @@ session lists all read these figures through :func:`session_figures`, so one ses
 everywhere. What counts:
 
 - **an order** counts when it was placed in the session, outside practice (``practice = 0``), and its
-  checkout went through: status ``placed`` or ``pending_payment`` (:data:`SOLD`). A ``reserved`` order is
-  still in checkout (or was cut short by a crash, until it is reconciled) and a ``cancelled`` one gave its
-  stock back: neither is a sale.
+  checkout went through: status ``placed``, ``pending_payment``, ``paid``, ``shipped`` or ``delivered`` (:data:`SOLD`).
+  A ``reserved`` order is still in checkout (or was cut short by a crash, until it is reconciled) and a
+  ``cancelled`` or ``refunded`` one is no sale.
 - **GMV** is the sum of the counted orders' ``amount_cents`` (quantity × the unit price at the moment of
   the order); **orders** their number; **items sold** the sum of their quantities; **buyers** the
   distinct viewers among them; **first-time buyers** the distinct viewers whose counted order here was
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .db import Database
 
 #: the order statuses that are a sale (the checkout went through)
-SOLD_STATUSES = ("placed", "pending_payment")
+SOLD_STATUSES = ("placed", "pending_payment", "paid", "shipped", "delivered")  # lmserver.orderstatus.SOLD
 SOLD = f"status IN {SOLD_STATUSES!r}"
 
 

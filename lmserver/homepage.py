@@ -19,18 +19,21 @@ from .events import list_events
 from .helppages import TOPICS
 from .plugins.types import ChecklistItem
 from .sessionstats import session_stats
+from .timefmt import studio_zone
 
 log = logging.getLogger(__name__)
 
-def week_start(now: float) -> float:
-    d = dt.datetime.fromtimestamp(now, dt.timezone.utc)
-    monday = (d - dt.timedelta(days=d.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-    return monday.timestamp()
+def week_start(now: float, zone: dt.tzinfo = dt.timezone.utc) -> float:
+    """Monday 00:00 of ``now``'s week on the studio's clock (``zone``)."""
+    d = dt.datetime.fromtimestamp(now, zone).date()
+    monday = d - dt.timedelta(days=d.weekday())
+    return dt.datetime(monday.year, monday.month, monday.day, tzinfo=zone).timestamp()
 
 
-def month_start(now: float) -> float:
-    d = dt.datetime.fromtimestamp(now, dt.timezone.utc)
-    return d.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+def month_start(now: float, zone: dt.tzinfo = dt.timezone.utc) -> float:
+    """The 1st, 00:00 of ``now``'s month on the studio's clock (``zone``)."""
+    d = dt.datetime.fromtimestamp(now, zone)
+    return dt.datetime(d.year, d.month, 1, tzinfo=zone).timestamp()
 
 
 async def plugin_checklist(app: web.Application, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -82,8 +85,8 @@ async def home_context(request: web.Request) -> dict[str, Any]:
     latest = await session_stats(app, latest_row) if latest_row is not None else None
     latest_event = (await db.fetchone("SELECT id, title FROM events WHERE id = ?", (latest_row["event_id"],))
                     if latest_row is not None and latest_row["event_id"] is not None else None)
-    week = await db.fetchval("SELECT COUNT(*) FROM sessions WHERE practice = 0 AND started_at >= ?", (week_start(now),))
-    month = await db.fetchval("SELECT COUNT(*) FROM sessions WHERE practice = 0 AND started_at >= ?", (month_start(now),))
+    week = await db.fetchval("SELECT COUNT(*) FROM sessions WHERE practice = 0 AND started_at >= ?", (week_start(now, studio_zone(app)),))
+    month = await db.fetchval("SELECT COUNT(*) FROM sessions WHERE practice = 0 AND started_at >= ?", (month_start(now, studio_zone(app)),))
     tasks = [
         {"label": f"Go LIVE {cfg.weekly_goal} times this week", "done": week, "goal": cfg.weekly_goal,
          "percent": min(100, round(100 * week / cfg.weekly_goal))},

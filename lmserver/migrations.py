@@ -357,6 +357,90 @@ CREATE TABLE api_tokens (
 """)
 
 
+migration(name="052_scripts_and_comment_products", sql="""
+-- issue 16: staff-only talking points of a product and a run-of-show script of an event (validate.SCRIPT_MAX
+-- characters at most), and the product a comment is about (named in it, or asked from its pinned card)
+ALTER TABLE products ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE events ADD COLUMN script TEXT NOT NULL DEFAULT '';
+ALTER TABLE comments ADD COLUMN product_id INTEGER REFERENCES products(id) ON DELETE SET NULL;
+""")
+
+
+migration(name="041_recordings", sql="""
+-- the recordings of sessions (lmserver.recordings): one row per part (a session resumed after a restart records
+-- into a new part); the file is a fragmented MP4 while recording, remuxed to a fast-start MP4 once complete
+CREATE TABLE recordings (
+    id INTEGER PRIMARY KEY,
+    session_id INTEGER NOT NULL REFERENCES sessions(id),
+    part INTEGER NOT NULL,               -- 1, 2, ... in the order the parts were recorded
+    path TEXT,                           -- relative to the data directory; NULL once the file is deleted
+    started_at REAL,                     -- wall-clock UNIX time of the first muxed packet (= video t=0 of this part)
+    duration REAL,                       -- seconds of video
+    size INTEGER,                        -- bytes on disk
+    state TEXT NOT NULL DEFAULT 'recording' CHECK (state IN ('recording', 'complete', 'failed', 'stopped', 'deleted')),
+    error TEXT,                          -- why it failed or stopped (e.g. the disk was nearly full)
+    created_at REAL NOT NULL,
+    UNIQUE (session_id, part)
+);
+CREATE INDEX recordings_state ON recordings(state);
+-- whether the session's replay is public on its event page (set by lmserver.replay)
+ALTER TABLE sessions ADD COLUMN replay_published INTEGER NOT NULL DEFAULT 0;
+""")
+
+
+migration(name="053_order_fulfilment", sql="""
+-- issue 18: buyer details, order statuses and their history (lmserver.buyers, lmserver.orderstatus)
+-- a viewer's contact and shipping address, asked on their first purchase, editable; staff-only
+CREATE TABLE buyer_details (
+    viewer_id TEXT PRIMARY KEY REFERENCES viewers(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    address TEXT NOT NULL,                -- the shipping address, several lines
+    updated_at REAL NOT NULL
+);
+-- the buyer's details as they were when the order was placed (what the packing list prints)
+ALTER TABLE orders ADD COLUMN buyer_name TEXT;
+ALTER TABLE orders ADD COLUMN buyer_email TEXT;
+ALTER TABLE orders ADD COLUMN ship_address TEXT;
+-- every status an order went through: who (a staff name, "checkout", "system" or a plugin), when, from, to, why
+CREATE TABLE order_status_history (
+    id INTEGER PRIMARY KEY,
+    order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+    from_status TEXT,                     -- NULL for the row written when the order was created
+    to_status TEXT NOT NULL,
+    by TEXT NOT NULL,
+    at REAL NOT NULL,
+    note TEXT
+);
+CREATE INDEX order_status_history_order ON order_status_history(order_id, id);
+CREATE INDEX orders_event ON orders(event_id, id);
+""")
+
+
+migration(name="054_outbox", sql="""
+-- e-mail waiting to be sent, sent, or given up (lmserver.mailer): one row per dedupe_key, so a reminder goes out once
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    dedupe_key TEXT NOT NULL UNIQUE,     -- e.g. "reminder:ready:12:ana@example.com"
+    event_id INTEGER REFERENCES events(id) ON DELETE SET NULL,
+    to_addr TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    from_name TEXT NOT NULL DEFAULT '',
+    attachment_name TEXT,
+    attachment TEXT,
+    attachment_mime TEXT,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    next_attempt_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    sent_at REAL
+);
+CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);
+""")
+
+
 from .analytics_schema import ROLLUPS_SQL  # noqa: E402  (the tables and their triggers, described there)
 
-migration(name="052_analytics_rollups", sql=ROLLUPS_SQL)
+migration(name="053_analytics_rollups", sql=ROLLUPS_SQL)

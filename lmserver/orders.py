@@ -21,6 +21,9 @@ Plugins' money hooks fail closed: an ``order_price``, ``reserve_order`` or ``che
 that raises (or answers nonsense) leaves no order placed, gives the stock back and answers ``503`` with
 the reason; never an unpaid "placed" order.
 
+After the checkout, an order's status moves as :mod:`lmserver.orderstatus` allows (paid, shipped, delivered,
+cancelled, refunded; each change in ``order_status_history``). :func:`insert_order` is the one writer of order rows.
+
 Practice sessions' orders are stored with ``practice = 1`` and left out of GMV, orders and items sold
 (:mod:`lmserver.figures` defines what counts).
 
@@ -67,18 +70,16 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
-from . import auth, validate
+from . import orderstatus, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, PM, WRITER
 from .background import background
 from .bus import Activity, record_sync
 from .errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
-from .openapi import doc
 from .plugins.manager import HookFailed
 from .plugins.types import CheckoutRequest, CheckoutResult, OrderDraft
 
 log = logging.getLogger(__name__)
 
-routes = web.RouteTableDef()
 
 RESTART_REASON = "checkout interrupted by a server restart"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -141,6 +142,37 @@ _PRIOR_SQL = ("SELECT k.order_id, k.response, o.event_id, o.product_id, o.quanti
               " JOIN orders o ON o.id = k.order_id WHERE k.viewer_id = ? AND k.key = ? AND k.created_at >= ?")
 
 
+_INSERT_SQL = (
+    "INSERT INTO orders (viewer_id, product_id, event_id, session_id, quantity, unit_price_cents, amount_cents, currency, status,"
+    " first_time, practice, created_at, label, buyer_name, buyer_email, ship_address) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+    " ?10, ?11, ?12, ?13, b.name, b.email, b.address FROM (SELECT 1) LEFT JOIN buyer_details b ON b.viewer_id = ?1")
+
+
+def insert_order(conn: Any, *, viewer_id: str, product_id: int, event_id: int | None, session_id: int | None, quantity: int,
+                 unit_price_cents: int, currency: str, status: str, first_time: bool, practice: bool,
+                 created_at: float | None = None, label: str | None = None, by: str = "checkout") -> Any:
+    """THE insert of an order row (nothing else in lmserver writes one): the buyer's details are copied from
+    ``buyer_details`` as they are now (what the packing list prints), and an order created in another status
+    than ``reserved`` gets its first ``order_status_history`` row (by ``by``). The caller moves the stock.
+
+    ``conn`` is the writer thread's ``sqlite3.Connection`` (returns the new id) or a transaction of
+    :mod:`lmserver.db` (returns an awaitable of the id)."""
+    params = (viewer_id, product_id, event_id, session_id, quantity, unit_price_cents, unit_price_cents * quantity, currency,
+              status, int(first_time), int(practice), created_at or time.time(), label)
+    if isinstance(conn, sqlite3.Connection):
+        order_id = int(conn.execute(_INSERT_SQL, params).lastrowid or 0)
+        if status != "reserved":
+            orderstatus.log_transition(conn, order_id, None, status, by)
+        return order_id
+
+    async def run() -> int:
+        order_id = int((await conn.execute(_INSERT_SQL, params)).lastrowid)
+        if status != "reserved":
+            await conn.execute(orderstatus.HISTORY_SQL, (order_id, None, status, by, time.time(), None))
+        return order_id
+    return run()
+
+
 def _reserve(conn: sqlite3.Connection, viewer_id: str, product_id: int, quantity: int, event_id: int | None,
              session_id: int | None, practice: bool, key: str | None = None, key_since: float = 0.0) -> dict[str, Any]:
     """Writer thread: check the bag, decrement the stock and insert the reserved order, or raise NotFound / SoldOut.
@@ -171,12 +203,9 @@ def _reserve(conn: sqlite3.Connection, viewer_id: str, product_id: int, quantity
     earlier = conn.execute("SELECT 1 FROM orders WHERE viewer_id = ? AND practice = 0 AND status != 'cancelled' LIMIT 1",
                            (viewer_id,)).fetchone()
     now = time.time()
-    cur = conn.execute(
-        "INSERT INTO orders (viewer_id, product_id, event_id, session_id, quantity, unit_price_cents, amount_cents, currency,"
-        " status, first_time, practice, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?)",
-        (viewer_id, product_id, event_id, session_id, quantity, product["price_cents"], product["price_cents"] * quantity,
-         product["currency"], int(earlier is None), int(practice), now))
-    order_id = cur.lastrowid
+    order_id = insert_order(conn, viewer_id=viewer_id, product_id=product_id, event_id=event_id, session_id=session_id,
+                            quantity=quantity, unit_price_cents=product["price_cents"], currency=product["currency"],
+                            status="reserved", first_time=earlier is None, practice=practice, created_at=now)
     if key is not None:
         conn.execute("INSERT INTO order_idempotency (viewer_id, key, order_id, created_at) VALUES (?, ?, ?, ?)",
                      (viewer_id, key, order_id, now))
@@ -232,6 +261,7 @@ def _confirm(conn: sqlite3.Connection, order_id: int, status: str, spec: Any,
         reason = gone["status_reason"] if gone is not None and gone["status_reason"] else "released"
         raise Conflict(f"the order was not placed: its reservation was released before the checkout answered ({reason});"
                        " buy again", details={"order_id": order_id})
+    orderstatus.log_transition(conn, order_id, "reserved", status, "checkout")
     row = conn.execute(f"SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN viewers v ON v.id = o.viewer_id"
                        " JOIN products p ON p.id = o.product_id WHERE o.id = ?", (order_id,)).fetchone()
     order = order_json(row)
@@ -250,6 +280,7 @@ def _release(conn: sqlite3.Connection, order_id: int, reason: str = "checkout fa
         conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (row["quantity"], row["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ?", (reason, order_id))
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
+        orderstatus.log_transition(conn, order_id, "reserved", "cancelled", "system", reason)
 
 
 def release_unpaid(conn: sqlite3.Connection, order_id: int, reason: str, spec: Any, then: Any = None,
@@ -258,13 +289,14 @@ def release_unpaid(conn: sqlite3.Connection, order_id: int, reason: str, spec: A
     ``cancelled`` with ``reason``, its Idempotency-Key freed, ``order.released`` logged), then run
     ``then(conn, released, *args)`` in the same savepoint. Returns (released, records to dispatch, then's answer).
     See :func:`lmserver.api.release_order`."""
-    row = conn.execute("SELECT id, product_id, quantity, event_id, session_id, practice FROM orders WHERE id = ?"
+    row = conn.execute("SELECT id, status, product_id, quantity, event_id, session_id, practice FROM orders WHERE id = ?"
                        " AND status IN ('reserved', 'pending_payment')", (order_id,)).fetchone()
     records: list[Activity] = []
     if row is not None:
         conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (row["quantity"], row["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ?", (reason, order_id))
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
+        orderstatus.log_transition(conn, order_id, row["status"], "cancelled", "system", reason)
         stock = conn.execute("SELECT stock FROM products WHERE id = ?", (row["product_id"],)).fetchone()["stock"]
         records.append(record_sync(conn, spec, {"order_ids": [order_id], "units": row["quantity"], "reason": reason,
                                                 "products": [{"product_id": row["product_id"], "stock": stock}]},
@@ -351,7 +383,8 @@ async def _place(app: web.Application, viewer: dict[str, Any], event_id: int, pr
     try:
         result = await app[PM].call_first("checkout", app=app, request=CheckoutRequest(
             viewer_id=viewer["id"], product_id=product_id, quantity=qty, unit_price_cents=reserved["unit_price_cents"],
-            currency=reserved["currency"], event_id=event_id, session_id=session.id, practice=session.practice))
+            currency=reserved["currency"], event_id=event_id, session_id=session.id, practice=session.practice,
+            order_id=reserved["id"]))
         if not isinstance(result, CheckoutResult) or result.status not in ("placed", "pending_payment"):
             raise HookFailed("a checkout implementation", "checkout",
                              ValueError(f"checkout must answer CheckoutResult(status='placed' or 'pending_payment'), got {result!r}"))
@@ -387,6 +420,7 @@ def _reconcile(conn: sqlite3.Connection, cutoff: float, reason: str, keys_before
     for r in rows:
         conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (r["quantity"], r["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ? AND status = 'reserved'", (reason, r["id"]))
+        orderstatus.log_transition(conn, r["id"], "reserved", "cancelled", "system", reason)
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (r["id"],))
         groups.setdefault((r["event_id"], r["session_id"], bool(r["practice"])), []).append(r)
     conn.execute("DELETE FROM order_idempotency WHERE created_at < ?", (keys_before,))
@@ -445,8 +479,7 @@ async def orders_ctx(app: web.Application) -> AsyncIterator[None]:
 
 #: the ``status`` filter of the orders API → the statuses listed
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
-    "placed": ("placed", "pending_payment"), "cancelled": ("cancelled",), "reserved": ("reserved",),
-    "all": ("placed", "pending_payment", "cancelled", "reserved")}
+    "placed": orderstatus.SOLD, "cancelled": ("cancelled", "refunded"), "reserved": ("reserved",), "all": orderstatus.STATUSES}
 
 
 async def list_orders(app: web.Application, *, event_id: int, session_id: int | None = None, limit: int = 200,
@@ -460,20 +493,3 @@ async def list_orders(app: web.Application, *, event_id: int, session_id: int | 
         f"SELECT {ORDER_COLUMNS} FROM orders o LEFT JOIN viewers v ON v.id = o.viewer_id JOIN products p ON p.id = o.product_id"
         f" WHERE {' AND '.join(where)} ORDER BY o.id DESC LIMIT ?", (*params, limit))
     return [order_json(r) for r in rows]
-
-
-@routes.get("/api/events/{id}/orders")
-@doc("An event's orders, newest first (practice ones marked); status_reason says why the server set a status"
-     " (e.g. a reservation released after a restart)",
-     query={"session": "only this session", "limit": "1–1000, default 200",
-            "status": "placed (default: placed and pending_payment), cancelled, reserved or all"},
-     returns="{orders: [{id, nickname, product_title, quantity, unit_price_cents, amount_cents, currency, status, status_reason,"
-     " first_time, practice, session_id, created_at}]}", tags=["orders"], permission="console.view")
-async def api_orders(request: web.Request) -> web.Response:
-    await auth.require(request, "console.view")
-    event_id = validate.path_int(request)
-    session = validate.query_int(request, "session")
-    limit = validate.query_int(request, "limit", default=200, min=1, max=1000, clamp=True)
-    status = validate.choice(dict(request.query), "status", list(STATUS_FILTERS), default="placed")
-    return web.json_response({"orders": await list_orders(request.app, event_id=event_id, session_id=session, limit=limit,
-                                                          statuses=STATUS_FILTERS[status])})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import available_timezones
 
 from aiohttp import web
 
@@ -11,6 +12,8 @@ from .templating import page, render
 from . import auth
 from .appkeys import CONFIG, DB
 from .errors import ApiError
+from .mailer import outbox_status, sender
+from .timefmt import STUDIO_TZ
 from .views import public_base
 
 routes = web.RouteTableDef()
@@ -83,5 +86,10 @@ async def settings_page(request: web.Request) -> dict[str, Any]:
     await auth.require(request, "settings.manage")
     db = request.app[DB]
     users = await db.fetchall("SELECT id, name, role, created_at FROM users ORDER BY id")
+    mail = request.app[CONFIG].email
     return {"users": [dict(u) for u in users], "roles": auth.ROLES, "whip_url": public_base(request) + "/whip",
-            "min_password": request.app[CONFIG].security.min_password_length, "permissions": request.app[auth.PERMISSIONS].table()}
+            "min_password": request.app[CONFIG].security.min_password_length, "permissions": request.app[auth.PERMISSIONS].table(),
+            "timezone": request.app[STUDIO_TZ], "timezones": sorted(available_timezones()),
+            # the [email] settings as the page shows them: never the password, only whether one is set
+            "email": {"host": mail.host, "port": mail.port, "tls": mail.tls, "user": mail.user, "password_set": bool(mail.password),
+                      "from": sender(mail) if mail.host else "", "outbox": await outbox_status(request.app)}}

@@ -3,8 +3,8 @@
 ``/e/<slug-or-id>`` shows, by the clock and the live state:
 
 - before the LIVE (or while its window is open but nothing streams): the registration page — nickname
-  and optional email (stored for the host to contact the viewer; no email is sent: the reminder is the
-  ``.ics`` file's alarm, and the page itself, which shows a "starting in N minutes" banner in the ready
+  and optional email (with ``[email]`` set, reminders are e-mailed: :mod:`lmserver.events.reminders`;
+  without, the reminder is the ``.ics`` file's alarm, which the page keeps offering either way, and the page itself, which shows a "starting in N minutes" banner in the ready
   window and turns into the viewer page when the LIVE starts), the count of registrations, a countdown;
 - while a non-practice session of the event is streaming: the viewer page (``lmserver.viewer``);
 - after the event: the "LIVE ended" page, listing the event's sessions (replays come with a later issue).
@@ -156,7 +156,7 @@ async def event_public_page(request: web.Request) -> web.StreamResponse:
                                      (row["id"], ctx["viewer_id"]))
         response = await render(request, "public/register.html", {
             **common, "registration": dict(reg) if reg else None, "registrations": await registration_count(app[DB], row["id"]),
-            "streaming": streaming, "ready_minutes": app[CONFIG].events.ready_minutes})
+            "streaming": streaming, "ready_minutes": app[CONFIG].events.ready_minutes, "email_reminders": bool(app[CONFIG].email.host)})
     for cookie in holder.cookies.values():
         response.cookies[cookie.key] = cookie
     response.headers["Cache-Control"] = "no-store"
@@ -213,7 +213,8 @@ async def event_ics(request: web.Request) -> web.Response:
 
 @routes.post("/api/events/{id}/registrations")
 @doc("Register this viewer (viewer cookie) for an upcoming event; registering again updates the nickname/email."
-     " No email is sent (the reminder is the event's .ics calendar file)",
+     " With [email] set, a registrant who gives an address is e-mailed when the event is ready (events.ready_minutes"
+     " before the start) and when it goes live; without, the reminder is the event's .ics calendar file",
      body={"nickname": "string: 1–40 characters", "email": "string: optional, stored so the host can contact the viewer about this event"}, returns="{registered: true, registrations: count, nickname}",
      tags=["promotion"])
 async def api_register(request: web.Request) -> web.Response:

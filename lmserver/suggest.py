@@ -1,6 +1,7 @@
 """The best time to start a new event, and how long to make it, from the studio's own history.
 
-Input: every ended, non-practice session with its start (weekday and hour, UTC), duration, GMV, viewers
+Input: every ended, non-practice session with its start (weekday and hour in the studio's time zone,
+:mod:`lmserver.timefmt`), duration, GMV, viewers
 reached (distinct viewers who joined, at least the peak) and average viewers (``viewer_samples``), and
 when its orders came in.
 
@@ -13,7 +14,8 @@ when its orders came in.
    sessions had taken 90 % of their GMV (the median over its sessions), rounded up to 15 minutes and kept
    within 30 minutes – 13 hours; without orders, the median duration of its sessions.
 
-With fewer than :data:`MIN_SESSIONS` sessions there is no suggestion, only a message saying so.
+With fewer than :data:`MIN_SESSIONS` sessions there is no suggestion, only a message saying so. Every
+answer says how many sessions it is based on (``sessions``, ``based_on``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 MIN_SESSIONS = 3
 WEIGHTS = {"gmv": 0.5, "reached": 0.25, "avg": 0.25}
@@ -41,9 +44,9 @@ class SessionFacts:
     #: (seconds after the start, amount in cents) of each order
     orders: list[tuple[float, int]] = field(default_factory=list)
 
-    @property
-    def slot(self) -> tuple[int, int]:
-        t = dt.datetime.fromtimestamp(self.started_at, dt.timezone.utc)
+    def slot(self, zone: ZoneInfo | dt.tzinfo = dt.timezone.utc) -> tuple[int, int]:
+        """(weekday, hour) of the start on the studio's wall clock."""
+        t = dt.datetime.fromtimestamp(self.started_at, zone)
         return t.weekday(), t.hour
 
 
@@ -75,11 +78,23 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def suggest(history: list[SessionFacts]) -> dict[str, Any]:
-    """The suggestion for ``history`` (pure: no clock, no database)."""
+def _based_on(n: int) -> str:
+    return f"Based on {_plural(n, 'past LIVE session')} (practice excluded)"
+
+
+def _first_minutes(minutes: float) -> str:
+    """"in the first 25 minutes"; never "in the first 0 minutes"."""
+    whole = math.ceil(minutes)
+    if whole <= 1:
+        return "within the first minute"
+    return f"in the first {whole} minutes"
+
+
+def suggest(history: list[SessionFacts], zone: ZoneInfo | dt.tzinfo = dt.timezone.utc) -> dict[str, Any]:
+    """The suggestion for ``history`` (pure: no clock, no database); hours of the week on ``zone``'s clock."""
     n = len(history)
     if n < MIN_SESSIONS:
-        return {"enough": False, "sessions": n,
+        return {"enough": False, "sessions": n, "based_on": _based_on(n),
                 "message": f"Not enough history yet: {_plural(n, 'past LIVE session')} (practice excluded); "
                            f"a suggestion needs at least {MIN_SESSIONS}. Go live a few times and come back."}
     refs = {"gmv": _reference([s.gmv for s in history]), "reached": _reference([s.reached for s in history]),
@@ -93,7 +108,7 @@ def suggest(history: list[SessionFacts]) -> dict[str, Any]:
 
     slots: dict[tuple[int, int], list[SessionFacts]] = {}
     for s in history:
-        slots.setdefault(s.slot, []).append(s)
+        slots.setdefault(s.slot(zone), []).append(s)
     ranked = []
     for slot, sessions in slots.items():
         mean_score = statistics.fmean(score(s) for s in sessions) if used else 1.0
@@ -105,13 +120,13 @@ def suggest(history: list[SessionFacts]) -> dict[str, Any]:
     shares = [m for m in (_minutes_for_share(s.orders) for s in sessions) if m is not None]
     if shares:
         duration = _round_duration(statistics.median(shares))
-        duration_reason = (f"{int(GMV_SHARE * 100)} % of the GMV of these sessions came in the first "
-                           f"{round(statistics.median(shares))} minutes (median)")
+        duration_reason = (f"{int(GMV_SHARE * 100)} % of the GMV of these sessions came "
+                           f"{_first_minutes(statistics.median(shares))} (median)")
     else:
         duration = _round_duration(statistics.median(s.duration for s in sessions) / 60)
         duration_reason = "these sessions had no orders yet: their median length"
 
-    label = f"{WEEKDAYS[weekday]}s {hour:02d}:00 UTC"
+    label = f"{WEEKDAYS[weekday]}s at {hour:02d}:00"
     med_gmv = statistics.median(s.gmv for s in history)
     slot_gmv = statistics.fmean(s.gmv for s in sessions)
     if med_gmv > 0:
@@ -121,18 +136,19 @@ def suggest(history: list[SessionFacts]) -> dict[str, Any]:
         reason = f"{label} reached {reached / refs['reached']:.1f}× your usual number of viewers over {_plural(count, 'session')}"
     else:
         reason = f"{label} is when you went live most ({_plural(count, 'session')}); no sales or viewers to compare yet"
-    return {"enough": True, "sessions": n, "weekday": weekday, "weekday_name": WEEKDAYS[weekday], "hour": hour,
+    return {"enough": True, "sessions": n, "based_on": _based_on(n), "weekday": weekday, "weekday_name": WEEKDAYS[weekday], "hour": hour,
             "label": label, "duration_minutes": duration, "reason": reason, "duration_reason": duration_reason,
             "score": round(best_score, 3),
-            "message": f"Best time to start: {label}, for about {duration} minutes. {reason}; {duration_reason}.",
+            "message": f"Best time to start: {label}, for about {duration} minutes. {reason}; {duration_reason}. {_based_on(n)}.",
             "slots": [{"weekday": s[3][0], "hour": s[3][1], "sessions": s[1], "score": round(s[0], 3)} for s in ranked[:5]]}
 
 
-def next_occurrence(weekday: int, hour: int, after: float) -> float:
-    """The next UNIX time at ``weekday`` ``hour``:00 UTC strictly after ``after``."""
-    base = dt.datetime.fromtimestamp(after, dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
-    for days in range(0, 8):
-        cand = (base + dt.timedelta(days=days)).replace(hour=hour)
+def next_occurrence(weekday: int, hour: int, after: float, zone: ZoneInfo | dt.tzinfo = dt.timezone.utc) -> float:
+    """The next UNIX time at ``weekday`` ``hour``:00 on ``zone``'s wall clock strictly after ``after``."""
+    base = dt.datetime.fromtimestamp(after, zone).replace(minute=0, second=0, microsecond=0)
+    for days in range(0, 9):
+        day = (base + dt.timedelta(days=days)).date()
+        cand = dt.datetime(day.year, day.month, day.day, hour, tzinfo=zone)
         if cand.weekday() == weekday and cand.timestamp() > after:
             return cand.timestamp()
     return (base + dt.timedelta(days=7)).timestamp()  # unreachable: a weekday recurs within 8 days
@@ -156,13 +172,15 @@ async def load_history(db: Any) -> list[SessionFacts]:
 
 async def suggest_for_app(app: Any, now: float | None = None) -> dict[str, Any]:
     from .appkeys import CONFIG, DB
+    from .timefmt import fmt, studio_zone
 
     db = app[DB]
-    result = suggest(await load_history(db))
+    zone = studio_zone(app)
+    result = suggest(await load_history(db), zone)
     if result["enough"]:
         now = time.time() if now is None else now
         after = now + app[CONFIG].events.ready_minutes * 60
-        start = next_occurrence(result["weekday"], result["hour"], after)
+        start = next_occurrence(result["weekday"], result["hour"], after, zone)
         for _ in range(8):  # the next free week within two months
             end = start + result["duration_minutes"] * 60
             clash = await db.fetchone("SELECT 1 FROM events WHERE starts_at < ? AND starts_at + duration_minutes * 60 > ?", (end, start))
@@ -171,4 +189,5 @@ async def suggest_for_app(app: Any, now: float | None = None) -> dict[str, Any]:
             start += 7 * 86400
         result["next_start"] = start
         result["next_start_iso"] = dt.datetime.fromtimestamp(start, dt.timezone.utc).isoformat()
+        result["next_start_text"] = fmt(start, "datetime", zone)
     return result

@@ -147,6 +147,19 @@ def description(data: dict[str, Any], *, max_len: int = 5000, field: str = "desc
     return text(data, field, max_len=max_len, strip=False)
 
 
+#: the longest talking-points script of a product or run-of-show script of an event (staff-only, issue 16)
+SCRIPT_MAX = 4000
+
+
+def script(data: dict[str, Any], field: str = "script") -> str:
+    """A staff-only script (talking points): text of at most :data:`SCRIPT_MAX` characters, line breaks kept."""
+    value = data.get(field)
+    if isinstance(value, str) and len(value.strip()) > SCRIPT_MAX:
+        raise BadRequest(f"'{field}' is too long: at most {SCRIPT_MAX} characters (this one has {len(value.strip())});"
+                         " keep the talking points short or split them")
+    return text(data, field, max_len=SCRIPT_MAX).replace("\r\n", "\n")
+
+
 def ascii_int(raw: str) -> int | None:
     """``raw`` as a non-negative int when it is 1–19 ASCII digits and fits in 64 bits, else None."""
     raw = raw.strip()

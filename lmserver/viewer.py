@@ -73,6 +73,9 @@ async def live_state(app: web.Application, event: dict[str, Any]) -> dict[str, A
             row = await db.fetchone("SELECT * FROM products WHERE id = ?", (pid,))
             pinned_product = _public_product(product_json(row)) if row else None
     last_ended = await db.fetchval("SELECT MAX(ended_at) FROM sessions WHERE event_id = ? AND practice = 0", (event["id"],))
+    # the session whose comments the chat shows first (earlier ones go behind "previous sessions")
+    current_sid = session.id if live and session is not None else await db.fetchval(
+        "SELECT id FROM sessions WHERE event_id = ? AND practice = 0 ORDER BY started_at DESC, id DESC LIMIT 1", (event["id"],))
     pinned = await comments.pinned_comment(app, event["id"])
     return {
         "event": {"id": event["id"], "title": event["title"], "slug": event["slug"], "starts_at": event["starts_at"],
@@ -80,6 +83,8 @@ async def live_state(app: web.Application, event: dict[str, Any]) -> dict[str, A
         "live": bool(live),
         "session": {"id": session.id, "started_at": session.started_at} if live and session is not None else None,
         "ended_at": None if live else last_ended,
+        "current_session_id": current_sid,
+        "replay_url": None if live else await replay_url(app, event),
         "pinned_product": pinned_product,
         "bag": await bag(app, event["id"]),
         "pinned_comment": _public_comment(pinned) if pinned and not pinned["practice"] else None,
@@ -89,6 +94,18 @@ async def live_state(app: web.Application, event: dict[str, Any]) -> dict[str, A
         "max_quantity": app[CONFIG].live.max_order_quantity,
         "comment_max_length": app[CONFIG].live.comment_max_length,
     }
+
+
+async def replay_url(app: web.Application, event: dict[str, Any]) -> str | None:
+    """The public replay of the event's latest published session (``sessions.replay_published``, when the replay
+    feature's migration is there), else None."""
+    db = app[DB]
+    columns = {r["name"] for r in await db.fetchall("PRAGMA table_info(sessions)")}
+    if "replay_published" not in columns:
+        return None
+    sid = await db.fetchval("SELECT id FROM sessions WHERE event_id = ? AND practice = 0 AND replay_published"
+                            " ORDER BY started_at DESC, id DESC LIMIT 1", (event["id"],))
+    return None if sid is None else f"/e/{event['slug']}/replay/{sid}"
 
 
 async def viewer_info(app: web.Application, vid: str | None) -> dict[str, Any]:
@@ -138,8 +155,8 @@ def _event_id(request: web.Request) -> int:
 
 @routes.get("/api/e/{id}/state")
 @doc("The viewer page's state: live or not, pinned product, shopping bag with stock, pinned comment, recent comments, "
-     "followers, gifts; and this viewer (nickname, following, csrf_token; the first call sets the viewer cookie)", returns="{event, live, session, pinned_product, bag, "
-     "pinned_comment, comments, followers, gifts, max_quantity, viewer}", tags=["viewer"])
+     "followers, gifts; and this viewer (nickname, following, csrf_token; the first call sets the viewer cookie)", returns="{event, live, session, ended_at, current_session_id, "
+     "replay_url, pinned_product, bag, pinned_comment, comments, followers, gifts, max_quantity, viewer}", tags=["viewer"])
 async def api_state(request: web.Request) -> web.Response:
     app = request.app
     event = as_dict(await find_event(app[DB], _event_id(request)))
@@ -170,11 +187,14 @@ async def api_nickname(request: web.Request) -> web.Response:
 
 @routes.post("/api/e/{id}/comments")
 @doc("Post a comment on the live event (needs a nickname; rate- and length-limited: live.comment_rate_seconds, "
-     "live.comment_max_length)", body={"body": "string: the comment"}, returns="{comment}", tags=["viewer"])
+     "live.comment_max_length)", body={"body": "string: the comment",
+                                       "product_id": "integer, optional: the product of the bag asked about (its pinned card's Ask button)"},
+     returns="{comment}", tags=["viewer"])
 async def api_comment(request: web.Request) -> web.Response:
     viewer = await current_viewer(request)
-    body = (await json_body(request)).get("body")
-    comment = await comments.create_viewer_comment(request.app, viewer, _event_id(request), body)
+    data = await json_body(request)
+    about = validate.integer(data, "product_id", required=False)
+    comment = await comments.create_viewer_comment(request.app, viewer, _event_id(request), data.get("body"), about)
     # a held comment looks sent to its author (as on every platform); only staff know it is hidden
     return web.json_response({"comment": comments.public_json({**comment, "hidden": False})}, status=201)
 

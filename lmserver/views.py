@@ -132,6 +132,24 @@ async def api_stream_key_rotate(request: web.Request) -> web.Response:
     return web.json_response({"stream_key": key, "whip_url": public_base(request) + "/whip", "ended_stream": ended})
 
 
+@routes.put("/api/settings/timezone")
+@doc("Set the studio's time zone (every page, event time, e-mail and LIVE task uses it); an empty string goes back to"
+     " [server] timezone (or this machine's zone)", body={"timezone": "string: an IANA name such as \"Europe/Paris\", or \"\""},
+     returns="{timezone, configured}", tags=["settings"], permission="settings.manage")
+async def api_timezone(request: web.Request) -> web.Response:
+    await auth.require(request, "settings.manage")
+    from .timefmt import set_zone, zone_problem
+
+    data = await json_body(request)
+    validate.reject_unknown(data, {"timezone"}, "time zone")
+    name = validate.text(data, "timezone", max_len=64)
+    problem = zone_problem(name)
+    if problem:
+        raise BadRequest(f"'timezone' must be {problem}, got {name!r}")
+    holder = await set_zone(request.app, name)
+    return web.json_response({"timezone": holder.name, "configured": holder.configured})
+
+
 @routes.get("/api/activity")
 @doc("The activity log, newest first", query={"session": "session id", "name": "event name prefix, e.g. comment.",
      "before": "activity id (paging)", "limit": "1–500, default 100"}, returns="{activity: [...]}", tags=["bus"],

@@ -144,25 +144,30 @@ async def test_ready_window_starts_10_minutes_before_and_reminds_once(client: An
     assert (await (await client.get(f"/api/events/{later_id}")).json())["event"]["status"] == "upcoming"
 
 
-async def test_going_live_before_the_start_is_refused_with_the_countdown(client: Any) -> None:
+async def test_going_live_opens_in_the_ready_window_before_it_only_practice(client: Any) -> None:
+    """Decision (issue 16, item 1): Go LIVE is allowed from the ready window, as the commercial console allows."""
     await login(client)
     app = client.app
-    soon = await insert_event(app, "Starts soon", time.time() + 5 * 60, 60)
-    with pytest.raises(Conflict) as exc:
-        await app[LIVE].begin("test", False, None, event_id=soon)
-    assert "cannot go live before its start time" in exc.value.message and "min" in exc.value.message
-    with pytest.raises(Conflict) as exc:  # "Go LIVE now" inside the ready window of the next event
-        await app[LIVE].begin("test", False, None)
-    assert "Starts soon" in exc.value.message and "starts in" in exc.value.message
+    later = await insert_event(app, "Later today", time.time() + 40 * 60, 60)
+    with pytest.raises(Conflict) as exc:  # before the ready window: refused with the countdown and when it opens
+        await app[LIVE].begin("test", False, None, event_id=later)
+    assert "Go LIVE opens 10 minutes before the start" in exc.value.message and "min" in exc.value.message
+    assert 29 * 60 < exc.value.details["opens_in"] <= 30 * 60
     assert app[LIVE].current is None
-    # a practice session before the start is fine, and belongs to that event
-    session = await app[LIVE].begin("test", True, None)
-    assert session.event_id == soon and session.practice
-    resp = await client.get(f"/api/events/{soon}/golive-check")
+    resp = await client.get(f"/api/events/{later}/golive-check")
     assert (await resp.json())["ok"] is False
-    await app[LIVE].end("host ended")
-    resp = await client.get(f"/api/events/{soon}/golive-check?practice=1")
+    # a practice session before the start is fine
+    resp = await client.get(f"/api/events/{later}/golive-check?practice=1")
     assert (await resp.json())["ok"] is True
+    # inside the ready window: the LIVE itself may start, early, in that event (which keeps its schedule)
+    soon = await insert_event(app, "Starts soon", time.time() + 5 * 60, 30)
+    resp = await client.get(f"/api/events/{soon}/golive-check")
+    assert (await resp.json())["ok"] is True
+    session = await app[LIVE].begin("test", False, None)  # no event named: the ready one
+    assert session.event_id == soon and not session.practice
+    row = await app[DB].fetchone("SELECT starts_at FROM events WHERE id = ?", (soon,))
+    assert row["starts_at"] > time.time()
+    await app[LIVE].end("host ended")
 
 
 async def test_go_live_now_creates_an_event_and_sessions_pause_and_resume(client: Any) -> None:
@@ -238,8 +243,8 @@ async def test_the_go_live_check_asks_the_one_resolver_and_writes_nothing(client
     assert await resolve_event(app, None, False, check_only=True) is None
     assert await app[DB].fetchval("SELECT COUNT(*) FROM events") == 0  # nothing written
     past = await insert_event(app, "Yesterday", time.time() - 26 * HOUR, 60)
-    soon = await insert_event(app, "Soon", time.time() + 5 * 60, 60)
-    for requested in (None, soon, past):
+    later = await insert_event(app, "Later", time.time() + 25 * 60, 60)  # before its ready window; leaves <30 min for a new one
+    for requested in (None, later, past):
         with pytest.raises(Conflict) as checked:
             await resolve_event(app, requested, False, check_only=True)
         with pytest.raises(Conflict) as real:
@@ -249,3 +254,16 @@ async def test_the_go_live_check_asks_the_one_resolver_and_writes_nothing(client
             answer = await (await client.get(f"/api/events/{requested}/golive-check")).json()
             assert answer["ok"] is False and answer["message"] == real.value.message
     assert await app[DB].fetchval("SELECT COUNT(*) FROM events") == 2
+
+
+async def test_a_future_event_with_only_practice_is_not_a_past_event(client: Any) -> None:
+    await login(client)
+    app = client.app
+    rehearsed = await insert_event(app, "Rehearsed tomorrow", time.time() + 26 * HOUR, 60)
+    running = await insert_event(app, "Running now", time.time() - 60, 60)
+    await app[LIVE].begin("test", True, None, event_id=rehearsed)
+    await app[LIVE].end("practice over")
+    await app[LIVE].begin("test", False, None, event_id=running)
+    await app[LIVE].end("host ended")
+    page = await (await client.get("/events/past")).text()
+    assert "Running now" in page and "Rehearsed tomorrow" not in page

@@ -38,7 +38,7 @@ def test_the_slot_with_the_best_gmv_wins_and_the_reason_says_why() -> None:
     history += [facts(5, 10, w, 8000) for w in range(1, 4)]  # Saturdays 10:00
     got = suggest(history)
     assert got["enough"] and (got["weekday"], got["hour"]) == (3, 19)
-    assert got["reason"] == "Thursdays 19:00 UTC averaged 3.0× your median GMV over 5 sessions"
+    assert got["reason"] == "Thursdays at 19:00 averaged 3.0× your median GMV over 5 sessions"
     # 90 % of the GMV came by minute 70 in each of those sessions → 75 minutes (rounded up to 15)
     assert got["duration_minutes"] == 75
 
@@ -49,7 +49,7 @@ def test_one_lucky_show_does_not_beat_a_time_that_works_again_and_again() -> Non
     history += [facts(6, 15, 2, 25000)]  # one Sunday: 2.5× the median, once
     got = suggest(history)
     assert (got["weekday"], got["hour"]) == (4, 20), got["slots"]
-    assert got["reason"] == "Fridays 20:00 UTC averaged 2.0× your median GMV over 4 sessions"
+    assert got["reason"] == "Fridays at 20:00 averaged 2.0× your median GMV over 4 sessions"
     # ...but a single show far above the rest does win
     got = suggest(history[:-1] + [facts(6, 15, 2, 60000)])
     assert (got["weekday"], got["hour"]) == (6, 15) and "over 1 session" in got["reason"]
@@ -150,3 +150,22 @@ async def test_past_events_analytics_and_home(client: Any) -> None:
     assert 'id="snap-gmv">$50.00' in home
     for topic in ("product-selection", "structuring-a-show", "sales-pitches", "policy-violations"):
         assert f'href="/help/{topic}"' in home
+
+
+def test_hours_of_the_week_are_the_studios_and_the_text_says_what_it_is_based_on() -> None:
+    """Issue 16, item 13: slots on the studio's clock; never "in the first 0 minutes"; the number of sessions."""
+    from zoneinfo import ZoneInfo
+
+    paris = ZoneInfo("Europe/Paris")  # September: UTC+2
+    quick = [facts(3, 17, w, 10000, order_minutes=(0,)) for w in range(1, 5)]  # every order in the first seconds
+    got = suggest(quick, paris)
+    assert (got["weekday"], got["hour"]) == (3, 19) and got["label"] == "Thursdays at 19:00"
+    assert "in the first 0 minutes" not in got["message"] and "within the first minute" in got["duration_reason"]
+    assert got["based_on"] == "Based on 4 past LIVE sessions (practice excluded)" and got["based_on"] in got["message"]
+    assert suggest(quick[:2])["based_on"] == "Based on 2 past LIVE sessions (practice excluded)"
+    later = suggest([facts(3, 17, w, 10000, order_minutes=(1, 20, 25)) for w in range(1, 5)])
+    assert "in the first 25 minutes" in later["duration_reason"]
+    # the next Thursday 19:00 in Paris, across the change to winter time (25 Oct 2026)
+    after = dt.datetime(2026, 10, 24, 12, tzinfo=UTC).timestamp()
+    nxt = dt.datetime.fromtimestamp(next_occurrence(3, 19, after, paris), paris)
+    assert (nxt.weekday(), nxt.hour, nxt.minute, nxt.utcoffset()) == (3, 19, 0, dt.timedelta(hours=1))

@@ -54,6 +54,8 @@ GRANTS: dict[str, tuple[str, ...]] = {
     "flashsale.manage": ("owner", "moderator", "assistant"),
     "giveaways.manage": ("owner", "moderator", "assistant"),
     "console.view": ("owner", "moderator", "assistant"),
+    "orders.view": ("owner", "moderator", "assistant"),
+    "orders.manage": ("owner", "moderator"),
 }
 
 PUBLIC, VIEWER = "public", "viewer"
@@ -103,7 +105,14 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/users"): "accounts.manage",
     ("GET", "/api/settings/stream-key"): "settings.manage",
     ("POST", "/api/settings/stream-key/rotate"): "settings.manage",
+    ("PUT", "/api/settings/timezone"): "settings.manage",
     ("GET", "/api/activity"): "console.view",
+    # --- recordings (the video is also public once the session's replay is published)
+    ("GET", "/settings/recordings"): "settings.manage",
+    ("GET", "/api/recordings"): "settings.manage",
+    ("DELETE", "/api/recordings/{id}"): "settings.manage",
+    ("GET", "/api/sessions/{sid}/recording"): "console.view",
+    ("GET", "/recordings/{id}/video.mp4"): "console.view",
     # --- webhooks (lmserver/webhooks_api.py)
     ("GET", "/settings/webhooks"): "settings.manage",
     ("GET", "/api/webhooks/events"): "settings.manage",
@@ -133,6 +142,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/events"): "console.view",
     ("POST", "/api/events"): "show.run",
     ("POST", "/api/events/now"): "show.run",
+    ("GET", "/api/events/now"): "show.run",
     ("GET", "/api/events/suggestion"): "console.view",
     ("GET", "/api/events/{id}"): "console.view",
     ("PATCH", "/api/events/{id}"): "show.run",
@@ -169,6 +179,18 @@ TABLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/viewers/{viewer_id}/block"): "comments.moderate",
     ("GET", "/api/events/{id}/comments"): "console.view",
     ("GET", "/api/events/{id}/orders"): "console.view",
+    # --- the Orders pages (issue 18): buyers' details are staff-only
+    ("GET", "/orders"): "orders.view",
+    ("GET", "/orders/packing"): "orders.view",
+    ("GET", "/events/{id}/orders"): "orders.view",
+    ("GET", "/events/{id}/buyers"): "orders.view",
+    ("GET", "/api/orders"): "orders.view",
+    ("GET", "/api/orders.csv"): "orders.view",
+    ("GET", "/api/orders/{id}"): "orders.view",
+    ("POST", "/api/orders/{id}/status"): "orders.manage",
+    ("POST", "/api/orders/status"): "orders.manage",
+    ("GET", "/api/events/{id}/buyers"): "orders.view",
+    ("GET", "/api/events/{id}/buyers.csv"): "orders.view",
     # --- the viewer page's APIs
     ("GET", "/api/e/{id}/state"): PUBLIC,
     ("POST", "/api/viewer/nickname"): VIEWER,
@@ -177,6 +199,8 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/e/{id}/gifts"): VIEWER,
     ("POST", "/api/e/{id}/opens"): VIEWER,
     ("POST", "/api/e/{id}/orders"): VIEWER,
+    ("GET", "/api/viewer/buyer"): VIEWER,
+    ("PUT", "/api/viewer/buyer"): VIEWER,
     # --- media: WHIP ingest (stream key or a staff session with show.run), WHEP playback (public)
     ("OPTIONS", "/whip"): PUBLIC,
     ("POST", "/whip"): "show.run",         # or the stream key as a bearer token
@@ -195,6 +219,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("PUT", "/api/media/capture/source"): "settings.manage",
     ("DELETE", "/api/media/capture"): "show.run",
     ("POST", "/api/media/end"): "show.run",
+    ("POST", "/api/media/session"): "show.run",
     # --- the billboard plugin
     ("GET", "/api/plugins/billboard/templates"): "billboards.manage",
     ("GET", "/api/plugins/billboard/billboards"): "billboards.manage",
@@ -220,6 +245,10 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/plugins/flashsale/sales/{id}/end"): "flashsale.manage",
     ("GET", "/api/plugins/flashsale/e/{event_id}/sales"): PUBLIC,
     ("POST", "/api/plugins/flashsale/e/{event_id}/sales/{id}/waitlist"): VIEWER,
+    # --- the shop-link checkout plugin
+    ("GET", "/api/plugins/shoplink/products"): "console.view",
+    ("PUT", "/api/plugins/shoplink/products/{id}"): "catalog.edit",
+    ("DELETE", "/api/plugins/shoplink/products/{id}"): "catalog.edit",
     # --- giveaway plugin: staff API, viewer entry/claim, the public proof
     ("GET", "/api/plugins/giveaway/giveaways"): "giveaways.manage",
     ("POST", "/api/plugins/giveaway/giveaways"): "giveaways.manage",

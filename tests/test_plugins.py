@@ -30,7 +30,7 @@ def test_every_hookspec_is_documented() -> None:
         doc = inspect.getdoc(fn) or ""
         assert len(doc) > 40, f"hookspec {fn.__name__} needs a docstring saying when it is called and what it returns"
         assert "policy" in doc.lower(), f"hookspec {fn.__name__} must say its failure policy (display, build or money)"
-    assert hookspecs.FAIL_CLOSED == {"order_price", "reserve_order", "checkout"}
+    assert hookspecs.FAIL_CLOSED == {"order_price", "reserve_order", "checkout", "order_cancelled"}
 
 
 def test_misspelled_hook_is_an_error(make_config: Any) -> None:
@@ -269,7 +269,7 @@ def test_api_names_are_documented() -> None:
 
 
 #: names of built-in plugins (shipped and planned) that the core must never name
-PLUGIN_NAMES = re.compile(r"billboard|giveaway|flash[ _-]?sale|lmserver_plugins\.prompter|plugins/prompter|"
+PLUGIN_NAMES = re.compile(r"billboard|giveaway|flash[ _-]?sale|shop[ _-]?link|lmserver_plugins\.prompter|plugins/prompter|"
                           r"plugin_config\([^)]*[\"']prompter[\"']", re.I)
 
 

@@ -5,14 +5,17 @@
   the other event and its time.
 - Its status, from the clock and the live state: ``upcoming`` → ``ready`` (from ``events.ready_minutes``
   before its start: the console loads its products and shows a countdown; ``event.ready`` is published
-  once as a reminder) → ``open`` (its window is running; not streaming) / ``live`` (a session of it is
+  once as a reminder, and registrants are e-mailed when ``[email]`` is set: :mod:`lmserver.remindmail`) → ``open`` (its window is running; not streaming) / ``live`` (a session of it is
   streaming) → ``ended``. A past event cannot be edited.
 - The shopping bag: at most :data:`BAG_LIMIT` products in order, positions 1..N. Every change publishes
   ``bag.changed``; pinning (only while the event is live, one product at a time, stored in
   ``sessions.pinned_product_id``) publishes ``product.pinned`` / ``product.unpinned``.
 - Going live: :func:`resolve_event` is installed as ``LiveState.resolve_event``; it picks the event a
-  new session belongs to (the requested one, or the one whose window is open now), refuses a scheduled
-  event before its start with the countdown, and otherwise creates a "Go LIVE now" event starting now.
+  new session belongs to (the requested one, the one whose window is open now, or the one in its ready
+  window). Going live is allowed from the ready window (as the commercial console allows; the event keeps
+  its scheduled times); before it, it is refused with the countdown (practice is always allowed).
+  Otherwise it creates a "Go LIVE now" event starting now, named on the studio's clock. "Go LIVE now"
+  (``/api/events/now``) also offers to start the day's next scheduled event now, moving its start.
   The console's go-live check asks the same resolver with ``check_only=True``.
 
 The package, one module per concern, each route beside its service: :mod:`.model` (an event, its

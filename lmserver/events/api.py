@@ -12,8 +12,9 @@ from ..errors import BadRequest, Conflict
 from ..openapi import doc
 from ..sessionstats import event_sessions
 from ..suggest import suggest_for_app
+from ..timefmt import studio_zone
 from ..views import json_body
-from .golive import resolve_event
+from .golive import go_live_now_offer, resolve_event, start_event_now
 from .model import (MAX_DURATION, MIN_DURATION, PAST_GRACE_SECONDS, check_editable, check_overlap, clean_event, event_detail,
                     event_from_path, find_event, insert_event, list_events, update_event, when_text)
 
@@ -31,38 +32,62 @@ async def api_events(request: web.Request) -> web.Response:
 
 @routes.post("/api/events")
 @doc("Schedule an event; 409 (naming the other event) when it overlaps one",
-     body={"title": "string: 1–120 characters", "description": "string: optional", "starts_at": "ISO 8601 (UTC when no offset) or UNIX seconds",
+     body={"title": "string: 1–120 characters", "description": "string: optional",
+           "script": "string: optional run-of-show script (staff-only, at most 4000 characters)", "starts_at": "ISO 8601 (UTC when no offset) or UNIX seconds",
            "duration_minutes": f"integer: {MIN_DURATION}–{MAX_DURATION}"},
      returns="{event}", tags=["events"], permission="show.run")
 async def api_event_create(request: web.Request) -> web.Response:
     user = await auth.require(request, "show.run")
     cols = clean_event(await json_body(request), partial=False)
     if cols["starts_at"] < time.time() - PAST_GRACE_SECONDS:
-        raise BadRequest(f"the start time {when_text(cols['starts_at'])} is in the past: pick a later time, or use Go LIVE now")
+        raise BadRequest(f"the start time {when_text(cols['starts_at'], studio_zone(request.app))} is in the past: pick a later time, or use Go LIVE now")
     row = await insert_event(request.app, cols, user.id)
     return web.json_response({"event": await event_detail(request.app, row)}, status=201)
 
 
+@routes.get("/api/events/now")
+@doc("What Go LIVE now would do: the event whose window is open (current), the next event later today in the studio's time zone"
+     " (next_today: offer to start it now, moving its start), and the title a new event would get",
+     returns="{current: event or null, next_today: event or null, new_title}", tags=["events"], permission="show.run")
+async def api_event_now_offer(request: web.Request) -> web.Response:
+    await auth.require(request, "show.run")
+    return web.json_response(await go_live_now_offer(request.app))
+
+
 @routes.post("/api/events/now")
-@doc("Go LIVE now without scheduling: create an event starting now (events.default_duration_minutes, shortened to end before the next event)",
-     body={"title": "string: optional title"}, returns="{event}", tags=["events"], permission="show.run")
+@doc("Go LIVE now without waiting: the event whose window is open; else, with event_id, start that scheduled event now"
+     " (its start moves to now, its bag and registrations stay); else create an event starting now, named after the"
+     " studio's clock (events.default_duration_minutes, shortened to end before the next event)",
+     body={"title": "string: optional title of a new event", "event_id": "integer: optional, a scheduled event to start now"},
+     returns="{event, existing, moved}", tags=["events"], permission="show.run")
 async def api_event_now(request: web.Request) -> web.Response:
     user = await auth.require(request, "show.run")
     data = await json_body(request) if request.can_read_body else {}
+    validate.reject_unknown(data, {"title", "event_id"}, "Go LIVE now")
     title = validate.text(data, "title", max_len=120)
     app = request.app
     now = time.time()
     current = await app[DB].fetchone(
         "SELECT * FROM events WHERE starts_at <= ? AND starts_at + duration_minutes * 60 > ? LIMIT 1", (now, now))
     if current is not None:
-        return web.json_response({"event": await event_detail(app, current), "existing": True})
+        return web.json_response({"event": await event_detail(app, current), "existing": True, "moved": False})
+    if data.get("event_id") is not None:
+        if isinstance(data["event_id"], bool) or not isinstance(data["event_id"], int):
+            raise BadRequest(f"'event_id' must be the id (an integer) of a scheduled event, got {data['event_id']!r}")
+        row = await find_event(app[DB], data["event_id"])
+        if row["starts_at"] + row["duration_minutes"] * 60 <= now:
+            raise Conflict(f"the event “{row['title']}” has ended: it cannot be started now")
+        row = await start_event_now(app, row)
+        return web.json_response({"event": await event_detail(app, row), "existing": True, "moved": True})
     event_id = await resolve_event(app, None, False)
     row = await find_event(app[DB], event_id or 0)
+    if row["created_at"] < now:  # the next event is in its ready window: go live in it
+        return web.json_response({"event": await event_detail(app, row), "existing": True, "moved": False})
     if title:
         row = await update_event(app, row, clean_event({"title": title}, partial=True))
     async with app[DB].transaction() as tx:
         await tx.execute("UPDATE events SET created_by = ? WHERE id = ?", (user.id, row["id"]))
-    return web.json_response({"event": await event_detail(app, row), "existing": False}, status=201)
+    return web.json_response({"event": await event_detail(app, row), "existing": False, "moved": False}, status=201)
 
 
 @routes.get("/api/events/suggestion")
@@ -82,7 +107,8 @@ async def api_event_get(request: web.Request) -> web.Response:
 
 @routes.patch("/api/events/{id}")
 @doc("Edit an event that has not ended (any subset of the create fields); 409 on overlap or for a past event",
-     body={"title": "string", "description": "string", "starts_at": "", "duration_minutes": "integer"}, returns="{event}", tags=["events"], permission="show.run")
+     body={"title": "string", "description": "string", "starts_at": "", "duration_minutes": "integer",
+           "script": "string: the run-of-show script (staff-only, at most 4000 characters)"}, returns="{event}", tags=["events"], permission="show.run")
 async def api_event_update(request: web.Request) -> web.Response:
     await auth.require(request, "show.run")
     app = request.app
@@ -96,11 +122,11 @@ async def api_event_update(request: web.Request) -> web.Response:
         if row["starts_at"] <= now or await app[DB].fetchval("SELECT COUNT(*) FROM sessions WHERE event_id = ?", (row["id"],)):
             raise Conflict("this event has already started: its start time can no longer be moved (change its duration instead)")
         if start < now - PAST_GRACE_SECONDS:
-            raise BadRequest(f"the start time {when_text(start)} is in the past: pick a later time")
+            raise BadRequest(f"the start time {when_text(start, studio_zone(app))} is in the past: pick a later time")
     if start + duration * 60 <= now:
         raise BadRequest("with this duration the event would already be over: make it longer")
     if "starts_at" in cols or "duration_minutes" in cols:
-        await check_overlap(app[DB], start, duration, row["id"])
+        await check_overlap(app[DB], start, duration, row["id"], zone=studio_zone(app))
     row = await update_event(app, row, cols)
     return web.json_response({"event": await event_detail(app, row)})
 

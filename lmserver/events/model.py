@@ -13,7 +13,8 @@ from aiohttp import web
 from .. import validate
 from ..appkeys import BUS, CONFIG, DB, LIVE
 from ..errors import BadRequest, Conflict, NotFound
-from ..templating import as_dict, datetime_utc
+from ..templating import as_dict
+from ..timefmt import fmt, studio_zone
 
 
 MIN_DURATION = 30
@@ -23,7 +24,7 @@ MAX_DURATION = 13 * 60
 #: a start time this far in the past is still accepted for a new event (clock skew, a slow form)
 PAST_GRACE_SECONDS = 120
 
-EVENT_FIELDS = {"title", "description", "starts_at", "duration_minutes"}
+EVENT_FIELDS = {"title", "description", "starts_at", "duration_minutes", "script"}
 
 
 def fmt_span(seconds: float) -> str:
@@ -41,8 +42,9 @@ def fmt_span(seconds: float) -> str:
     return f"{sec} s"
 
 
-def when_text(ts: float) -> str:
-    return datetime_utc(ts, "%a %d %b %Y %H:%M")
+def when_text(ts: float, zone: Any = None) -> str:
+    """A time in messages: "Tue 1 Dec 2026, 18:00 CET" in ``zone`` (the studio's: ``studio_zone(app)``; UTC without)."""
+    return fmt(ts, "datetime", zone)
 
 
 def slugify(title: str) -> str:
@@ -74,6 +76,8 @@ def clean_event(data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
         out["title"] = validate.title(data, max_len=120)
     if "description" in data:
         out["description"] = validate.description(data)
+    if "script" in data:  # the run-of-show script: staff-only (event_detail, never event_json)
+        out["script"] = validate.script(data)
     if "starts_at" in data or not partial:
         out["starts_at"] = parse_time(data.get("starts_at"))
     if "duration_minutes" in data or not partial:
@@ -109,6 +113,7 @@ def event_json(app: web.Application, row: Any, now: float | None = None) -> dict
     status = event_status(row, now, live.event_id if live else None, app[CONFIG].events.ready_minutes * 60)
     d = as_dict(row)
     d.pop("reminded_at", None)
+    d.pop("script", None)  # staff-only: event_detail adds it
     d["recommended"] = bool(d["recommended"])
     d["ends_at"] = ends_at(row)
     d["status"] = status
@@ -141,7 +146,7 @@ async def event_from_path(request: web.Request) -> Any:
     return await find_event(request.app[DB], request.match_info["id"])
 
 
-async def check_overlap(db: Any, starts_at: float, duration_minutes: int, exclude_id: int | None = None) -> None:
+async def check_overlap(db: Any, starts_at: float, duration_minutes: int, exclude_id: int | None = None, zone: Any = None) -> None:
     """409 when [start, end) overlaps another event's window (back-to-back is not an overlap)."""
     end = starts_at + duration_minutes * 60
     row = await db.fetchone(
@@ -149,7 +154,7 @@ async def check_overlap(db: Any, starts_at: float, duration_minutes: int, exclud
         (exclude_id, end, starts_at))
     if row is not None:
         raise Conflict(
-            f"this time overlaps the event “{row['title']}” ({when_text(row['starts_at'])} – {datetime_utc(ends_at(row), '%H:%M')}): "
+            f"this time overlaps the event “{row['title']}” ({when_text(row['starts_at'], zone)} – {fmt(ends_at(row), 'time', zone)}): "
             "delete that event or pick another time",
             details={"event": {"id": row["id"], "title": row["title"], "starts_at": row["starts_at"], "ends_at": ends_at(row),
                                "url": f"/events/{row['id']}"}})
@@ -157,14 +162,14 @@ async def check_overlap(db: Any, starts_at: float, duration_minutes: int, exclud
 
 async def insert_event(app: web.Application, cols: dict[str, Any], user_id: int | None) -> Any:
     db = app[DB]
-    await check_overlap(db, cols["starts_at"], cols["duration_minutes"])
+    await check_overlap(db, cols["starts_at"], cols["duration_minutes"], zone=studio_zone(app))
     now = time.time()
     async with db.transaction() as tx:
         cur = await tx.execute(
-            "INSERT INTO events (slug, title, description, starts_at, duration_minutes, created_by, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (slug, title, description, starts_at, duration_minutes, created_by, created_at, updated_at, script)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (slugify(cols["title"]), cols["title"], cols.get("description", ""), cols["starts_at"], cols["duration_minutes"],
-             user_id, now, now))
+             user_id, now, now, cols.get("script", "")))
         event_id = cur.lastrowid
     row = await find_event(db, event_id or 0)
     await app[BUS].publish("event.created", {"event": event_json(app, row)}, event_id=row["id"])
@@ -201,6 +206,7 @@ async def list_events(app: web.Application, when: str = "upcoming", limit: int =
 async def event_detail(app: web.Application, row: Any) -> dict[str, Any]:
     db = app[DB]
     d = event_json(app, row)
+    d["script"] = row["script"]
     d["products"] = await db.fetchval("SELECT COUNT(*) FROM event_products WHERE event_id = ?", (row["id"],))
     d["registrations"] = await db.fetchval("SELECT COUNT(*) FROM registrations WHERE event_id = ?", (row["id"],))
     d["sessions"] = await db.fetchval("SELECT COUNT(*) FROM sessions WHERE event_id = ?", (row["id"],))
@@ -216,5 +222,5 @@ async def update_event(app: web.Application, row: Any, cols: dict[str, Any]) -> 
     async with app[DB].transaction() as tx:
         await tx.execute(f"UPDATE events SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?", (*cols.values(), row["id"]))
     row = await find_event(app[DB], row["id"])
-    await app[BUS].publish("event.updated", {"event": event_json(app, row)}, event_id=row["id"])
+    await app[BUS].publish("event.updated", {"event": {**event_json(app, row), "script": row["script"]}}, event_id=row["id"])
     return row

@@ -36,10 +36,14 @@ async def past_events_page(request: web.Request) -> web.Response:
     events = await list_events(request.app, "past", 100)
     for e in events:
         e["session_list"] = await event_sessions(request.app, e["id"])
-    # sessions of the running or upcoming events too: an event's window may still be open
-    current = [e for e in await list_events(request.app, "upcoming", 20) if e["sessions"]]
-    for e in current:
+    # sessions of events whose window is open too; a future event that only had practice sessions is not past
+    current = []
+    for e in await list_events(request.app, "upcoming", 20):
+        if not e["sessions"]:
+            continue
         e["session_list"] = await event_sessions(request.app, e["id"])
+        if e["status"] in ("open", "live") or any(not s["practice"] for s in e["session_list"]):
+            current.append(e)
     return await render(request, "events/past.html", {"events": events, "current": current,
                                                      "orphans": await unassigned_sessions(request.app)})
 

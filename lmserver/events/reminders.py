@@ -1,4 +1,5 @@
-"""Reminders: ``event.ready`` once per event when it enters its ready window."""
+"""Reminders: ``event.ready`` once per event when it enters its ready window (the consoles show it;
+:mod:`lmserver.remindmail` e-mails registrants on it)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,4 @@ async def reminder_loop(app: web.Application) -> None:
         except Exception:
             log.exception("events: publishing ready reminders failed")
         await asyncio.sleep(interval)
+

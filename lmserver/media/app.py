@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
@@ -301,6 +302,24 @@ async def ingest_end(request: web.Request) -> web.Response:
     return web.json_response(media.status())
 
 
+@doc("Practice → LIVE in one step: the running ingest (browser camera, OBS or capture) goes on, the practice session"
+     " ends and a real one of the same event starts (or back to practice with practice: true)",
+     body={"practice": {"type": "boolean", "description": "switch to practice instead (default false: go LIVE)"}},
+     returns="{session_id, practice, event_id, ...status}", tags=["media"], permission="show.run")
+async def session_switch(request: web.Request) -> web.Response:
+    user = await auth.require(request, "show.run")
+    body = await _json_object(request)
+    unknown = [k for k in body if k != "practice"]
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}: only 'practice' (true or false)")
+    if not isinstance(body.get("practice", False), bool):
+        raise BadRequest(f"'practice' must be true or false, got {body['practice']!r}")
+    media = request.app[MEDIA]
+    session = await media.switch_session(practice=bool(body.get("practice", False)), user_id=user.id)
+    return web.json_response({"session_id": session.id, "practice": session.practice, "event_id": session.event_id,
+                              **media.status()})
+
+
 async def publish_page(request: web.Request) -> web.Response:
     """Publish this browser's camera over WHIP (stream key, or the staff session)."""
     return await render(request, "media/publish.html")
@@ -331,7 +350,8 @@ async def serve_hls(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"event {ident} is not the one live now")
     path = out.directory / name
     if name == "index.m3u8" and not out.ready():
-        raise NotFound("the HLS playlist is not ready yet: the first segment takes one keyframe interval", headers={"Retry-After": "2"})
+        # 503 (players retry it; hls.js gives up on a 404): the first segment takes one keyframe interval
+        raise ApiError("the HLS playlist is not ready yet: try again in a second", status=503, headers={"Retry-After": "1"})
     if not path.is_file():
         raise NotFound(f"{name} is no longer (or not yet) in the playlist: reload index.m3u8")
     headers = {"Cache-Control": HLS_CACHE_PLAYLIST if name.endswith(".m3u8") else HLS_CACHE_SEGMENT,
@@ -351,10 +371,17 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
         await pm.call("register_overlays", app=app, session=session)
 
     await server.start(app[LIVE], bus=app[BUS], db=app[DB], on_session=on_session)
+    from ..recordings import RECORDINGS, RecordingManager
+
+    recordings = RecordingManager(app[CONFIG], app[DB], app[BUS], app[LIVE])
+    app[RECORDINGS] = server.recordings = recordings
+    recover = asyncio.ensure_future(recordings.recover())  # parts left by a process that died; then retention
     try:
         yield
     finally:
         await server.close()
+        await asyncio.gather(recover, return_exceptions=True)
+        await recordings.close()
 
 
 def setup_media(app: web.Application) -> None:
@@ -382,6 +409,7 @@ def setup_media(app: web.Application) -> None:
     app.router.add_put("/api/media/capture/source", capture_select)
     app.router.add_delete("/api/media/capture", capture_stop)
     app.router.add_post("/api/media/end", ingest_end)
+    app.router.add_post("/api/media/session", session_switch)
     app.router.add_get("/hls/{event}/{name}", serve_hls)
 
 

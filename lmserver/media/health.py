@@ -133,6 +133,7 @@ class IngestHealth:
                 luma_mean=snap["luma_mean"],
                 frame_diff=snap["frame_diff"],
                 viewers=self.audience,
+                recording=self.recordings.snapshot() if self.recordings is not None else None,
             )
             self.last_health = health
             if self.ingest is ingest:

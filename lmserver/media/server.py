@@ -5,6 +5,10 @@ Lifecycle of a session: an ingest connects -> ``LiveState.begin`` (stream.starte
 shared packets -> the ingest stops (DELETE, capture stopped, connection lost, or no video for
 ``MEDIA_TIMEOUT`` seconds) -> viewers are closed, the recording is finished, layers are cleared,
 ``LiveState.end`` (stream.ended). Once a second while live, ``stream.health`` is published.
+
+Recording: when a session starts or resumes, ``self.recordings`` (the app's
+:class:`~lmserver.recordings.RecordingManager`, bound by ``media_ctx``) opens a new part whose recorder is one
+of the program's packet sinks; when the program stops, the part is remuxed in the background.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -28,7 +31,6 @@ from .program import Program
 from .hls import HlsOutput
 from .hls import clear as clear_hls
 from .hls import new_output as new_hls_output
-from .recorder import Recorder
 from .rtc import set_ice_host_addresses
 from .shard import Shard
 
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from ..config import MediaConfig
     from ..db import Database
     from ..live import LiveSession, LiveState
+    from ..recordings import RecordingManager
+    from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +72,9 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         self.local_first = LOCAL_FIRST
         self._shard_lock = asyncio.Lock()
         self._key_lock = asyncio.Lock()
+        #: the session recordings (set by media_ctx; None: nothing is recorded)
+        self.recordings: "RecordingManager | None" = None
+        self._recorder: "Recorder | None" = None
         #: the running program's HLS output (``/hls/<event>/index.m3u8``), None when not live, practice or off
         self.hls: HlsOutput | None = None
 
@@ -123,11 +130,9 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
     def _new_program(self, session: "LiveSession") -> Program:
         cfg = self.config
         sinks = []
-        if cfg.record:
-            stamp = datetime.fromtimestamp(session.started_at, timezone.utc).strftime("%Y%m%d-%H%M%S")
-            suffix = "-practice" if session.practice else ""
-            path = self.data_dir / "recordings" / f"session-{session.id}-{stamp}{suffix}.mkv"
-            sinks.append(Recorder(path, cfg.width, cfg.height, cfg.fps))
+        recorder, self._recorder = self._recorder, None  # opened by _go_live for this session
+        if recorder is not None:
+            sinks.append(recorder)
         self.hls = None
         if cfg.hls and not session.practice:
             self.hls = new_hls_output(self.data_dir, cfg.width, cfg.height, cfg.fps, cfg.keyframe_interval, cfg.hls_list_size)
@@ -162,7 +167,14 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
     async def _go_live(self, ingest_kind: str, practice: bool, user_id: int | None, event_id: int | None = None) -> "LiveSession":
         if self.ingest is not None:
             raise Conflict(ALREADY_LIVE)
-        return await self.live.begin(ingest_kind, practice, user_id, event_id=event_id)
+        session = await self.live.begin(ingest_kind, practice, user_id, event_id=event_id)
+        self._recorder = None
+        if self.config.record and self.recordings is not None:
+            try:  # a recording that cannot start never stops the LIVE
+                self._recorder = self.recordings.open_part(session)  # no await: the ingest follows stream.started at once
+            except Exception:
+                logger.exception("MediaServer: the recording of session %s could not start", session.id)
+        return session
 
     async def _after_start(self, ingest: Ingest) -> None:
         self.ingest = ingest
@@ -171,6 +183,40 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         logger.info("MediaServer: %s ingest %s live (session %s)", ingest.kind, ingest.id, ingest.session.id)
         if self.on_session is not None:
             await self.on_session(ingest.session)
+
+    async def switch_session(self, *, practice: bool, user_id: int | None = None) -> "LiveSession":
+        """Practice → LIVE (or back) in one step: the ingest goes on (the camera is not stopped); its session
+        ends and a new one of the same event starts in the other mode, with a new program (its own recording;
+        previews reconnect). Refused (409, nothing changed) when not live, already in that mode, or when the
+        event may not go live now."""
+        async with self._lock:
+            ingest = self.ingest
+            if ingest is None:
+                raise Conflict("the studio is not live: start the camera (practice or LIVE) first")
+            if ingest.session.practice == practice:
+                raise Conflict("this session is already a practice session" if practice else "the studio is already LIVE")
+            event_id = ingest.session.event_id
+            if self.live.resolve_event is not None:  # ask first: a refusal leaves the running session untouched
+                event_id = await self.live.resolve_event(event_id, practice)
+            tracks = ([r.track for r in ingest.pc.getReceivers() if r.track is not None] if ingest.pc is not None
+                      else [t for t in (ingest.player.video, ingest.player.audio) if t is not None] if ingest.player is not None
+                      else [])
+            for viewer in list(self.viewers.values()):
+                await self._close_viewer(viewer, publish=False)
+            for shard in self.shards:
+                shard.end_session()
+            await ingest.program.stop()  # stops reading the tracks, not the tracks themselves
+            self.compositor.clear()
+            await self.live.end("practice ended: the host went LIVE" if not practice else "the host switched to practice")
+            session = await self.live.begin(ingest.kind, practice, user_id, event_id=event_id)
+            ingest.session, ingest.program = session, self._new_program(session)
+            for track in tracks:
+                ingest.program.add_track(track)
+            self.peak_viewers = 0
+            logger.info("MediaServer: ingest %s continues in session %s (%s)", ingest.id, session.id, "practice" if practice else "LIVE")
+        if self.on_session is not None:
+            await self.on_session(session)
+        return session
 
     async def end_ingest(self, reason: str, *, ingest_id: str | None = None, interrupt: bool = False) -> bool:
         """End the running ingest (any, or only ``ingest_id``): viewers closed, session ended
@@ -189,6 +235,8 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         for shard in self.shards:
             shard.end_session()
         await ingest.program.stop()
+        if self.recordings is not None:
+            await self.recordings.finish()
         if ingest.pc is not None:
             await ingest.pc.close()
         if ingest.player is not None:

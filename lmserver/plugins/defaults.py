@@ -15,6 +15,9 @@ CORE_PERMISSIONS: list[Permission] = [
     Permission("comments.moderate", "moderate comments: reply, pin, hide, block viewers", ("owner", "moderator")),
     Permission("catalog.edit", "the catalog and the shopping bags", ("owner", "moderator", "assistant")),
     Permission("console.view", "open the console, previews and read-only pages", ("owner", "moderator", "assistant")),
+    Permission("orders.view", "the Orders pages: orders with the buyers' names, e-mails and shipping addresses, packing lists,"
+               " CSV exports", ("owner", "moderator", "assistant")),
+    Permission("orders.manage", "change orders' statuses (paid, shipped, delivered, cancelled, refunded)", ("owner", "moderator")),
 ]
 
 
@@ -27,3 +30,4 @@ def register_permissions() -> list[Permission]:
 def checkout(app: Any, request: CheckoutRequest) -> CheckoutResult:
     """Default checkout: record the order as placed (no payment step)."""
     return CheckoutResult(status="placed")
+

@@ -26,7 +26,8 @@ hook may see an awaitable where a value will be.
   nothing from that hook.
 - *money* hooks (``order_price``, ``reserve_order``, ``checkout``): an implementation that raises fails
   the order **closed**: the reserved stock is given back, no order is placed, and the buyer gets a
-  ``503`` saying the order could not be completed (nothing was charged).
+  ``503`` saying the order could not be completed (nothing was charged). ``order_cancelled`` too: one
+  that raises leaves the order as it was (the cancellation is refused with ``503``).
 
 Conventions: a plugin package's ``templates/`` folder is reachable as ``"<plugin name>/<file>"`` in
 Jinja, and its ``static/`` folder is served under ``/-/static/plugins/<plugin name>/``. Its settings are
@@ -56,10 +57,10 @@ hookspec = pluggy.HookspecMarker("lmserver")
 hookimpl = pluggy.HookimplMarker("lmserver")
 
 #: hooks whose failure fails the order closed (see the module's failure policy); every other hook is skipped on error
-FAIL_CLOSED = frozenset({"order_price", "reserve_order", "checkout"})
+FAIL_CLOSED = frozenset({"order_price", "reserve_order", "checkout", "order_cancelled"})
 #: hooks called synchronously (at build time, or in the order writer's thread): a coroutine answer is an error
 SYNCHRONOUS = frozenset({"register_routes", "register_migrations", "register_asset_dirs", "register_bus_events",
-                         "register_permissions", "register_timers", "order_price", "reserve_order"})
+                         "register_permissions", "register_timers", "order_price", "reserve_order", "order_cancelled"})
 
 
 # ============================================================================================ build time
@@ -305,4 +306,18 @@ def checkout(app: "web.Application", request: "CheckoutRequest") -> "CheckoutRes
     next implementation (finally the core's default, which records the order as placed) decide. May be
     a coroutine. Money policy: raising fails the order closed — the stock is released, the order is
     cancelled, and the buyer gets ``503`` with the reason; never an unpaid "placed" order.
+    """
+
+
+@hookspec
+def order_cancelled(app: "web.Application", conn: "sqlite3.Connection", order: "dict[str, Any]") -> None:
+    """An order was cancelled or refunded before it shipped: its units are going back.
+
+    ``order`` is ``{id, viewer_id, product_id, quantity, event_id, session_id, practice, from_status,
+    to_status, by, note}``. The core has already put the units back into the product's stock; a plugin
+    that counted this order's units in an allocation of its own (a deal's allocation, a quota) takes them
+    back here, in its own tables, so they can be sold again under its rules. Runs **synchronously in the
+    order writer's thread**, in the savepoint that changes the status (not called for a reservation
+    released before its checkout answered: ``order.released`` says that). Never await, never commit.
+    Money policy: raising leaves the order unchanged and the staff member gets ``503``. Return nothing.
     """

@@ -29,6 +29,9 @@ class CheckoutRequest:
     event_id: int | None
     session_id: int | None
     practice: bool
+    #: the reserved order's id (a payment plugin passes it to the provider, then marks it paid with
+    #: ``lmserver.api.set_order_status``)
+    order_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,12 @@ def reserve_order(conn: sqlite3.Connection, draft: OrderDraft) -> str | None:
 
 
 @hookimpl
+def order_cancelled(conn: sqlite3.Connection, order: dict[str, Any]) -> None:
+    """Staff cancelled or refunded an order of a sale before shipping: its units go back to the sale's allocation."""
+    store.release(conn, [order["id"]])
+
+
+@hookimpl
 async def on_bus_event(app: web.Application, event: Activity) -> None:
     if event.name == "order.created":
         await service.after_order(app, event)

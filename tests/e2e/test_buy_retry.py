@@ -10,7 +10,7 @@ from lmserver.appkeys import DB, LIVE
 
 
 async def test_lost_answer_is_retried_with_the_same_key(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
-    app = app_factory()
+    app = app_factory(live={"ask_buyer_details": False})  # the details form has its own test (test_orders_browser)
     server = await aiohttp_server(app)
     base = f"http://127.0.0.1:{server.port}"
     now = time.time()

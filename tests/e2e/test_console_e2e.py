@@ -43,7 +43,7 @@ async def _staff_context(browser: Any, base: str, name: str, viewport: dict[str,
 
 
 async def test_console_and_viewer_pages(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
-    app = app_factory(live={"comment_rate_seconds": 0})
+    app = app_factory(live={"comment_rate_seconds": 0, "ask_buyer_details": False})
     server = await aiohttp_server(app)
     base = f"http://127.0.0.1:{server.port}"
     from aiohttp import ClientSession
@@ -173,7 +173,7 @@ async def test_go_live_story(aiohttp_server: Any, app_factory: Any, browser: Any
     media_app = pytest.importorskip("lmserver.media.app")
     from lmserver.media import MEDIA
 
-    app = app_factory(live={"comment_rate_seconds": 0})
+    app = app_factory(live={"comment_rate_seconds": 0, "ask_buyer_details": False})
     if MEDIA not in app:  # until the core calls setup_media itself
         media_app.setup_media(app)
     server = await aiohttp_server(app)

@@ -38,7 +38,7 @@ async def bag_titles(page: Any) -> list[str]:
 
 
 async def test_schedule_fill_bag_promote_register(aiohttp_server: Any, app_factory: Any, browser: Any, tmp_path: Path) -> None:
-    app = app_factory()
+    app = app_factory(server={"timezone": "Europe/Paris"})  # the studio's time zone: the dialog's times are on its clock
     server = await aiohttp_server(app)
     base = f"http://127.0.0.1:{server.port}"
     await seed_demo(app)
@@ -48,7 +48,7 @@ async def test_schedule_fill_bag_promote_register(aiohttp_server: Any, app_facto
     errors: list[str] = []
     watch_errors(page, errors)
 
-    # --- schedule through the pages, in the browser's time zone (Paris), two days ahead at 19:30
+    # --- schedule through the pages, in the studio's time zone (Paris), two days ahead at 19:30
     day = dt.datetime.now(PARIS).date() + dt.timedelta(days=2)
     local = dt.datetime(day.year, day.month, day.day, 19, 30, tzinfo=PARIS)
     await page.click("nav >> text=Events")
@@ -64,7 +64,7 @@ async def test_schedule_fill_bag_promote_register(aiohttp_server: Any, app_facto
     eid = int(page.url.rsplit("/", 1)[1])
     row = await app[DB].fetchone("SELECT * FROM events WHERE id = ?", (eid,))
     assert row["title"] == "Spring skincare drop" and row["duration_minutes"] == 90
-    assert row["starts_at"] == local.timestamp()  # the local time was converted to UTC by the page
+    assert row["starts_at"] == local.timestamp()  # the studio's wall clock was converted to UTC by the page
     assert "Spring skincare drop" in await page.inner_text("h1")
     # edit it from its page: the dialog opens with its local start time
     await page.click("#edit-event")
@@ -172,7 +172,7 @@ async def test_schedule_fill_bag_promote_register(aiohttp_server: Any, app_facto
     watch_errors(viewer, errors)
     await viewer.goto(url)
     assert "Spring skincare drop" in await viewer.inner_text("h1")
-    assert "19:30" in await viewer.inner_text(".when")  # shown in the viewer's own time zone
+    assert "19:30" in await viewer.inner_text(".when")  # shown on the studio's clock (Paris)
     countdown = await viewer.inner_text("#countdown")
     assert countdown.startswith("in ") and "d" in countdown
     assert not await viewer.is_visible("#ready-banner")  # two days ahead: not in the ready window yet

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 
 import av
 import numpy as np
@@ -62,20 +63,29 @@ async def test_capture_practice_preview_and_recording_with_overlay(studio) -> No
     finally:
         await staff_viewer.close()
         await public_viewer.close()
-    recordings = sorted((studio.app[MEDIA_KEY()].data_dir / "recordings").glob("session-*-practice.mkv"))
-    assert len(recordings) == 1
-    with av.open(str(recordings[0])) as container:
+    # the recording: one part, remuxed to a fast-start MP4 in the background once the session ended
+    sid = status["ingest"]["session_id"]
+    for _ in range(100):
+        async with studio.http.get(f"{studio.base}/api/sessions/{sid}/recording") as resp:
+            assert resp.status == 200, await resp.text()
+            recording = await resp.json()
+        if recording["parts"] and recording["parts"][0]["state"] != "recording":
+            break
+        await asyncio.sleep(0.1)
+    assert recording["published"] is False and len(recording["parts"]) == 1, recording
+    part = recording["parts"][0]
+    assert part["state"] == "complete" and part["duration"] > 0.5 and part["started_at"] is not None, part
+    async with studio.http.get(studio.base + part["url"]) as resp:
+        assert resp.status == 200 and resp.content_type == "video/mp4"
+        data = await resp.read()
+    assert data[4:8] == b"ftyp" and data.find(b"moov") < data.find(b"mdat")  # fast start: the index first
+    assert len(data) == part["size"]
+    with av.open(io.BytesIO(data)) as container:
         assert {s.type for s in container.streams} == {"video", "audio"}
         frames = [f for _, f in zip(range(90), container.decode(video=0))]
     assert len(frames) >= 20
     last_frame = frames[-1].to_ndarray(format="rgb24")
     assert last_frame[208:232, 8:312, 2].mean() > 200  # the overlay is in the recording
-
-
-def MEDIA_KEY():  # type: ignore[no-untyped-def]
-    from lmserver.media import MEDIA
-
-    return MEDIA
 
 
 async def test_end_live_and_status_endpoints(studio) -> None:

@@ -24,7 +24,7 @@ async def test_whip_goes_live_in_the_named_event(studio: Any) -> None:
     publisher = Publisher()
     try:
         status, body = await publisher.publish(studio.http, studio.base, studio.key, query=f"?event={later}")
-        assert status == 409 and "cannot go live before its start time" in body
+        assert status == 409 and "Go LIVE opens 10 minutes before the start" in body
         status, body = await publisher.publish(studio.http, studio.base, studio.key, query="?event=tomorrow")
         assert status == 400 and "'event' must be an event id" in body
         assert studio.app[LIVE].current is None

@@ -32,7 +32,7 @@ async def wait_playlist(studio: Any, url: str, seconds: float = 30) -> str:
                 assert resp.headers["Content-Type"].startswith("application/vnd.apple.mpegurl")
                 assert "no-cache" in resp.headers["Cache-Control"]
                 return await resp.text()
-            assert resp.status == 404, await resp.text()
+            assert resp.status == 503 and resp.headers["Retry-After"] == "1", await resp.text()  # not ready yet
         await asyncio.sleep(0.25)
     raise AssertionError("no HLS playlist within 30 s")
 

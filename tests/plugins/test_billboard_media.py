@@ -137,7 +137,7 @@ async def test_display_move_hide_in_the_decoded_program(studio: Studio) -> None:
         # the recording has it too, at both places
         async with studio.http.delete(studio.base + publisher.location) as resp:
             assert resp.status == 200
-        [recording] = (studio.app[CONFIG].data_dir / "recordings").glob("*.mkv")
+        [recording] = (studio.app[CONFIG].data_dir / "recordings").glob("*.mp4")
         with av.open(str(recording)) as container:
             frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
         for place in (b, moved):

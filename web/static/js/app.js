@@ -56,6 +56,32 @@
     catch (e) { return (cents / 100).toFixed(2) + " " + (currency || ""); }
   };
 
+  // LMS.time(ts, kind): UNIX seconds in the studio's time zone (window.LMS.tz), in the one format of lmserver/timefmt.py:
+  // "datetime" Tue 1 Dec 2026, 14:05 CET · "short" Tue 1 Dec, 14:05 · "date" Tue 1 Dec · "time" 14:05 · "seconds" 14:05:09
+  const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  const timeFormats = {};
+  LMS.time = function (ts, kind = "datetime") {
+    const d = new Date(ts * 1000);
+    if (ts == null || isNaN(d)) return "";
+    const zone = LMS.tz || "UTC";
+    const f = timeFormats[zone] || (timeFormats[zone] = new Intl.DateTimeFormat("en-US", { timeZone: zone, hourCycle: "h23",
+      weekday: "short", year: "numeric", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+      timeZoneName: "short" }));
+    const p = {};
+    f.formatToParts(d).forEach((x) => (p[x.type] = x.value));
+    const hm = `${p.hour.padStart(2, "0")}:${p.minute}`;
+    const date = `${p.weekday} ${p.day} ${MONTHS[Number(p.month) - 1]}`;
+    switch (kind) {
+      case "short": return `${date}, ${hm}`;
+      case "date": return date;
+      case "time": return hm;
+      case "seconds": return `${hm}:${p.second}`;
+      case "month": return MONTHS[Number(p.month) - 1];
+      case "day": return p.day;
+      default: return `${date} ${p.year}, ${hm} ${p.timeZoneName}`;
+    }
+  };
+
   document.addEventListener("click", async (ev) => {
     const copy = ev.target.closest("[data-copy]");
     if (copy) {
@@ -256,7 +282,7 @@
           (c.practice ? '<span class="tag">practice</span>' : "");
       }
       const when = opts.time === false || !c.created_at ? "" :
-        `<span class="when">${new Date(c.created_at * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" })}</span>`;
+        `<span class="when">${LMS.time(c.created_at, "seconds")}</span>`;
       return `<li class="${cls.join(" ")}" data-comment="${Number(c.id)}"${c.parent_id ? ` data-parent="${Number(c.parent_id)}"` : ""}>` +
         `<span class="who">${esc(c.nickname)}</span>${tags}${when}<div class="body">${esc(c.body)}</div>${opts.actions ? opts.actions(c) : ""}</li>`;
     },

@@ -30,6 +30,15 @@
       this.bind();
       this.load();
       LMS.bus.on("*", (rec) => this.onBus(rec));
+      // the one public stock figure (every order, release and restock): applied in place, no reload
+      LMS.bus.on("product.stock", (rec) => this.setStock(rec.data.product_id, rec.data.stock));
+    }
+
+    setStock(id, stock) {
+      const p = this.state.products.find((x) => x.id === id);
+      if (!p || typeof stock !== "number" || p.stock === stock) return;
+      p.stock = stock;
+      this.render();
     }
 
     url(path) { return `/api/events/${this.eventId}/bag${path || ""}`; }
@@ -88,6 +97,7 @@
         const acts = [];
         if (pinAllowed) acts.push(`<button type="button" class="btn btn-sm btn-pin ${pinned ? "is-pinned" : ""}" data-pin>${pinned ? "Unpin" : "Pin"}</button>`);
         if (this.canEdit) {
+          acts.push(`<button type="button" class="btn btn-sm btn-icon ${p.script ? "has-script" : ""}" data-script title="${p.script ? "Edit the talking points (script)" : "Write talking points (script)"}" aria-label="Script of ${esc(p.title)}">✎</button>`);
           acts.push(`<button type="button" class="btn btn-sm btn-icon" data-top title="Move to the top" ${p.position === 1 ? "disabled" : ""}>⤒</button>`);
           acts.push(`<button type="button" class="btn btn-sm btn-icon btn-danger" data-remove title="Remove from the bag" aria-label="Remove ${esc(p.title)}">✕</button>`);
         }
@@ -125,7 +135,8 @@
       const row = ev.target.closest("[data-id]");
       if (!row) return;
       const id = Number(row.dataset.id);
-      if (ev.target.closest("[data-top]")) await this.move(id, 1);
+      if (ev.target.closest("[data-script]")) this.editScript(id);
+      else if (ev.target.closest("[data-top]")) await this.move(id, 1);
       else if (ev.target.closest("[data-remove]")) {
         const p = this.state.products.find((x) => x.id === id);
         if (await this.call("DELETE", this.url(`/${id}`))) LMS.toast(`Removed “${p ? p.title : id}”`);
@@ -133,6 +144,42 @@
         if (this.state.pinned_product_id === id) await this.call("DELETE", `/api/events/${this.eventId}/pin`);
         else await this.call("POST", `/api/events/${this.eventId}/pin`, { product_id: id });
       }
+    }
+
+    // the product's talking points (staff-only; the console shows them while it is pinned)
+    editScript(id) {
+      const p = this.state.products.find((x) => x.id === id);
+      if (!p) return;
+      let dlg = this.root.querySelector("dialog[data-script-dialog]");
+      if (!dlg) {
+        dlg = document.createElement("dialog");
+        dlg.className = "dialog script-dialog";
+        dlg.dataset.scriptDialog = "";
+        dlg.innerHTML = `<form method="dialog"><h2 data-script-title></h2>
+          <label class="small muted" for="script-text-${this.eventId}">Talking points: shown to staff only, in the console while the product is pinned</label>
+          <textarea id="script-text-${this.eventId}" name="script" rows="10" maxlength="${Number(this.root.dataset.scriptMax) || 4000}"></textarea>
+          <p class="small muted" data-script-count></p>
+          <div class="row end"><button class="btn" value="cancel" formnovalidate>Cancel</button><button class="btn btn-primary" value="save" data-script-save>Save script</button></div></form>`;
+        this.root.appendChild(dlg);
+        const ta = dlg.querySelector("textarea");
+        const count = () => (dlg.querySelector("[data-script-count]").textContent = `${ta.value.length} / ${ta.maxLength} characters`);
+        ta.addEventListener("input", count);
+        dlg.querySelector("[data-script-save]").addEventListener("click", async (ev) => {
+          ev.preventDefault();
+          try {
+            await LMS.api("PATCH", `/api/products/${dlg.dataset.productId}`, { script: ta.value });
+            LMS.toast("Script saved");
+            dlg.close();
+            this.load();
+          } catch (err) { LMS.toast(err.message, "error"); }
+        });
+        dlg.count = count;
+      }
+      dlg.dataset.productId = String(id);
+      dlg.querySelector("[data-script-title]").textContent = `Script · ${p.title}`;
+      dlg.querySelector("textarea").value = p.script || "";
+      dlg.count();
+      dlg.showModal();
     }
 
     async move(id, position) {
@@ -208,7 +255,26 @@
       };
       this.search.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(run, 180); });
       this.search.addEventListener("focus", () => { if (this.search.value.trim()) run(); });
-      this.search.addEventListener("keydown", (ev) => { if (ev.key === "Escape") this.results.hidden = true; });
+      this.search.addEventListener("keydown", async (ev) => {
+        if (ev.key === "Escape") this.results.hidden = true;
+        if (ev.key !== "Enter") return;
+        // Enter adds the top result not yet in the bag and clears the box, ready for the next product
+        ev.preventDefault();
+        clearTimeout(timer);
+        const q = this.search.value.trim();
+        if (!q) return;
+        let data;
+        try { data = await LMS.api("GET", `/api/products?limit=20&q=${encodeURIComponent(q)}`); } catch (err) { this.showError(err.message); return; }
+        const inBag = new Set(this.state.products.map((p) => p.id));
+        const top = data.products.find((p) => !inBag.has(p.id));
+        if (!top) { LMS.toast(data.products.length ? `“${q}” is already in the bag` : `No product matches “${q}”`, "error"); return; }
+        seq++;
+        if (await this.call("POST", this.url(), { product_id: top.id })) {
+          LMS.toast(`Added “${top.title}” to the bag`);
+          this.search.value = "";
+          this.results.hidden = true;
+        }
+      });
       this.results.addEventListener("click", async (ev) => {
         const btn = ev.target.closest("[data-add]");
         if (!btn) return;

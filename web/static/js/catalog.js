@@ -15,6 +15,7 @@
     if (product) {
       form.title.value = product.title;
       form.description.value = product.description || "";
+      form.script.value = product.script || "";
       form.price.value = (product.price_cents / 100).toFixed(2);
       form.currency.value = product.currency;
       form.stock.value = product.stock;
@@ -29,7 +30,7 @@
   document.getElementById("product-save").addEventListener("click", async (ev) => {
     ev.preventDefault();
     if (!form.reportValidity()) return;
-    const body = { title: form.title.value, description: form.description.value, price: form.price.value.trim(),
+    const body = { title: form.title.value, description: form.description.value, script: form.script.value, price: form.price.value.trim(),
                    currency: form.currency.value.trim().toUpperCase(), stock: parseInt(form.stock.value, 10), sku: form.sku.value.trim() || null };
     try {
       const res = editing ? await LMS.api("PATCH", `/api/products/${editing.id}`, body) : await LMS.api("POST", "/api/products", body);

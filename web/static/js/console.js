@@ -13,7 +13,7 @@ import { play, publish } from "./webrtc.js";
   const esc = LMS.escape;
 
   // ------------------------------------------------------------------ helpers
-  function timeOf(ts) { return new Date(ts * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" }); }
+  function timeOf(ts) { return LMS.time(ts, "seconds"); }
   function fmtDuration(s) {
     s = Math.max(0, Math.floor(s));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -32,9 +32,8 @@ import { play, publish } from "./webrtc.js";
     $("#m-orders").textContent = m.orders;
     $("#m-items").textContent = m.items_sold;
     if (state.session) {
-      const d = new Date(state.session.started_at * 1000);
-      $("#m-date").textContent = d.toLocaleDateString([], { weekday: "short", day: "numeric", month: "short" }).replace(",", "");
-      $("#m-start").textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      $("#m-date").textContent = LMS.time(state.session.started_at, "date");
+      $("#m-start").textContent = LMS.time(state.session.started_at, "time");
     }
     tickDuration();
   }
@@ -68,6 +67,8 @@ import { play, publish } from "./webrtc.js";
     pill.className = "pill" + (s && s.live ? (s.practice ? " pill-practice" : " pill-live") : "");
     pill.textContent = s && s.live ? (s.practice ? "Practice" : "LIVE") : (readonly ? "Past session" : "Offline");
     $("#practice-badge").hidden = !(s && s.live && s.practice);
+    const studioPill = $("#topbar-live");  // the site bar's pill follows the studio, not the page load
+    if (studioPill) studioPill.style.display = state.studio_live ? "" : "none";
     const go = $("#golive-btn"), end = $("#endlive-btn");
     if (go) {
       // Go LIVE stays offered on every console that is not the one streaming: trying it while the studio is
@@ -75,6 +76,10 @@ import { play, publish } from "./webrtc.js";
       const studioBusy = !!state.studio_live;
       go.hidden = !!publishing;
       end.hidden = !studioBusy;
+      // practice: "End practice", and Go LIVE next to it turns the practice into the real LIVE (golive.js)
+      const practising = !!(state.studio_live && state.studio_live.practice);
+      end.textContent = practising ? "End practice" : "End LIVE";
+      $("#practice-golive-btn").hidden = !practising;
       $("#practice-toggle").disabled = !!publishing;
       if (!studioBusy && !publishing) showError("");
     }
@@ -178,13 +183,34 @@ import { play, publish } from "./webrtc.js";
     if (atBottom) pane.scrollTop = pane.scrollHeight;
   }
 
+  // which comments: all, product questions (the server's product_id: a bag product named, or asked from its pinned
+  // card) or unanswered (a viewer's comment no staff reply answers yet); each with its thread
+  let commentFilter = localStorage.getItem("lms-comment-filter") || "all";
+  function shownComments() {
+    if (commentFilter === "all") return state.comments;
+    const answered = new Set(state.comments.filter((c) => c.staff && c.parent_id).map((c) => c.parent_id));
+    const keep = new Set(state.comments.filter((c) => !c.parent_id && !c.staff && (commentFilter === "product"
+      ? c.product_id != null : !answered.has(c.id) && !c.hidden)).map((c) => c.id));
+    return state.comments.filter((c) => keep.has(c.id) || (commentFilter === "product" && keep.has(c.parent_id)));
+  }
+  function renderCommentFilter() {
+    document.querySelectorAll("[data-comments]").forEach((b) => b.setAttribute("aria-checked", String(b.dataset.comments === commentFilter)));
+    $("#comment-filter").hidden = $("#feed-filter").value !== "comments";
+  }
+  document.querySelectorAll("[data-comments]").forEach((b) => b.addEventListener("click", () => {
+    commentFilter = b.dataset.comments;
+    localStorage.setItem("lms-comment-filter", commentFilter);
+    renderComments();
+  }));
+
   function renderComments() {
     const list = $("#feed-comments");
     const filter = $("#feed-filter").value;  // "comments", "all", or one activity kind's name
     byId.clear();
     state.comments.forEach((c) => byId.set(c.id, c));
     const pane = list.closest(".tab-pane");
-    if (filter === "comments") LMS.comments.render(list, state.comments, Object.assign({ scroller: pane }, COMMENT_OPTS));
+    renderCommentFilter();
+    if (filter === "comments") LMS.comments.render(list, shownComments(), Object.assign({ scroller: pane }, COMMENT_OPTS));
     else {
       const acts = filter === "all" ? state.activities : state.activities.filter((a) => a.name === filter);
       scrollKeep(list, () => (list.innerHTML = acts.map(activityHtml).join("")));
@@ -207,8 +233,40 @@ import { play, publish } from "./webrtc.js";
     $("#count-suggestions").textContent = sug.filter((a) => rank(a) === 0).length || "";
     $("#count-quality").textContent = vio.filter((a) => rank(a) === 0).length || "";
   }
+  // ------------------------------------------------------------------ scripts (staff-only prompter view)
+  let scriptTab = "product", scriptLarge = localStorage.getItem("lms-script-large") === "1";
+  function renderScript() {
+    const view = $("#script-view");
+    if (!view) return;
+    document.querySelectorAll("[data-script-tab]").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.scriptTab === scriptTab)));
+    $("#script-large").setAttribute("aria-pressed", String(scriptLarge));
+    view.classList.toggle("large", scriptLarge);
+    const p = state.pinned_product;
+    let title, text, empty;
+    if (scriptTab === "product") {
+      title = p ? p.title : "";
+      text = p ? p.script : "";
+      empty = p ? "No talking points for this product yet: write them in the bag (✎) or the catalog." : "Pin a product: its talking points show here.";
+    } else {
+      title = "Run of show";
+      text = state.event_script;
+      empty = "No run-of-show script: add one when you edit the event.";
+    }
+    view.dataset.showing = scriptTab;
+    view.innerHTML = (title ? `<h3 class="script-title">${esc(title)}</h3>` : "") +
+      (text ? `<div class="script-text">${esc(text)}</div>` : `<p class="muted script-empty">${esc(empty)}</p>`);
+    view.scrollTop = 0;
+  }
+  document.querySelectorAll("[data-script-tab]").forEach((b) => b.addEventListener("click", () => { scriptTab = b.dataset.scriptTab; renderScript(); }));
+  const largeBtn = $("#script-large");
+  if (largeBtn) largeBtn.addEventListener("click", () => {
+    scriptLarge = !scriptLarge;
+    localStorage.setItem("lms-script-large", scriptLarge ? "1" : "0");
+    renderScript();
+  });
+
   function renderAll() {
-    renderStatus(); renderMetrics(); renderPinned(); renderComments(); renderOrders(); renderPrompter();
+    renderStatus(); renderMetrics(); renderPinned(); renderComments(); renderOrders(); renderPrompter(); renderScript();
   }
 
   // tabs
@@ -299,6 +357,9 @@ import { play, publish } from "./webrtc.js";
         state.metrics.peak = Math.max(state.metrics.peak, d.peak || 0, d.viewers);
         renderMetrics();
         return;
+      case "recording.warning":  // the disk is nearly full, or the recording stopped (the LIVE goes on)
+        LMS.toast(d.message, d.level === "critical" ? "error" : undefined);
+        return;
       case "bus.reconnected":  // records may have been missed
         reload();
         return;
@@ -332,8 +393,21 @@ import { play, publish } from "./webrtc.js";
         renderOrders();
         refreshMetrics();
         break;
-      case "product.pinned": state.pinned_product_id = d.product.id; break;
-      case "product.unpinned": state.pinned_product_id = null; break;
+      case "product.pinned":  // staff receive the product whole, script included
+        state.pinned_product_id = d.product.id;
+        state.pinned_product = { id: d.product.id, title: d.product.title, script: d.product.script || "" };
+        scriptTab = "product"; renderScript();
+        break;
+      case "product.unpinned": state.pinned_product_id = null; state.pinned_product = null; renderScript(); break;
+      case "product.updated":
+        if (state.pinned_product && d.product.id === state.pinned_product.id) {
+          Object.assign(state.pinned_product, { title: d.product.title, script: d.product.script || "" });
+          renderScript();
+        }
+        break;
+      case "event.updated":
+        if (typeof d.event.script === "string") { state.event_script = d.event.script; renderScript(); }
+        break;
       case "prompter.suggestion": case "prompter.violation":
         if (rec.session_id != null && rec.session_id !== sid) return;
         {  // a finding is updated in place (same id)
@@ -366,6 +440,17 @@ import { play, publish } from "./webrtc.js";
     if (h.packet_loss) parts.push((h.packet_loss * 100).toFixed(1) + "% loss");
     if (h.silent) parts.push("audio silent");
     el.textContent = parts.join(" · ");
+    // the recording (issue 14): a small REC indicator with its size; stopped/off in amber, the reason on hover
+    const r = h.recording;
+    if (r) {
+      const rec = document.createElement("span");
+      rec.id = "rec-indicator";
+      rec.className = "rec rec-" + r.state;
+      const mb = (r.size / 1048576).toFixed(r.size < 10485760 ? 1 : 0) + " MB";
+      rec.textContent = (parts.length ? " · " : "") + (r.state === "recording" ? "● REC " + mb : r.state === "off" ? "not recording" : "REC " + r.state + " (" + mb + ")");
+      if (r.warning) rec.title = r.warning;
+      el.append(rec);
+    }
   }
 
   async function reload() {
@@ -420,6 +505,7 @@ import { play, publish } from "./webrtc.js";
   // devices and publishing
   const localVideo = $("#local-preview");
   let localStream = null, publishing = null;
+  let cameraChosen = false;  // the host picked a camera (or the default was settled): no more automatic choice
   const camSel = $("#camera-select"), micSel = $("#mic-select");
   async function listDevices() {
     if (!camSel || !navigator.mediaDevices) return;
@@ -430,6 +516,10 @@ import { play, publish } from "./webrtc.js";
       sel.innerHTML = opts.length ? opts.map((d, i) => `<option value="${esc(d.deviceId)}">${esc(d.label || label + " " + (i + 1))}</option>`).join("")
         : `<option value="">No ${label.toLowerCase()} found</option>`;
       if (keep && opts.some((d) => d.deviceId === keep)) sel.value = keep;
+      else if (kind === "videoinput" && !cameraChosen) {  // OBS Virtual Camera, when present, is the default choice
+        const obs = opts.find((d) => /OBS Virtual Camera/i.test(d.label));
+        if (obs) sel.value = obs.deviceId;
+      }
     };
     fill(camSel, "videoinput", "Camera");
     fill(micSel, "audioinput", "Microphone");
@@ -441,6 +531,9 @@ import { play, publish } from "./webrtc.js";
     localStream = await navigator.mediaDevices.getUserMedia({ video, audio });
     localVideo.srcObject = localStream;
     await listDevices();  // labels are known once permission is given
+    const track = localStream.getVideoTracks()[0];
+    if (!camSel.value || !track || (track.getSettings().deviceId || camSel.value) === camSel.value) { /* the chosen camera */ }
+    else if (!cameraChosen) { cameraChosen = true; return openCamera(); }  // the labels showed OBS Virtual Camera: use it
     if (!isLiveHere()) { localVideo.hidden = false; setNote("Camera preview: not live yet."); }
     return localStream;
   }
@@ -478,7 +571,7 @@ import { play, publish } from "./webrtc.js";
 
   if (camSel) {
     $("#preview-btn").addEventListener("click", () => openCamera().catch((e) => showError("Camera: " + e.message)));
-    camSel.addEventListener("change", () => { if (localStream && !publishing) openCamera().catch((e) => showError(e.message)); });
+    camSel.addEventListener("change", () => { cameraChosen = true; if (localStream && !publishing) openCamera().catch((e) => showError(e.message)); });
     micSel.addEventListener("change", () => { if (localStream && !publishing) openCamera().catch((e) => showError(e.message)); });
     $("#golive-btn").addEventListener("click", goLive);
     $("#endlive-btn").addEventListener("click", () => $("#end-dialog").showModal());

@@ -4,36 +4,37 @@
   const LMS = window.LMS;
   const pad = (n) => String(n).padStart(2, "0");
 
-  /** A Date → the value of an <input type="datetime-local"> in the browser's time zone. */
+  // <input type="datetime-local"> values are wall-clock times in the studio's time zone (LMS.tz), like every time shown
+  const zoneParts = new Intl.DateTimeFormat("en-US", { timeZone: LMS.tz || "UTC", hourCycle: "h23", year: "numeric",
+    month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric" });
+  function wallClock(ms) {  // the studio's wall clock at `ms`, as UTC milliseconds of the same digits
+    const p = {};
+    zoneParts.formatToParts(new Date(ms)).forEach((x) => (p[x.type] = Number(x.value)));
+    return Date.UTC(p.year, p.month - 1, p.day, p.hour % 24, p.minute, p.second);
+  }
+  /** A Date → the value of an <input type="datetime-local"> on the studio's clock. */
   function toLocalInput(d) {
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    const w = new Date(wallClock(d.getTime()));
+    return `${w.getUTCFullYear()}-${pad(w.getUTCMonth() + 1)}-${pad(w.getUTCDate())}T${pad(w.getUTCHours())}:${pad(w.getUTCMinutes())}`;
+  }
+  /** The value of an <input type="datetime-local"> (studio clock) → a Date (invalid for a bad value). */
+  function fromLocalInput(value) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(value || "");
+    if (!m) return new Date(NaN);
+    const digits = Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+    let t = digits - (wallClock(digits) - digits);
+    t = digits - (wallClock(t) - t);  // once more, across a change of offset
+    return new Date(t);
   }
   LMS.toLocalInput = toLocalInput;
+  LMS.fromLocalInput = fromLocalInput;
 
-  // times in the viewer's own time zone (the server renders UTC as a fallback)
+  // times are written by the server in the studio's time zone, in the one format (lmserver/timefmt.py; LMS.time for
+  // what scripts add): the page keeps them, and a tooltip shows the same instant on the viewer's own clock
   function localize(root) {
     root.querySelectorAll("time[data-local]").forEach((el) => {
       const d = new Date(el.getAttribute("datetime"));
-      if (isNaN(d)) return;
-      const kind = el.dataset.local;
-      const opts = kind === "time" ? { hour: "2-digit", minute: "2-digit" }
-        : kind === "short" ? { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }
-        : { weekday: "short", day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" };
-      el.textContent = d.toLocaleString(undefined, opts);
-      el.title = d.toUTCString();
-    });
-    root.querySelectorAll("[data-local-part]").forEach((el) => {
-      const d = new Date(el.dataset.ts);
-      if (isNaN(d)) return;
-      const part = el.dataset.localPart;
-      el.textContent = part === "month" ? d.toLocaleString(undefined, { month: "short" })
-        : part === "day" ? String(d.getDate()) : d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
-    });
-    root.querySelectorAll("[data-local-slot]").forEach((el) => {
-      const d = new Date(el.dataset.localSlot);
-      if (isNaN(d)) return;
-      el.textContent = d.toLocaleString(undefined, { weekday: "long", hour: "2-digit", minute: "2-digit" }) + " (next: " +
-        d.toLocaleDateString(undefined, { day: "numeric", month: "short" }) + ")";
+      if (!isNaN(d)) el.title = "Your time: " + d.toLocaleString();
     });
   }
   localize(document);
@@ -66,11 +67,10 @@
       if (prefill.duration) form.duration_minutes.value = prefill.duration;
     }
     if (!form.starts_at.value && form.starts_at.dataset.iso) form.starts_at.value = toLocalInput(new Date(form.starts_at.dataset.iso));
-    if (!form.starts_at.value) {  // default: the next full hour, at least 30 minutes away
-      const d = new Date(Date.now() + 30 * 60000);
-      d.setMinutes(0, 0, 0);
-      d.setHours(d.getHours() + 1);
-      form.starts_at.value = toLocalInput(d);
+    if (!form.starts_at.value) {  // default: the next full hour (studio clock), at least 30 minutes away
+      form.starts_at.value = toLocalInput(new Date(Date.now() + 30 * 60000)).slice(0, 14) + "00";
+      const d = fromLocalInput(form.starts_at.value);
+      form.starts_at.value = toLocalInput(new Date(d.getTime() + 3600000));
     }
     dialog.showModal();
     form.title.focus();
@@ -85,10 +85,10 @@
       ev.preventDefault();
       showError(null);
       const eventId = form.dataset.eventId;
-      const body = { title: form.title.value.trim(), description: form.description.value,
+      const body = { title: form.title.value.trim(), description: form.description.value, script: form.script.value,
         duration_minutes: Number(form.duration_minutes.value) };
       if (!form.starts_at.disabled) {
-        const start = new Date(form.starts_at.value);
+        const start = fromLocalInput(form.starts_at.value);
         if (isNaN(start)) { showError(new Error("Pick the start date and time")); return; }
         body.starts_at = start.toISOString();
       }
@@ -105,20 +105,47 @@
     });
   }
   document.querySelectorAll("#new-event, [data-open-event-form], #edit-event").forEach((b) => b.addEventListener("click", () => openDialog()));
+  const inDialog = document.getElementById("dialog-use-suggestion");
+  if (inDialog) inDialog.addEventListener("click", () => {
+    form.starts_at.value = toLocalInput(new Date(inDialog.dataset.start));
+    form.duration_minutes.value = inDialog.dataset.duration;
+  });
   const useSuggestion = document.getElementById("use-suggestion");
   if (useSuggestion) useSuggestion.addEventListener("click", () => openDialog({ start: useSuggestion.dataset.start, duration: useSuggestion.dataset.duration }));
 
   // ------------------------------------------------------------------ Go LIVE now, delete, recommend
+  // Go LIVE now: the event whose window is open; else offer to start the day's next event now (its start moves, its
+  // bag is ready) instead of making a new, empty one
   const goNow = document.getElementById("go-live-now");
+  async function startNow(body) {
+    const data = await LMS.api("POST", "/api/events/now", body);
+    location.href = data.event.console_url;
+  }
   if (goNow) goNow.addEventListener("click", async () => {
     goNow.disabled = true;
     try {
-      const data = await LMS.api("POST", "/api/events/now", {});
-      location.href = data.event.console_url;
+      const offer = await LMS.api("GET", "/api/events/now");
+      if (offer.current) { location.href = offer.current.console_url; return; }
+      if (!offer.next_today) { await startNow({}); return; }
+      const dlg = document.getElementById("now-dialog"), nxt = offer.next_today;
+      document.getElementById("now-offer").textContent = `“${nxt.title}” is scheduled today at ${nxt.starts_text}` +
+        ` (${nxt.products || 0} product${nxt.products === 1 ? "" : "s"} in its bag). Start it now? Its start moves to now.` +
+        ` Or start a new, empty event “${offer.new_title}”.`;
+      document.getElementById("now-start").textContent = `Start “${nxt.title}” now`;
+      dlg.returnValue = "";
+      dlg.showModal();
+      dlg.addEventListener("close", async () => {
+        try {
+          if (dlg.returnValue === "start") await startNow({ event_id: nxt.id });
+          else if (dlg.returnValue === "new") await startNow({});
+          else goNow.disabled = false;
+        } catch (err) { LMS.toast(err.message, "error"); goNow.disabled = false; }
+      }, { once: true });
+      return;
     } catch (err) {
       LMS.toast(err.message, "error");
-      goNow.disabled = false;
     }
+    goNow.disabled = false;
   });
 
   const del = document.getElementById("delete-event");

@@ -34,7 +34,9 @@ export async function playHls(video, url, options = {}) {
   let mediaRecoveries = 0;
   hls.on(Hls.Events.ERROR, (_ev, data) => {
     if (!data.fatal) return;
-    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) setTimeout(() => hls.startLoad(), 2000);  // the playlist comes back when the LIVE resumes
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {  // the playlist comes back (first segment, the LIVE resumes)
+      setTimeout(() => { if (data.details === Hls.ErrorDetails.MANIFEST_LOAD_ERROR) hls.loadSource(url); else hls.startLoad(); }, 2000);
+    }
     else if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries++ < 3) hls.recoverMediaError();
     else if (options.onError) options.onError(data.details || "HLS playback failed");
   });

@@ -48,4 +48,15 @@
       location.reload();
     } catch (e) { err.textContent = e.message; err.hidden = false; }
   });
+
+  // the studio's time zone (PUT /api/settings/timezone): the page reloads to show every time in it
+  const tzSave = document.getElementById("tz-save");
+  if (tzSave) tzSave.addEventListener("click", async () => {
+    const err = document.getElementById("tz-error");
+    err.hidden = true;
+    try {
+      await LMS.api("PUT", "/api/settings/timezone", { timezone: document.getElementById("tz-select").value });
+      location.reload();
+    } catch (e) { err.textContent = e.message; err.hidden = false; }
+  });
 })();

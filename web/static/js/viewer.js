@@ -31,11 +31,32 @@ import { playHls } from "./hlsplay.js";
     if (sub instanceof Node) s.appendChild(sub); else if (sub) s.textContent = sub;
   }
   function showState() {
+    const ended = !state.live && !!state.ended_at;
     $("#live-pill").hidden = !state.live;
+    $("#ended-pill").hidden = !ended;
+    const studioPill = $("#topbar-live");  // the site bar's LIVE pill, drawn when the page was served
+    if (studioPill) studioPill.style.display = state.live ? "" : "none";
+    document.body.dataset.live = state.live ? "live" : ended ? "ended" : "upcoming";
+    // the comment box is open only while live (the server refuses comments otherwise)
+    $("#chat-closed").hidden = state.live;
+    $("#chat-closed").textContent = ended ? "The LIVE has ended: comments are closed." : "Comments open when the LIVE starts.";
+    $("#comment-form").hidden = !state.live || !me.nickname;
+    $("#nickname-form").hidden = !state.live || !!me.nickname;
+    document.querySelector(".gifts").hidden = !state.live;
+    if (!state.live) askAbout(null);
     if (state.live) return;
     stop();
-    if (state.ended_at) overlay("LIVE ended", "Thanks for watching!");
-    else {
+    $("#unmute").hidden = true;  // nothing plays: no "Tap to unmute" over a black player
+    if (ended) {
+      let sub = "Thanks for watching!";
+      if (state.replay_url) {
+        sub = document.createElement("a");
+        sub.className = "btn btn-primary replay-link";
+        sub.href = state.replay_url;
+        sub.textContent = "Watch the replay";
+      }
+      overlay("LIVE ended", sub);
+    } else {
       const span = document.createElement("span");
       span.dataset.countdown = new Date(state.event.starts_at * 1000).toISOString();
       span.textContent = LMS.fmtCountdown(state.event.starts_at * 1000 - Date.now());
@@ -117,7 +138,9 @@ import { playHls } from "./hlsplay.js";
       box.hidden = false;
       box.dataset.product = pp.id;
       box.innerHTML = `${thumb(pp)}<div class="info"><div class="label">Pinned by the host</div><h3>${esc(pp.title)}</h3>` +
-        `<span class="price">${LMS.money(pp.price_cents, pp.currency)}</span> · ${stockText(pp)}</div>${buyButton(pp).replace("btn-sm", "btn-lg")}`;
+        `<span class="price">${LMS.money(pp.price_cents, pp.currency)}</span> · ${stockText(pp)}</div>` +
+        `<div class="pinned-acts">${buyButton(pp).replace("btn-sm", "btn-lg")}` +
+        (state.live ? `<button type="button" class="btn btn-sm btn-ghost" data-ask="${pp.id}">Ask about it</button>` : "") + `</div>`;
     } else { box.hidden = true; box.innerHTML = ""; delete box.dataset.product; }
     $("#bag-count").textContent = state.bag.length ? `${state.bag.length} products` : "";
     $("#bag").innerHTML = state.bag.length ? state.bag.map((p) =>
@@ -198,9 +221,51 @@ import { playHls } from "./hlsplay.js";
   function activityLine(text) {
     return `<li class="feed-item activity">${esc(text)}</li>`;
   }
+  // The chat shows the current session's comments; earlier sessions' go behind a "Previous sessions" divider,
+  // collapsed (a reply stays with its thread's first comment).
+  let showPrevious = false;
+  function currentSession() { return state.session ? state.session.id : state.current_session_id; }
   function renderComments() {  // the same threads as the console's (LMS.comments), without moderation
-    LMS.comments.render($("#comments"), state.comments, { time: false, tags: false, extra: extras.join("") });
+    const cur = currentSession();
+    const byId = new Map(state.comments.map((c) => [c.id, c]));
+    const sessionOf = (c) => { const root = c.parent_id && byId.get(c.parent_id); return (root || c).session_id; };
+    const earlier = state.comments.filter((c) => cur != null && sessionOf(c) != null && sessionOf(c) !== cur);
+    const now = state.comments.filter((c) => !earlier.includes(c));
+    const opts = { time: false, tags: false };
+    const list = $("#comments");
+    const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    let html = "";
+    if (earlier.length) {
+      html += `<li class="sessions-divider"><button type="button" class="btn btn-sm btn-ghost" id="previous-toggle" aria-expanded="${showPrevious}">` +
+        `${showPrevious ? "▾" : "▸"} Previous sessions · ${earlier.length} comment${earlier.length === 1 ? "" : "s"}</button></li>`;
+      if (showPrevious) html += LMS.comments.thread(earlier).map((c) => LMS.comments.html(c, opts).replace('class="feed-item', 'class="feed-item previous')).join("") +
+        '<li class="sessions-divider current">This session</li>';
+    }
+    html += LMS.comments.thread(now).map((c) => LMS.comments.html(c, opts)).join("") + extras.join("");
+    list.innerHTML = html;
+    if (atBottom) list.scrollTop = list.scrollHeight;
   }
+  $("#comments").addEventListener("click", (ev) => {
+    if (!ev.target.closest("#previous-toggle")) return;
+    showPrevious = !showPrevious;
+    renderComments();
+  });
+  // "Ask about it" on the pinned product's card: the next comment is about that product (the console's filter)
+  let asking = null;
+  function askAbout(p) {
+    asking = p;
+    $("#asking").hidden = !p;
+    $("#asking-title").textContent = p ? p.title : "";
+  }
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("[data-ask]");
+    if (!b) return;
+    const id = parseInt(b.dataset.ask, 10);
+    askAbout(state.bag.find((p) => p.id === id) || state.pinned_product);
+    const form = me.nickname ? $("#comment-form") : $("#nickname-form");
+    form.querySelector("input").focus();
+  });
+  $("#asking-clear").addEventListener("click", () => askAbout(null));
   const extras = [];  // follows and gifts, shown after the comments
   function addExtra(text) { extras.push(activityLine(text)); if (extras.length > 20) extras.shift(); renderComments(); }
   function renderPinned() {
@@ -225,8 +290,11 @@ import { playHls } from "./hlsplay.js";
     const input = ev.target.body;
     if (!input.value.trim()) return;
     try {
-      const res = await LMS.api("POST", `/api/e/${eventId}/comments`, { body: input.value });
+      const body = { body: input.value };
+      if (asking) body.product_id = asking.id;
+      const res = await LMS.api("POST", `/api/e/${eventId}/comments`, body);
       input.value = "";
+      askAbout(null);
       if (!state.comments.some((c) => c.id === res.comment.id)) { state.comments.push(res.comment); renderComments(); }
     } catch (e) { LMS.toast(e.message, "error"); }
   });
@@ -265,10 +333,11 @@ import { playHls } from "./hlsplay.js";
         stop();
         reload();  // redraws and plays the new session's program
         break;
-      case "stream.ended":
+      case "stream.ended":  // every open viewer page shows the end at once, then fetches the replay link
         if (rec.practice) return;
         state.live = false; state.ended_at = rec.at; state.pinned_product = null;
         renderAll();
+        reload();
         break;
       case "comment.created":
         if (!state.comments.some((c) => c.id === d.comment.id)) state.comments.push(d.comment);
