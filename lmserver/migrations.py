@@ -443,4 +443,4 @@ CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);
 
 from .analytics_schema import ROLLUPS_SQL  # noqa: E402  (the tables and their triggers, described there)
 
-migration(name="053_analytics_rollups", sql=ROLLUPS_SQL)
+migration(name="055_analytics_rollups", sql=ROLLUPS_SQL)
