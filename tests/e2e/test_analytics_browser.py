@@ -88,7 +88,7 @@ async def seed_history(app: Any, eid: int, sid: int, pids: list[int], start: flo
 
 
 async def test_board_follows_a_buyer_and_the_recap_draws_charts(aiohttp_server: Any, app_factory: Any, browser: Any) -> None:
-    app = app_factory(live={"comment_rate_seconds": 0})
+    app = app_factory(live={"comment_rate_seconds": 0, "ask_buyer_details": False})  # the details form has its own test
     server = await aiohttp_server(app)
     base = f"http://127.0.0.1:{server.port}"
     owner = await make_user(AppHolder(app), "owner")
