@@ -15,11 +15,14 @@ $(BIN)/.installed: pyproject.toml
 
 # Headless Chromium for the browser tests (Debian/Ubuntu package; never a downloaded browser build), a
 # colour emoji font so the gift emoji in screenshots are not empty boxes, and Caddy for the reverse-proxy
-# test of docs/deploy.md (tests/e2e/test_https_deploy.py).
+# test of docs/deploy.md (tests/e2e/test_https_deploy.py), and nginx with its RTMP module for the restream
+# tests (tests/media/test_restream.py starts its own nginx on loopback ports).
 browser:
 	@pkgs=; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || pkgs="$$pkgs chromium"; \
 	command -v caddy >/dev/null 2>&1 || pkgs="$$pkgs caddy"; \
+	command -v nginx >/dev/null 2>&1 || pkgs="$$pkgs nginx"; \
+	dpkg -s libnginx-mod-rtmp >/dev/null 2>&1 || pkgs="$$pkgs libnginx-mod-rtmp"; \
 	dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || fc-list 2>/dev/null | grep -qi emoji || pkgs="$$pkgs fonts-noto-color-emoji"; \
 	if [ -n "$$pkgs" ]; then \
 	  echo "installing for the browser tests (apt-get):$$pkgs"; \

@@ -1,6 +1,6 @@
 """Analytics of sessions: the LIVE Board (during the LIVE) and the LIVE Recap (after it), their charts and exports.
 
-**What is recorded, as it happens.** The rollup tables of migration ``055_analytics_rollups`` (:mod:`lmserver.analytics_schema`) are kept by
+**What is recorded, as it happens.** The rollup tables of migration ``056_analytics_rollups`` (:mod:`lmserver.analytics_schema`) are kept by
 SQLite triggers in the same transaction as the row that changes them (an order's status, a comment, a gift,
 a follow, a viewer sample, a ``viewer.joined``/``viewer.left``/``product.pinned`` activity), and by
 :func:`record_open` for product-card opens:

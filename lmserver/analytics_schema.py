@@ -1,4 +1,4 @@
-"""The analytics rollups' schema (migration ``055_analytics_rollups``, applied from :mod:`lmserver.migrations`).
+"""The analytics rollups' schema (migration ``056_analytics_rollups``, applied from :mod:`lmserver.migrations`).
 
 Three tables, kept by SQLite triggers in the same transaction as the row that changes them (see
 :mod:`lmserver.analytics` for what reads them): ``session_minutes``, ``session_products`` and

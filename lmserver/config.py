@@ -203,6 +203,8 @@ class MediaConfig:
     capture_lavfi: bool = opt(False, "Offer FFmpeg's built-in test patterns (lavfi: colour bars with a tone) as capture sources; for tests and the demo.")
     max_sdp_bytes: int = opt(65536, "Largest SDP offer accepted, in bytes.", positive)
     fanout_processes: int = opt(1, "Extra processes that serve WHEP viewers once the main process has 50 (uses more cores); 0: all viewers in the main process.", between(0, 16))
+    restream_ca_file: str = opt("", "Extra CA certificate (PEM file) trusted for rtmps:// restream destinations, beside the system's: for a self-signed TLS terminator; empty: the system's CAs only.")
+    restream_queue_packets: int = opt(512, "Packets buffered per restream destination before it drops (and counts) them and skips to the next keyframe.", positive)
 
 
 @dataclass(frozen=True)

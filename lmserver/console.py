@@ -188,7 +188,7 @@ async def console_page(request: web.Request) -> web.Response:
     key = await auth.stream_key(app[DB]) if user.can("settings.manage") and not readonly else None
     response = await render(request, "console/page.html", {
         "event": event, "state": state, "readonly": readonly, "panels": panels, "can_edit": user.can("catalog.edit") and not readonly,
-        "can_run": user.can("show.run") and not readonly, "can_moderate": user.can("comments.moderate") and not readonly,
+        "can_run": user.can("show.run") and not readonly, "can_publish": user.can("show.run"), "can_moderate": user.can("comments.moderate") and not readonly,
         "whip_url": public_base(request) + "/whip", "stream_key": key, "viewer_url": public_base(request) + f"/e/{event['slug']}",
         "gifts": {g["id"]: g for g in gifts_json()},
         "activity_kinds": activity_kinds(app[BUS].specs.values()),  # how the feed draws each kind, and its filter

@@ -14,6 +14,9 @@ everywhere. What counts:
   their first non-practice order in the studio (``orders.first_time``).
 - practice orders are never in those figures; they are shown apart (``practice_orders``,
   ``practice_amount_cents``) so a rehearsal can check the buy path.
+- orders placed later from the session's published replay (``label = 'replay'``, :mod:`lmserver.replay`)
+  are not the LIVE's: they are left out of GMV, orders, items and buyers too, and shown apart
+  (``replay_orders``, ``replay_amount_cents``).
 - **comments** are what viewers wrote in the session outside practice, hidden ones included (a held
   or hidden comment was still written by a viewer; hiding is moderation, not a lack of engagement).
   Staff replies are not counted: they are the studio talking, not the audience.
@@ -30,12 +33,14 @@ if TYPE_CHECKING:
 #: the order statuses that are a sale (the checkout went through)
 SOLD_STATUSES = ("placed", "pending_payment", "paid", "shipped", "delivered")  # lmserver.orderstatus.SOLD
 SOLD = f"status IN {SOLD_STATUSES!r}"
+#: the label of an order placed from a published replay (not the LIVE's: counted apart)
+REPLAY_LABEL = "replay"
 
 
 def counted_order(alias: str = "") -> str:
     """SQL condition: an ``orders`` row (optionally aliased) that counts in GMV, orders, items and buyers."""
     p = f"{alias}." if alias else ""
-    return f"{p}practice = 0 AND {p}status IN {SOLD_STATUSES!r}"
+    return f"{p}practice = 0 AND {p}status IN {SOLD_STATUSES!r} AND {p}label IS NOT '{REPLAY_LABEL}'"
 
 
 def counted_comment(alias: str = "") -> str:
@@ -45,18 +50,22 @@ def counted_comment(alias: str = "") -> str:
 
 
 FIGURES = ("gmv_cents", "orders", "items_sold", "buyers", "first_time_buyers", "comments", "practice_orders",
-           "practice_amount_cents", "currency")
+           "practice_amount_cents", "replay_orders", "replay_amount_cents", "currency")
 
+_LIVE = f"practice = 0 AND label IS NOT '{REPLAY_LABEL}'"
+_REPLAY = f"practice = 0 AND label IS '{REPLAY_LABEL}'"
 _ORDERS_SQL = (
-    f"SELECT COALESCE(SUM(CASE WHEN practice = 0 THEN amount_cents END), 0) AS gmv_cents,"
-    f" COUNT(CASE WHEN practice = 0 THEN 1 END) AS orders,"
-    f" COALESCE(SUM(CASE WHEN practice = 0 THEN quantity END), 0) AS items_sold,"
-    f" COUNT(DISTINCT CASE WHEN practice = 0 THEN viewer_id END) AS buyers,"
-    f" COUNT(DISTINCT CASE WHEN practice = 0 AND first_time = 1 THEN viewer_id END) AS first_time_buyers,"
+    f"SELECT COALESCE(SUM(CASE WHEN {_LIVE} THEN amount_cents END), 0) AS gmv_cents,"
+    f" COUNT(CASE WHEN {_LIVE} THEN 1 END) AS orders,"
+    f" COALESCE(SUM(CASE WHEN {_LIVE} THEN quantity END), 0) AS items_sold,"
+    f" COUNT(DISTINCT CASE WHEN {_LIVE} THEN viewer_id END) AS buyers,"
+    f" COUNT(DISTINCT CASE WHEN {_LIVE} AND first_time = 1 THEN viewer_id END) AS first_time_buyers,"
     f" COUNT(CASE WHEN practice = 1 THEN 1 END) AS practice_orders,"
     f" COALESCE(SUM(CASE WHEN practice = 1 THEN amount_cents END), 0) AS practice_amount_cents,"
+    f" COUNT(CASE WHEN {_REPLAY} THEN 1 END) AS replay_orders,"
+    f" COALESCE(SUM(CASE WHEN {_REPLAY} THEN amount_cents END), 0) AS replay_amount_cents,"
     f" MAX(currency) AS currency"
-    f" FROM orders WHERE session_id = ? AND {SOLD}")  # practice orders are summed apart above
+    f" FROM orders WHERE session_id = ? AND {SOLD}")  # practice and replay orders are summed apart above
 _COMMENTS_SQL = f"SELECT COUNT(*) FROM comments WHERE session_id = ? AND {counted_comment()}"
 
 

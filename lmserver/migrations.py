@@ -441,6 +441,22 @@ CREATE INDEX outbox_pending ON outbox(status, next_attempt_at);
 """)
 
 
+migration(name="055_restream_destinations", sql="""
+-- restream destinations (lmserver.media.restream_api): where the program is forwarded during a LIVE
+CREATE TABLE restream_destinations (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('rtmp', 'whip')),
+    preset TEXT NOT NULL DEFAULT 'custom',  -- youtube, twitch, facebook, custom, whip
+    url TEXT NOT NULL,                      -- rtmp(s):// server URL, or the http(s):// WHIP endpoint
+    secret TEXT NOT NULL DEFAULT '',        -- RTMP stream key or WHIP bearer token: never sent back by the API
+    start_with_live INTEGER NOT NULL DEFAULT 1,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+""")
+
+
 from .analytics_schema import ROLLUPS_SQL  # noqa: E402  (the tables and their triggers, described there)
 
-migration(name="055_analytics_rollups", sql=ROLLUPS_SQL)
+migration(name="056_analytics_rollups", sql=ROLLUPS_SQL)

@@ -66,6 +66,7 @@ import logging
 import re
 import sqlite3
 import time
+from types import SimpleNamespace
 from typing import Any, AsyncIterator
 
 from aiohttp import web
@@ -174,7 +175,8 @@ def insert_order(conn: Any, *, viewer_id: str, product_id: int, event_id: int | 
 
 
 def _reserve(conn: sqlite3.Connection, viewer_id: str, product_id: int, quantity: int, event_id: int | None,
-             session_id: int | None, practice: bool, key: str | None = None, key_since: float = 0.0) -> dict[str, Any]:
+             session_id: int | None, practice: bool, key: str | None = None, key_since: float = 0.0,
+             label: str | None = None) -> dict[str, Any]:
     """Writer thread: check the bag, decrement the stock and insert the reserved order, or raise NotFound / SoldOut.
 
     With an Idempotency-Key, an earlier purchase under the same key (stored since ``key_since``) is answered
@@ -205,7 +207,7 @@ def _reserve(conn: sqlite3.Connection, viewer_id: str, product_id: int, quantity
     now = time.time()
     order_id = insert_order(conn, viewer_id=viewer_id, product_id=product_id, event_id=event_id, session_id=session_id,
                             quantity=quantity, unit_price_cents=product["price_cents"], currency=product["currency"],
-                            status="reserved", first_time=earlier is None, practice=practice, created_at=now)
+                            status="reserved", first_time=earlier is None, practice=practice, created_at=now, label=label)
     if key is not None:
         conn.execute("INSERT INTO order_idempotency (viewer_id, key, order_id, created_at) VALUES (?, ?, ?, ?)",
                      (viewer_id, key, order_id, now))
@@ -223,12 +225,12 @@ FAILED_CLOSED = ("the order could not be completed because a checkout step faile
 
 def _reserve_with_plugins(conn: sqlite3.Connection, app: web.Application, viewer_id: str, product_id: int, quantity: int,
                           event_id: int | None, session_id: int | None, practice: bool, key: str | None = None,
-                          key_since: float = 0.0, offer: str | None = None) -> dict[str, Any]:
+                          key_since: float = 0.0, offer: str | None = None, label: str | None = None) -> dict[str, Any]:
     """Writer thread, one savepoint: :func:`_reserve`, then the plugins' ``order_price`` (the unit price the
     order is recorded at) and ``reserve_order`` (a refusal raises :class:`Refused`; the savepoint is rolled
     back, stock and Idempotency-Key included). A failing plugin raises :class:`HookFailed` (rolled back the
     same way). A replayed Idempotency-Key answers at once: its order went through the plugins already."""
-    reserved = _reserve(conn, viewer_id, product_id, quantity, event_id, session_id, practice, key, key_since)
+    reserved = _reserve(conn, viewer_id, product_id, quantity, event_id, session_id, practice, key, key_since, label)
     if "replay" in reserved:
         return reserved
     pm = app[PM]
@@ -321,8 +323,11 @@ def parse_quantity(value: Any, limit: int) -> int:
 
 
 async def place_order(app: web.Application, viewer: dict[str, Any], event_id: int, product_id: Any, quantity: Any,
-                      idempotency_key: str | None = None, offer: str | None = None) -> dict[str, Any]:
+                      idempotency_key: str | None = None, offer: str | None = None, replay_of: int | None = None) -> dict[str, Any]:
     """Buy ``quantity`` of ``product_id`` in the live event ``event_id``; returns the order (see module doc).
+
+    ``replay_of``: a past session whose published replay the viewer buys from (:mod:`lmserver.replay`): no LIVE
+    needed; the order carries that session and ``label = 'replay'`` (out of the LIVE's GMV: :mod:`lmserver.figures`).
 
     With ``idempotency_key`` (already checked by :func:`idempotency_key`), a retry of the same purchase returns
     the first order as a :class:`ReplayedOrder`, a different purchase under the same key raises 422. ``offer`` (the
@@ -331,7 +336,7 @@ async def place_order(app: web.Application, viewer: dict[str, Any], event_id: in
         raise BadRequest("product_id must be the product's id (an integer)")
     qty = parse_quantity(quantity, app[CONFIG].live.max_order_quantity)
     if idempotency_key is None:
-        return await _place(app, viewer, event_id, product_id, qty, offer=offer)
+        return await _place(app, viewer, event_id, product_id, qty, offer=offer, replay_of=replay_of)
     # concurrent requests with the same key in this process share the first one's attempt and its outcome
     inflight = app[INFLIGHT]
     slot, purchase = (viewer["id"], idempotency_key), (event_id, product_id, qty)
@@ -344,7 +349,7 @@ async def place_order(app: web.Application, viewer: dict[str, Any], event_id: in
     outcome = asyncio.get_running_loop().create_future()
     inflight[slot] = (purchase, outcome)
     try:
-        order = await _place(app, viewer, event_id, product_id, qty, idempotency_key, offer)
+        order = await _place(app, viewer, event_id, product_id, qty, idempotency_key, offer, replay_of)
         outcome.set_result(dict(order))
         return order
     except BaseException as exc:
@@ -357,11 +362,11 @@ async def place_order(app: web.Application, viewer: dict[str, Any], event_id: in
 
 
 async def _place(app: web.Application, viewer: dict[str, Any], event_id: int, product_id: int, qty: int,
-                 key: str | None = None, offer: str | None = None) -> dict[str, Any]:
+                 key: str | None = None, offer: str | None = None, replay_of: int | None = None) -> dict[str, Any]:
     """The order path of the module doc: edge checks, reserve, checkout, confirm (or release)."""
     cfg = app[CONFIG].live
     key_since = time.time() - cfg.idempotency_hours * 3600
-    session = app[LIVE].current
+    session = app[LIVE].current if replay_of is None else SimpleNamespace(id=replay_of, event_id=event_id, practice=False)
     if session is None or session.event_id != event_id:
         if key is not None:  # the answer was lost and the LIVE ended since: the retry still gets its order
             prior = await app[DB].fetchone(_PRIOR_SQL, (viewer["id"], key, key_since))
@@ -373,7 +378,7 @@ async def _place(app: web.Application, viewer: dict[str, Any], event_id: int, pr
     writer = app[WRITER]
     try:
         reserved = await writer.submit(_reserve_with_plugins, app, viewer["id"], product_id, qty, event_id, session.id,
-                                       session.practice, key, key_since, offer)
+                                       session.practice, key, key_since, offer, None if replay_of is None else "replay")
     except HookFailed as exc:  # nothing was written: the savepoint was rolled back
         log.error("an order of product %s fails closed before checkout: %s", product_id, exc)
         raise ServiceUnavailable(FAILED_CLOSED) from exc

@@ -29,6 +29,7 @@ from .appkeys import BUS, CONFIG, DB, LIVE, SECRET
 from .errors import BadRequest, Conflict
 from .events import ends_at, event_json, find_event
 from .openapi import doc
+from .replay import published_replays
 from .sessionstats import event_sessions
 from .templating import render, utc
 from .viewer import viewer_page
@@ -150,7 +151,8 @@ async def event_public_page(request: web.Request) -> web.StreamResponse:
               "studio_name": app[CONFIG].server.studio_name, **ctx}
     if event["status"] == "ended" and not streaming:
         sessions = [s for s in await event_sessions(app, row["id"]) if not s["practice"]]
-        response = await render(request, "public/ended.html", {**common, "sessions": sessions})
+        response = await render(request, "public/ended.html", {**common, "sessions": sessions,
+                                                                 "replays": {r["id"]: r["url"] for r in await published_replays(app, row["id"])}})
     else:
         reg = await app[DB].fetchone("SELECT nickname, email FROM registrations WHERE event_id = ? AND viewer_id = ?",
                                      (row["id"], ctx["viewer_id"]))

@@ -160,6 +160,16 @@ TABLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/events/{id}/pin"): "show.run",
     ("GET", "/api/sessions/{sid}"): "console.view",
     ("GET", "/api/sessions/{sid}/findings"): "console.view",
+    # --- replays (lmserver/replay.py): staff, or anyone when the replay is published (the walked session is practice:
+    # never published, so staff-only here; test_replay.py covers the published side)
+    ("GET", "/api/sessions/{sid}/timeline"): "console.view",
+    ("GET", "/api/sessions/{sid}/comments.csv"): "console.view",
+    ("GET", "/api/sessions/{sid}/comments.json"): "console.view",
+    ("GET", "/api/sessions/{sid}/orders.csv"): "console.view",
+    ("POST", "/api/sessions/{sid}/publish"): "show.run",
+    ("DELETE", "/api/sessions/{sid}/publish"): "show.run",
+    ("GET", "/e/{ident}/replay/{sid}"): PUBLIC,           # 404 unless published (and not practice)
+    ("POST", "/api/e/{id}/replay/{sid}/orders"): VIEWER,
     ("GET", "/api/sessions/{sid}/analytics"): "console.view",
     ("GET", "/api/sessions/{sid}/analytics/minutes"): "console.view",
     ("GET", "/api/sessions/{sid}/analytics/products"): "console.view",
@@ -219,6 +229,13 @@ TABLE: dict[tuple[str, str], str] = {
     ("PUT", "/api/media/capture/source"): "settings.manage",
     ("DELETE", "/api/media/capture"): "show.run",
     ("POST", "/api/media/end"): "show.run",
+    ("GET", "/api/restream/destinations"): "settings.manage",
+    ("POST", "/api/restream/destinations"): "settings.manage",
+    ("PUT", "/api/restream/destinations/{id}"): "settings.manage",
+    ("DELETE", "/api/restream/destinations/{id}"): "settings.manage",
+    ("POST", "/api/restream/destinations/{id}/start"): "show.run",
+    ("POST", "/api/restream/destinations/{id}/stop"): "show.run",
+    ("GET", "/api/restream/status"): "console.view",
     ("POST", "/api/media/session"): "show.run",
     # --- the billboard plugin
     ("GET", "/api/plugins/billboard/templates"): "billboards.manage",

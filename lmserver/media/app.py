@@ -26,6 +26,7 @@ from ..openapi import doc
 from ..templating import render
 from . import MEDIA, MediaServer
 from .capture import check_options, list_sources, select_source, selected_source
+from .restream_api import setup_restream_routes
 from .hls import CACHE_PLAYLIST as HLS_CACHE_PLAYLIST
 from .hls import CACHE_SEGMENT as HLS_CACHE_SEGMENT
 from .hls import CONTENT_TYPES as HLS_CONTENT_TYPES
@@ -409,6 +410,7 @@ def setup_media(app: web.Application) -> None:
     app.router.add_put("/api/media/capture/source", capture_select)
     app.router.add_delete("/api/media/capture", capture_stop)
     app.router.add_post("/api/media/end", ingest_end)
+    setup_restream_routes(app)
     app.router.add_post("/api/media/session", session_switch)
     app.router.add_get("/hls/{event}/{name}", serve_hls)
 

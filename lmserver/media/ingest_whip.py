@@ -159,5 +159,5 @@ class WhipIngest:
                     logger.exception("MediaServer: reading the stream key failed")
                     continue
                 if not key or not hmac.compare_digest(_digest(key), ingest.key_digest):
-                    self._end_soon("the stream key was rotated", ingest.id)
+                    self._end_soon("the stream key was rotated", ingest.id, dropped=False)
                     return

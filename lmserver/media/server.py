@@ -31,6 +31,8 @@ from .program import Program
 from .hls import HlsOutput
 from .hls import clear as clear_hls
 from .hls import new_output as new_hls_output
+from .restream import Restreamer
+from .restream_common import load_destinations
 from .rtc import set_ice_host_addresses
 from .shard import Shard
 
@@ -72,6 +74,10 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         self.local_first = LOCAL_FIRST
         self._shard_lock = asyncio.Lock()
         self._key_lock = asyncio.Lock()
+        #: restream destinations (RTMP/WHIP out): outlive one program, so an ingest drop shows the slate
+        self.restream = Restreamer(config, self.data_dir, ca_file=config.restream_ca_file,
+                                   queue_items=config.restream_queue_packets)
+        self.restream.on_state = self._restream_state
         #: the session recordings (set by media_ctx; None: nothing is recorded)
         self.recordings: "RecordingManager | None" = None
         self._recorder: "Recorder | None" = None
@@ -92,6 +98,8 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         published with the stream key notice a rotated key."""
         self._live, self.bus, self.db, self.on_session = live, bus, db, on_session
         set_ice_host_addresses(self.config.ice_host_addresses)
+        if db is not None:
+            self.restream.set_destinations(await load_destinations(db))
         clear_hls(self.data_dir)  # what a killed server left
 
     async def close(self) -> None:
@@ -107,6 +115,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         for shard in self.shards:
             await shard.close()
         self.shards.clear()
+        await self.restream.close()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -133,6 +142,9 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         recorder, self._recorder = self._recorder, None  # opened by _go_live for this session
         if recorder is not None:
             sinks.append(recorder)
+        restream = self.restream.program_started(session)  # None in practice: practice never restreams
+        if restream is not None:
+            sinks.append(restream)
         self.hls = None
         if cfg.hls and not session.practice:
             self.hls = new_hls_output(self.data_dir, cfg.width, cfg.height, cfg.fps, cfg.keyframe_interval, cfg.hls_list_size)
@@ -158,11 +170,15 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
     async def _on_program_ended(self, reason: str) -> None:
         self._end_soon(reason)
 
-    def _end_soon(self, reason: str, ingest_id: str | None = None) -> None:
+    def _end_soon(self, reason: str, ingest_id: str | None = None, *, dropped: bool = True) -> None:
         ingest = self.ingest
         if ingest is None or (ingest_id is not None and ingest.id != ingest_id):
             return
-        self._spawn(self.end_ingest(reason, ingest_id=ingest.id), "media-end-ingest")
+        self._spawn(self.end_ingest(reason, ingest_id=ingest.id, dropped=dropped), "media-end-ingest")
+
+    async def _restream_state(self, dest: Any, status: dict[str, Any]) -> None:
+        await self._publish("restream.state", {"destination_id": dest.id, "name": dest.name, "kind": dest.kind,
+                                               **{k: status[k] for k in ("state", "error", "cause", "retry_in", "bytes_sent", "dropped")}})
 
     async def _go_live(self, ingest_kind: str, practice: bool, user_id: int | None, event_id: int | None = None) -> "LiveSession":
         if self.ingest is not None:
@@ -218,9 +234,11 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
             await self.on_session(session)
         return session
 
-    async def end_ingest(self, reason: str, *, ingest_id: str | None = None, interrupt: bool = False) -> bool:
+    async def end_ingest(self, reason: str, *, ingest_id: str | None = None, interrupt: bool = False,
+                         dropped: bool = False) -> bool:
         """End the running ingest (any, or only ``ingest_id``): viewers closed, session ended
-        (or only interrupted, when the server stops)."""
+        (or only interrupted, when the server stops). ``dropped``: the ingest was lost (not ended by
+        the host): restream destinations show the slate for ``events.resume_minutes``."""
         ingest = self.ingest
         if ingest is None or (ingest_id is not None and ingest.id != ingest_id):
             return False
@@ -235,6 +253,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         for shard in self.shards:
             shard.end_session()
         await ingest.program.stop()
+        self.restream.program_ended(dropped=dropped and not interrupt, resume_seconds=self.live.resume_seconds)
         if self.recordings is not None:
             await self.recordings.finish()
         if ingest.pc is not None:
@@ -270,4 +289,5 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
             "layers": [vars(layer) for layer in self.compositor.layers()],
             "health": self.last_health if ingest is not None else None,
             "program": {"width": self.config.width, "height": self.config.height, "fps": self.config.fps},
+            "restream": {"live": self.restream.live, "slate": self.restream.slate_on, "destinations": self.restream.status()},
         }

@@ -1,5 +1,6 @@
 // The viewer page: WHEP playback (muted autoplay, unmute), pinned product and bag with Buy, comments, follow, gifts.
 // Live updates come from LMS.bus (app.js) on /ws/viewer?event=ID, shared with plugin widgets on the page.
+import { setupBuying } from "./buy.js";
 import { play as whepPlay } from "./webrtc.js";
 import { playHls } from "./hlsplay.js";
 
@@ -149,72 +150,10 @@ import { playHls } from "./hlsplay.js";
       : '<li class="muted small">The host has not added products yet.</li>';
   }
 
-  // buying
-  const dlg = $("#buy-dialog");
-  let buying = null;
-  document.addEventListener("click", (ev) => {
-    const b = ev.target.closest("[data-buy]");
-    if (!b) return;
-    const id = parseInt(b.dataset.buy, 10);
-    buying = state.bag.find((p) => p.id === id) || (state.pinned_product && state.pinned_product.id === id ? state.pinned_product : null);
-    if (!buying) return;
-    const max = Math.max(1, Math.min(buying.stock, state.max_quantity));
-    $("#buy-title").textContent = buying.title;
-    $("#buy-price").textContent = LMS.money(buying.price_cents, buying.currency) + " each";
-    const q = $("#buy-qty");
-    q.max = String(max); q.value = "1";
-    $("#buy-max").textContent = `at most ${max}`;
-    $("#buy-result").hidden = true;
-    $("#buy-confirm").hidden = false;
-    dlg.showModal();
-  });
-  $("#buy-cancel").addEventListener("click", () => dlg.close());
-  // One Idempotency-Key per purchase (a Buy click and its quantity): a retry after a lost answer gets the
-  // first order back (200) instead of buying twice.
-  function newIdempotencyKey() {
-    if (window.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
-    const bytes = new Uint8Array(16);
-    if (window.crypto && crypto.getRandomValues) crypto.getRandomValues(bytes);
-    else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
-    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  }
-  let purchase = null; // {key, product_id, quantity} of the Buy click being confirmed
-  document.addEventListener("click", (ev) => { if (ev.target.closest("[data-buy]")) purchase = null; });
-  async function postOrder(body) {
-    if (!purchase || purchase.product_id !== body.product_id || purchase.quantity !== body.quantity) {
-      purchase = Object.assign({ key: newIdempotencyKey() }, body);
-    }
-    const opts = { headers: { "Idempotency-Key": purchase.key } };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await LMS.api("POST", `/api/e/${eventId}/orders`, body, opts);
-      } catch (e) {
-        // no answer (network) or a server error: the same key again, a few times; a 4xx is the answer
-        if (attempt >= 3 || (e.status && e.status < 500)) throw e;
-        await new Promise((r) => setTimeout(r, 700 * attempt));
-      }
-    }
-  }
-  $("#buy-form").addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const qty = parseInt($("#buy-qty").value, 10);
-    const out = $("#buy-result");
-    const btn = $("#buy-confirm");
-    btn.disabled = true;
-    try {
-      const res = await postOrder({ product_id: buying.id, quantity: qty });
-      const o = res.order;
-      out.className = "buy-result alert alert-ok";
-      out.textContent = `Order placed: ${o.quantity} × ${o.product_title}, ${LMS.money(o.amount_cents, o.currency)}. Thank you!`;
-      btn.hidden = true;
-      if (o.redirect_url) location.href = o.redirect_url;
-    } catch (e) {
-      out.className = "buy-result alert alert-error";
-      out.textContent = /sold out/i.test(e.message) ? "Sold out: this product has no stock left." : e.message;
-    } finally {
-      out.hidden = false;
-      btn.disabled = false;
-    }
+  // buying (buy.js: the dialog, one Idempotency-Key per purchase, its retries)
+  setupBuying({
+    url: `/api/e/${eventId}/orders`, maxQuantity: () => state.max_quantity,
+    find: (id) => state.bag.find((p) => p.id === id) || (state.pinned_product && state.pinned_product.id === id ? state.pinned_product : null),
   });
 
   // ------------------------------------------------------------------ comments
