@@ -299,10 +299,13 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     app.cleanup_ctx.append(remindmail.remindmail_ctx)  # registrants' reminder e-mails, on event.ready and stream.started
     app.cleanup_ctx.append(events.events_ctx)  # after the core: needs the database, the bus and the live state
     app.cleanup_ctx.append(clocks_ctx)  # the scheduler's timers and the live tick (stopped before the core closes)
-    from . import buyers, comments, console, orderpages, orders, prompter, recordings, replay, tokens, viewer, webhooks, webhooks_api
+    from . import (analytics, analytics_routes, buyers, comments, console, orderpages, orders, prompter, recordings, replay, tokens,
+                   viewer, webhooks, webhooks_api)
 
-    for module in (console, viewer, comments, orderpages, buyers, prompter, webhooks_api, tokens, recordings, replay, actions):
+    for module in (console, viewer, comments, orderpages, buyers, prompter, webhooks_api, tokens, recordings, replay, analytics_routes,
+                   actions):
         app.router.add_routes(module.routes)
+    app.cleanup_ctx.append(analytics.analytics_ctx)
     app.cleanup_ctx.append(console.live_ctx)  # viewer sampling, after the core context
     app.cleanup_ctx.append(orders.orders_ctx)  # releases reservations left by a crash, then reconciles periodically
     app.cleanup_ctx.append(webhooks.webhooks_ctx)  # the outbox dispatcher (stopped before the core closes)

@@ -241,6 +241,8 @@ CORE_EVENTS: list[EventSpec] = [
               " (a practice order takes real stock, so it is sent too). Any new code path that changes stock publishes it.",
               {"product_id": "id", "stock": "units left"}, "public", persist=False,
               public={"product_id": None, "stock": None}, scope="bag", practice_public=True),
+    EventSpec("product.opened", "A viewer opened a product's card or its bag item (counted at most once a minute per viewer and"
+              " product; see lmserver/analytics.py): the LIVE Board refreshes.", {"product_id": "id"}, "staff", persist=False),
     EventSpec("order.released", "Reserved orders whose checkout never finished (server restart, checkout timeout) were"
               " cancelled and their units went back to stock; one record per session and reconciliation pass.",
               {"order_ids": "the cancelled orders", "units": "units given back", "reason": "why (also the orders' status_reason)",

@@ -29,7 +29,7 @@ from .appkeys import BUS, CONFIG, DB, LIVE
 from .bus import Activity
 from .busevents import activity_kinds
 from .errors import NotFound
-from .figures import session_figures
+from .figures import audience_figures, session_figures
 from .openapi import doc
 from .prompter import finding_record, session_findings
 from .panels import render_panels
@@ -92,8 +92,9 @@ async def metrics(app: web.Application, session: dict[str, Any] | None) -> dict[
     out.update(await session_figures(db, session["id"], default_currency=out["currency"]))
     count = app[VIEWERS] if VIEWERS in app else ViewerCount()
     live = app[LIVE].current
-    sampled = await db.fetchval("SELECT MAX(viewers) FROM viewer_samples WHERE session_id = ?", (session["id"],)) or 0
-    out["peak"] = max(session.get("peak_viewers") or 0, sampled)
+    audience = await audience_figures(db, session)  # the one definition, shared with the LIVE Recap and the home page
+    out.update({k: audience[k] for k in ("unique_viewers", "avg_watch_seconds", "new_followers", "opens")})
+    out["peak"] = audience["peak_viewers"]
     if live is not None and live.id == session["id"] and count.session_id == session["id"]:
         out["viewers"] = count.viewers
         out["peak"] = max(out["peak"], count.peak)

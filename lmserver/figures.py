@@ -76,3 +76,52 @@ async def session_figures(db: "Database", session_id: int, *, default_currency: 
     out["currency"] = out["currency"] or default_currency
     out["comments"] = await db.fetchval(_COMMENTS_SQL, (session_id,), default=0)
     return out
+
+
+# --------------------------------------------------------------------------------------------- audience figures
+
+#: the audience figures of a session (:func:`audience_figures`)
+AUDIENCE_FIGURES = ("peak_viewers", "avg_viewers", "unique_viewers", "returning_viewers", "avg_watch_seconds",
+                    "new_followers", "gifts", "opens", "openers")
+
+_AUDIENCE_SQL = ("SELECT COALESCE(SUM(new_viewers), 0) AS unique_viewers, COALESCE(SUM(returning_viewers), 0) AS returned,"
+                 " COALESCE(SUM(followers), 0) AS new_followers, COALESCE(SUM(gifts), 0) AS gifts, COALESCE(SUM(opens), 0) AS opens,"
+                 " COALESCE(SUM(openers), 0) AS openers, COALESCE(SUM(watch_seconds), 0) AS watched, COALESCE(MAX(peak_viewers), 0) AS peak"
+                 " FROM session_minutes WHERE session_id = ?")
+#: the running watch time of the players still open (a live session)
+_WATCHING_SQL = "SELECT COALESCE(SUM(MAX(0, ? - since)), 0) FROM session_viewers WHERE session_id = ? AND open > 0"
+
+
+async def audience_figures(db: "Database", session: Any, *, now: float | None = None) -> dict[str, Any]:
+    """The audience figures of one session (a ``sessions`` row or dict), read from the analytics rollups:
+
+    - **peak viewers**: the most viewers at once (the media layer's ``sessions.peak_viewers``, the viewer
+      samples and the joins); **average viewers**: the mean of the viewer samples (``viewer_samples``);
+    - **unique viewers**: viewers (by their viewer cookie) who joined the session's video at least once;
+      **returning viewers**: those of them who had watched an earlier session; **average watch time**: their
+      watching time (from WHEP joins to leaves, several players counted once) over their number, seconds;
+    - **new followers**, **gifts**, product-card **opens** and **openers** (viewers who opened at least one).
+
+    The console's metrics, the LIVE Board, the LIVE Recap and the home page all read these (one definition).
+    Every figure but the running watch time of a live session is a sum over the session's minute rows.
+    """
+    import time as _time
+
+    sid = session["id"]
+    now = _time.time() if now is None else now
+    end = session["ended_at"] if session["ended_at"] is not None else now
+    row = await db.fetchone(_AUDIENCE_SQL, (sid,))
+    samples = await db.fetchone("SELECT MAX(viewers) AS peak, AVG(viewers) AS avg FROM viewer_samples WHERE session_id = ?", (sid,))
+    watched = row["watched"] + (await db.fetchval(_WATCHING_SQL, (end, sid), default=0) if session["ended_at"] is None else 0)
+    unique = int(row["unique_viewers"])
+    return {
+        "peak_viewers": max(int(samples["peak"] or 0), int(session["peak_viewers"] or 0), int(row["peak"])),
+        "avg_viewers": round(float(samples["avg"] or 0.0), 1),
+        "unique_viewers": unique,
+        "returning_viewers": int(row["returned"]),
+        "avg_watch_seconds": round(watched / unique) if unique else 0,
+        "new_followers": int(row["new_followers"]),
+        "gifts": int(row["gifts"]),
+        "opens": int(row["opens"]),
+        "openers": int(row["openers"]),
+    }

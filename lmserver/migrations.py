@@ -455,3 +455,8 @@ CREATE TABLE restream_destinations (
     updated_at REAL NOT NULL
 );
 """)
+
+
+from .analytics_schema import ROLLUPS_SQL  # noqa: E402  (the tables and their triggers, described there)
+
+migration(name="056_analytics_rollups", sql=ROLLUPS_SQL)

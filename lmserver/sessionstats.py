@@ -3,7 +3,8 @@
 - products featured: distinct products pinned during the session (``product.pinned`` in the log);
 - figures: what plugins add through the ``session_figures`` hook (``[{name, label, value, plugin}]``,
   sorted by their order; also as ``figure_values`` ``{name: value}``): the core knows no plugin's data;
-- peak and average viewers: from ``viewer_samples`` (and ``sessions.peak_viewers`` kept by the media layer);
+- peak, average and unique viewers, watch time, followers, gifts, opens: :func:`lmserver.figures.audience_figures`
+  (the analytics rollups; the same definition as the console's metrics and the LIVE Board);
 - GMV, orders, items sold, buyers, first-time buyers, comments: :func:`lmserver.figures.session_figures`
   (the one definition, shared with the console; practice orders never count).
 """
@@ -16,7 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from .appkeys import DB, PM
-from .figures import session_figures
+from .analytics_charts import nice_axis, time_ticks
+from .figures import audience_figures, session_figures
 from .plugins.types import Figure
 from .templating import as_dict
 
@@ -50,11 +52,9 @@ async def session_stats(source: Any, row: Any) -> dict[str, Any]:
     d["duration"] = (end - row["started_at"]) if end is not None else None
     d["products_featured"] = await db.fetchval(
         "SELECT COUNT(DISTINCT json_extract(data, '$.product.id')) FROM activity WHERE session_id = ? AND name = 'product.pinned'", (sid,))
-    samples = await db.fetchone("SELECT MAX(viewers) AS peak, AVG(viewers) AS avg, COUNT(*) AS n FROM viewer_samples WHERE session_id = ?", (sid,))
-    d["peak_viewers"] = max(int(samples["peak"] or 0), int(row["peak_viewers"] or 0))
-    d["avg_viewers"] = round(float(samples["avg"] or 0.0), 1)
-    d["samples"] = samples["n"]
+    d["samples"] = await db.fetchval("SELECT COUNT(*) FROM viewer_samples WHERE session_id = ?", (sid,))
     d.update(await session_figures(db, sid))
+    d.update(await audience_figures(db, row))  # peak/avg/unique viewers, watch time, followers, gifts, opens
     d["analytics_url"] = f"/sessions/{sid}"
     d["console_url"] = f"/events/{row['event_id']}/console?session={sid}" if row["event_id"] is not None else None
     d["figures"] = await plugin_figures(app, as_dict(row)) if app is not None else []
@@ -82,7 +82,7 @@ def viewers_chart(samples: list[tuple[float, int]], started_at: float, ended_at:
     end = ended_at if ended_at is not None else (samples[-1][0] if samples else started_at)
     span = max(end - started_at, 1.0)
     peak = max((v for _, v in samples), default=0)
-    top = max(5, _nice_ceiling(peak))
+    top, step = nice_axis(peak)  # whole, evenly spaced ticks (never 0/2/5)
     inner_w, inner_h = width - pad_l - pad_r, height - pad_t - pad_b
 
     def x(t: float) -> float:
@@ -94,29 +94,12 @@ def viewers_chart(samples: list[tuple[float, int]], started_at: float, ended_at:
     points = [(x(t), y(v)) for t, v in samples]
     line = " ".join(f"{px},{py}" for px, py in points)
     area = f"{points[0][0]},{y(0)} {line} {points[-1][0]},{y(0)}" if points else ""
-    y_ticks = [{"y": y(v), "label": str(v)} for v in (0, top // 2, top)]
-    step = _time_step(span)
-    x_ticks = []
-    t = 0.0
-    while t <= span + 0.5 and len(x_ticks) < 13:
-        m = int(t // 60)
-        x_ticks.append({"x": x(started_at + t), "label": f"{m // 60}:{m % 60:02d}" if span >= 3600 else f"{m} min", "anchor": "middle"})
-        t += step
-    if x_ticks and x_ticks[-1]["x"] > width - pad_r - 20:
+    y_ticks = [{"y": y(i * step), "label": f"{i * step:g}"} for i in range(int(round(top / step)) + 1)]
+    x_ticks = [{"x": x(started_at + t), "label": label, "anchor": "middle"} for t, label in time_ticks(span) if t <= span + 0.5]
+    if x_ticks:
+        x_ticks[0]["anchor"] = "start"
+    if len(x_ticks) > 1 and x_ticks[-1]["x"] > width - pad_r - 20:
         x_ticks[-1]["anchor"] = "end"
     return {"width": width, "height": height, "line": line, "area": area, "y_ticks": y_ticks, "x_ticks": x_ticks,
             "left": pad_l, "right": width - pad_r, "bottom": y(0), "top": pad_t, "peak": peak, "empty": not samples}
 
-
-def _nice_ceiling(v: int) -> int:
-    for n in (5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 2500, 5000, 10000):
-        if v <= n:
-            return n
-    return int(v * 1.1) + 1
-
-
-def _time_step(span: float) -> float:
-    for step in (60, 120, 300, 600, 900, 1800, 3600, 7200):
-        if span / step <= 8:
-            return float(step)
-    return 3 * 3600.0

@@ -73,6 +73,9 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/events/past"): "console.view",
     ("GET", "/events/{id}"): "console.view",
     ("GET", "/sessions/{sid}"): "console.view",
+    ("GET", "/sessions/{sid}/board"): "console.view",   # analytics: the LIVE Board
+    ("GET", "/events/{id}/board"): "console.view",
+    ("GET", "/events/{id}/recap"): "console.view",
     ("GET", "/console"): "console.view",
     ("GET", "/events/{id}/console"): "console.view",
     ("GET", "/help"): "console.view",
@@ -167,6 +170,11 @@ TABLE: dict[tuple[str, str], str] = {
     ("DELETE", "/api/sessions/{sid}/publish"): "show.run",
     ("GET", "/e/{ident}/replay/{sid}"): PUBLIC,           # 404 unless published (and not practice)
     ("POST", "/api/e/{id}/replay/{sid}/orders"): VIEWER,
+    ("GET", "/api/sessions/{sid}/analytics"): "console.view",
+    ("GET", "/api/sessions/{sid}/analytics/minutes"): "console.view",
+    ("GET", "/api/sessions/{sid}/analytics/products"): "console.view",
+    ("GET", "/api/sessions/{sid}/analytics/orders"): "console.view",
+    ("GET", "/api/sessions/{sid}/analytics/comments"): "console.view",
     ("POST", "/api/prompter/findings/{id}/dismiss"): "console.view",
     ("POST", "/api/actions/{name}"): "console.view",  # then the action's own permission
     ("POST", "/api/events/{id}/registrations"): PUBLIC,
@@ -200,6 +208,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("POST", "/api/e/{id}/comments"): VIEWER,
     ("POST", "/api/e/{id}/follow"): VIEWER,
     ("POST", "/api/e/{id}/gifts"): VIEWER,
+    ("POST", "/api/e/{id}/opens"): VIEWER,
     ("POST", "/api/e/{id}/orders"): VIEWER,
     ("GET", "/api/viewer/buyer"): VIEWER,
     ("PUT", "/api/viewer/buyer"): VIEWER,

@@ -6,14 +6,14 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import auth, validate
+from .. import analytics, auth, validate
 from ..appkeys import CONFIG, DB
 from ..errors import NotFound
 from ..figures import counted_order
 from ..openapi import doc
 from ..sessionstats import event_sessions, session_stats, unassigned_sessions, viewers_chart
 from ..suggest import suggest_for_app
-from ..templating import render
+from ..templating import as_dict, render
 from ..views import public_base
 from .bag import bag_json
 from .model import MAX_DURATION, MIN_DURATION, event_detail, event_from_path, event_json, list_events
@@ -81,7 +81,8 @@ async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]
     pinned = await db.fetchall(
         "SELECT json_extract(data, '$.product.id') AS id, json_extract(data, '$.product.title') AS title, MIN(created_at) AS first_at,"
         " COUNT(*) AS times FROM activity WHERE session_id = ? AND name = 'product.pinned' GROUP BY 1 ORDER BY first_at", (row["id"],))
-    return {"session": stats, "event": event_json(app, event) if event is not None else None,
+    recap = await analytics.report(app, as_dict(row), stats=stats)
+    return {**recap, "figures_plain": recap["figures"], "session": stats, "event": event_json(app, event) if event is not None else None,
             "samples": [{"at": t, "viewers": v} for t, v in samples],
             "chart": viewers_chart(samples, row["started_at"], row["ended_at"]),
             "top_products": [dict(r) for r in products], "featured": [dict(r) for r in pinned],
@@ -95,7 +96,9 @@ async def _session_report(app: web.Application, sid_text: str) -> dict[str, Any]
 async def api_session(request: web.Request) -> web.Response:
     await auth.require(request)
     report = await _session_report(request.app, request.match_info["sid"])
-    report.pop("chart")
+    for key in ("chart", "charts", "comparison", "figures_plain", "minutes", "products", "markers", "funnel", "top_commenters",
+                "plugin_figures", "sort", "figures"):
+        report.pop(key, None)  # the analytics are /api/sessions/{sid}/analytics
     return web.json_response(report)
 
 
