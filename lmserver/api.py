@@ -15,7 +15,7 @@ Families (each name has its own docstring below or where it is defined):
 
 - hooks: :data:`hookimpl`, and the value types hooks exchange (:class:`Panel`, :class:`Permission`,
   :class:`Figure`, :class:`ChecklistItem`, :class:`MenuLink`, :class:`OrderDraft`,
-  :class:`CheckoutRequest`, :class:`CheckoutResult`, :class:`Timer`);
+  :class:`CheckoutRequest`, :class:`CheckoutResult`, :class:`Timer`, :class:`Action`);
 - permissions: :func:`require` (staff), :func:`staff_user`, :class:`User`, :func:`require_viewer`;
 - the bus: :func:`publish`, :class:`EventSpec`, :class:`Activity`, :func:`bus_event_names`;
 - the database: :func:`db` (reads and ``transaction()``), :func:`writer_batch`, :class:`Migration`,
@@ -27,14 +27,15 @@ Families (each name has its own docstring below or where it is defined):
 - HTTP: :func:`doc` (OpenAPI), :func:`json_body`, :mod:`validate` (the validation layer: ``text``,
   ``integer``, ``path_int``, ... each a 400 naming the field), :func:`public_base`, :func:`render` (pages);
 - settings: :func:`plugin_config`, :func:`program_size`;
-- live state: :func:`current_session`, :func:`is_live`, :func:`is_practice`, :class:`LiveSession`;
+- live state: :func:`current_session`, :func:`is_live`, :func:`is_practice`, :class:`LiveSession`, :func:`session`;
 - the program's overlays: :func:`compositor`, :class:`Compositor`, :class:`LayerInfo`, the z bands
   :data:`Z_BANNER`, :data:`Z_CARD`, :data:`Z_COUNTDOWN`, :data:`Z_ALERT`;
 - the scheduler: :func:`schedule_at`, :func:`cancel_timer`, :func:`pending_timers`;
 - figures: :func:`session_figures` (the core's and the plugins' figures of one session);
 - the shopping bag: :func:`event_bag` (an event's products in order, and the pinned one);
 - the prompter: :func:`report_finding`, :func:`resolve_finding`, :func:`open_findings` (findings shown in the console's
-  Suggestions and Content quality tabs; see :mod:`lmserver.prompter`).
+  Suggestions and Content quality tabs; see :mod:`lmserver.prompter`);
+- named actions: :func:`has_action` (a plugin's ``register_actions``, invoked by name; see :mod:`lmserver.actions`).
 - catalog and orders, read-only: :func:`product`, :func:`bag_product_ids`, :func:`price_history`,
   :func:`order_statuses`; :func:`release_order` (cancel an unpaid order); :func:`set_order_status` (a payment
   plugin marks an order paid).
@@ -64,11 +65,11 @@ from .db import Database, Migration
 from .errors import (ApiError, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, ServiceUnavailable,
                      TooManyRequests, Unauthorized, UnsupportedMediaType)
 from .images import CheckedImage, check_image, store_image, upright
-from .live import LiveSession
+from .live import LiveSession, session_tags
 from .media.compositor import Compositor, LayerInfo
 from .openapi import doc
 from .plugins.hookspecs import hookimpl
-from .plugins.types import (CheckoutRequest, CheckoutResult, ChecklistItem, Figure, MenuLink, OrderDraft, Panel,
+from .plugins.types import (Action, CheckoutRequest, CheckoutResult, ChecklistItem, Figure, MenuLink, OrderDraft, Panel,
                             Permission, Timer)
 from .scheduler import SCHEDULER as _SCHEDULER
 from .templating import render
@@ -78,7 +79,7 @@ from . import validate
 __all__ = [
     # hooks and their value types
     "hookimpl", "Panel", "Permission", "Figure", "ChecklistItem", "MenuLink", "OrderDraft", "CheckoutRequest",
-    "CheckoutResult", "Timer",
+    "CheckoutResult", "Timer", "Action",
     # permissions
     "require", "staff_user", "User", "require_viewer",
     # bus
@@ -97,7 +98,7 @@ __all__ = [
     # settings
     "plugin_config", "program_size", "data_dir",
     # live state
-    "current_session", "is_live", "is_practice", "LiveSession",
+    "current_session", "is_live", "is_practice", "LiveSession", "session",
     # overlays
     "compositor", "Compositor", "LayerInfo", "Z_BANNER", "Z_CARD", "Z_COUNTDOWN", "Z_ALERT",
     # scheduler
@@ -108,6 +109,8 @@ __all__ = [
     "event_bag",
     # prompter
     "report_finding", "resolve_finding", "open_findings",
+    # named actions
+    "has_action",
     # catalog and orders (read-only)
     "bag_product_ids", "price_history", "order_statuses", "release_order", "set_order_status",
 ]
@@ -141,14 +144,11 @@ async def publish(app: web.Application, name: str, data: dict[str, Any] | None =
     (or the :class:`Activity` you are reacting to, e.g. a ``stream.ended`` record) to tag that one.
     Undeclared names or fields raise (a plugin's bug).
     """
-    target = app[_LIVE].current if session is True else session or None
-    if isinstance(target, Activity):
-        event_id, session_id, practice = target.event_id, target.session_id, target.practice
-    elif target is not None:
-        event_id, session_id, practice = target.event_id, target.id, target.practice
-    else:
-        event_id, session_id, practice = None, None, False
-    return await app[_BUS].publish(name, data or {}, event_id=event_id, session_id=session_id, practice=practice)
+    if isinstance(session, Activity):  # the record reacted to carries its tags
+        tags = {"event_id": session.event_id, "session_id": session.session_id, "practice": session.practice}
+    else:  # the core's one way (lmserver.live.session_tags)
+        tags = session_tags(app[_LIVE].current if session is True else session or None)
+    return await app[_BUS].publish(name, data or {}, **tags)
 
 
 def bus_event_names(app: web.Application) -> list[str]:
@@ -239,6 +239,20 @@ def current_session(app: web.Application) -> LiveSession | None:
 def is_live(app: web.Application) -> bool:
     """Whether a session runs (live or practice)."""
     return app[_LIVE].current is not None
+
+
+async def session(app: web.Application, session_id: int | None) -> LiveSession | None:
+    """Any session, running or past, as a :class:`LiveSession` (None when there is no such session).
+
+    Tag a record about something that belongs to a session (a deal, a draw) with that session, even after
+    it ended: ``await api.publish(app, name, data, session=await api.session(app, row["session_id"]))``."""
+    current = app[_LIVE].current
+    if session_id is None or (current is not None and current.id == session_id):
+        return current if session_id is not None else None
+    row = await app[_DB].fetchone("SELECT * FROM sessions WHERE id = ?", (session_id,))
+    if row is None:
+        return None
+    return LiveSession(row["id"], row["event_id"], bool(row["practice"]), row["source"] or "", row["started_at"], row["started_by"])
 
 
 def is_practice(app: web.Application) -> bool:
@@ -337,8 +351,8 @@ async def report_finding(app: web.Application, plugin: str, finding: Mapping[str
     the same ``plugin`` and ``key`` that is still open is **updated in place**; one that staff dismissed
     stays hidden (the call returns None) until you resolve it. An action is ``{"label", "method",
     "url", "body"}`` (one of the studio's ``/api/`` routes, called from the staff member's browser with
-    their permissions), ``{"label", "comment_id"}`` (jump to a comment) or ``{"label", "panel"}`` (open
-    a console panel by id). Raises ValueError naming what is wrong. Returns the stored finding
+    their permissions), ``{"label", "action", "params"}`` (another plugin's named action: :func:`has_action`),
+    ``{"label", "comment_id"}`` (jump to a comment) or ``{"label", "panel"}`` (open a console panel by id). Raises ValueError naming what is wrong. Returns the stored finding
     (``id``, ``status``, ...). Cooldowns and minimum-activity gates are the rule's business.
     """
     from .prompter import report
@@ -362,6 +376,19 @@ async def open_findings(app: web.Application, plugin: str, *, session_id: int | 
 
     return await _open(app, plugin, app[_LIVE].current.id if session_id is True and app[_LIVE].current else
                        None if session_id is True else session_id)
+
+
+# --------------------------------------------------------------------------------------------- named actions
+
+
+def has_action(app: web.Application, name: str) -> bool:
+    """Whether an installed, enabled plugin offers the action ``name`` (``register_actions``). A prompter rule
+    offers ``{"label": ..., "action": name, "params": {...}}`` only then (the core drops it anyway when not)."""
+    from .actions import find
+
+    return find(app, name) is not None
+
+
 # --------------------------------------------------------------------------------------------- catalog and orders
 
 

@@ -263,6 +263,9 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     pm = build_plugin_manager(config, plugins, load_entrypoints)
     app[PM] = pm
     app[auth.PERMISSIONS] = auth.PermissionRegistry(pm.call_lists_sync("register_permissions"))
+    from . import actions
+
+    app[actions.ACTIONS] = actions.collect(app)
     setup_templates(app, pm)
 
     from . import catalog, pages, views
@@ -299,7 +302,8 @@ def create_app(config: Config, *, plugins: Iterable[Any] = (), load_entrypoints:
     from . import (analytics, analytics_routes, buyers, comments, console, orderpages, orders, prompter, recordings, replay, tokens,
                    viewer, webhooks, webhooks_api)
 
-    for module in (console, viewer, comments, orderpages, buyers, prompter, webhooks_api, tokens, recordings, replay, analytics_routes):
+    for module in (console, viewer, comments, orderpages, buyers, prompter, webhooks_api, tokens, recordings, replay, analytics_routes,
+                   actions):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(analytics.analytics_ctx)
     app.cleanup_ctx.append(console.live_ctx)  # viewer sampling, after the core context

@@ -152,7 +152,8 @@ FINDING_FIELDS = {
     "id": "the finding's id", "key": "its stable key", "plugin": "the rule's plugin", "kind": "suggestion or violation",
     "level": "info, warning or critical", "text": "what the rule says",
     "trigger": "{metric, value, threshold, window} or null: what the rule saw",
-    "actions": "[{label, method, url, body} | {label, comment_id} | {label, panel} | {label, href}]: one-click fixes",
+    "actions": "[{label, method, url, body} | {label, action, params} | {label, comment_id} | {label, panel} | {label, href}]:"
+               " one-click fixes",
     "subject": "{comment_id, viewer_id, product_id, ...} or null", "area": "'stream' for LIVE diagnosis, else null",
     "status": "active, resolved or dismissed", "updates": "times reported", "session_id": "session", "event_id": "event",
     "practice": "practice session", "created_at": "first seen", "updated_at": "last reported", "resolved_at": "when it ended",

@@ -25,7 +25,7 @@ After the checkout, an order's status moves as :mod:`lmserver.orderstatus` allow
 cancelled, refunded; each change in ``order_status_history``). :func:`insert_order` is the one writer of order rows.
 
 Practice sessions' orders are stored with ``practice = 1`` and left out of GMV, orders and items sold
-(:mod:`lmserver.figures` defines what counts).
+(:mod:`lmserver.figures` defines what counts), and take no stock (stock checked, none moved: ``orderstatus.stock_units``).
 
 **Reconciliation: reservations whose checkout never finished.** A ``reserved`` order holds stock until its
 checkout answers. A checkout never finishes when the process dies between step 2 and step 3 (``kill -9``, a
@@ -194,7 +194,7 @@ def _reserve(conn: sqlite3.Connection, viewer_id: str, product_id: int, quantity
     if in_bag is None:
         raise NotFound(f"product {product_id} is not in this event's shopping bag")
     cur = conn.execute("UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ? AND archived = 0",
-                       (quantity, product_id, quantity))
+                       (orderstatus.stock_units(quantity, practice), product_id, quantity))
     if cur.rowcount != 1:
         left = conn.execute("SELECT stock FROM products WHERE id = ?", (product_id,)).fetchone()
         stock = left["stock"] if left else 0
@@ -277,9 +277,9 @@ def _confirm(conn: sqlite3.Connection, order_id: int, status: str, spec: Any,
 
 def _release(conn: sqlite3.Connection, order_id: int, reason: str = "checkout failed") -> None:
     """Writer thread: give back the stock of an order whose checkout failed (its Idempotency-Key is freed)."""
-    row = conn.execute("SELECT product_id, quantity FROM orders WHERE id = ? AND status = 'reserved'", (order_id,)).fetchone()
+    row = conn.execute("SELECT product_id, quantity, practice FROM orders WHERE id = ? AND status = 'reserved'", (order_id,)).fetchone()
     if row is not None:
-        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (row["quantity"], row["product_id"]))
+        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (orderstatus.stock_units(row["quantity"], row["practice"]), row["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ?", (reason, order_id))
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
         orderstatus.log_transition(conn, order_id, "reserved", "cancelled", "system", reason)
@@ -295,7 +295,7 @@ def release_unpaid(conn: sqlite3.Connection, order_id: int, reason: str, spec: A
                        " AND status IN ('reserved', 'pending_payment')", (order_id,)).fetchone()
     records: list[Activity] = []
     if row is not None:
-        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (row["quantity"], row["product_id"]))
+        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (orderstatus.stock_units(row["quantity"], row["practice"]), row["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ?", (reason, order_id))
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (order_id,))
         orderstatus.log_transition(conn, order_id, row["status"], "cancelled", "system", reason)
@@ -423,7 +423,7 @@ def _reconcile(conn: sqlite3.Connection, cutoff: float, reason: str, keys_before
         " ORDER BY id", (cutoff,))]
     groups: dict[tuple[Any, Any, bool], list[dict[str, Any]]] = {}
     for r in rows:
-        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (r["quantity"], r["product_id"]))
+        conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (orderstatus.stock_units(r["quantity"], r["practice"]), r["product_id"]))
         conn.execute("UPDATE orders SET status = 'cancelled', status_reason = ? WHERE id = ? AND status = 'reserved'", (reason, r["id"]))
         orderstatus.log_transition(conn, r["id"], "reserved", "cancelled", "system", reason)
         conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (r["id"],))

@@ -32,6 +32,11 @@ from .bus import Activity, record_sync
 from .errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from .plugins.manager import HookFailed
 
+
+def stock_units(quantity: int, practice: Any) -> int:
+    """The units an order of ``quantity`` takes from stock (and gives back when released or cancelled): none in practice."""
+    return 0 if practice else quantity
+
 #: every status, in the order an order goes through them
 STATUSES = ("reserved", "placed", "pending_payment", "paid", "shipped", "delivered", "cancelled", "refunded")
 FINAL = ("delivered", "cancelled", "refunded")
@@ -102,7 +107,7 @@ def change(conn: sqlite3.Connection, app: web.Application, order_ids: list[int],
         log_transition(conn, oid, before, to, by, note)
         stock = None
         if to in ("cancelled", "refunded") and before in UNITS_HELD:
-            conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (row["quantity"], row["product_id"]))
+            conn.execute("UPDATE products SET stock = stock + ? WHERE id = ?", (stock_units(row["quantity"], row["practice"]), row["product_id"]))
             conn.execute("DELETE FROM order_idempotency WHERE order_id = ?", (oid,))
             stock = conn.execute("SELECT stock FROM products WHERE id = ?", (row["product_id"],)).fetchone()["stock"]
             info = {k: row[k] for k in ("id", "viewer_id", "product_id", "quantity", "event_id", "session_id")}

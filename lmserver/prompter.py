@@ -9,12 +9,15 @@ A *finding* is what a rule saw and what to do about it (see :func:`report`)::
      "trigger": {"metric": "viewers", "value": 30, "threshold": 33.6, "window": 120},   # optional
      "actions": [{"label": "Pin a product", "method": "POST", "url": "/api/events/3/pin", "body": {...}},
                  {"label": "Jump to it", "comment_id": 12}, {"label": "Open the panel", "panel": "..."},
-                 {"label": "Edit the product", "href": "/catalog?product=5"}],
+                 {"label": "Edit the product", "href": "/catalog?product=5"},
+                 {"label": "Start a poll", "action": "poll.start", "params": {"event_id": 3}}],
      "subject": {"comment_id": 12, "viewer_id": "...", "product_id": 5},                 # optional
      "area": "stream"}                              # optional: LIVE diagnosis (colours the health line)
 
 Actions call the console's own APIs from the staff member's browser, so the server checks the same
-permissions as when they click the console's buttons. Findings are stored in ``prompter_findings``
+permissions as when they click the console's buttons. An ``action`` action names what another plugin offers
+(``register_actions``, :mod:`lmserver.actions`): the console runs it through ``POST /api/actions/{name}``;
+one naming an action nobody offers (its plugin is not installed) is left out of the stored finding. Findings are stored in ``prompter_findings``
 (one row per session and key while it lasts); each change is published as ``prompter.suggestion`` or
 ``prompter.violation`` with the whole finding (``id``, ``status``: active, resolved or dismissed), so
 every console updates it in place. A finding is *updated in place* while its rule keeps reporting it,
@@ -95,6 +98,13 @@ def _clean_action(a: Any) -> dict[str, Any]:
         out.update(url=a["url"], method=method, body=a.get("body"))
         if a.get("confirm"):
             out["confirm"] = str(a["confirm"])
+    elif "action" in a:
+        if not isinstance(a["action"], str) or not a["action"].strip():
+            raise FindingError("an action's action is the name of a plugin's action ('poll.start')")
+        params = a.get("params") or {}
+        if not isinstance(params, dict):
+            raise FindingError("an action's params is a dict")
+        out.update(action=a["action"].strip(), params=params)
     elif "comment_id" in a:
         out["comment_id"] = int(a["comment_id"])
     elif "panel" in a:
@@ -104,7 +114,8 @@ def _clean_action(a: Any) -> dict[str, Any]:
             raise FindingError("an action's href is a local path (/catalog?...)")
         out["href"] = a["href"]
     else:
-        raise FindingError("an action has a url (an API call), a comment_id (jump to it), a panel (open it) or an href (a page)")
+        raise FindingError("an action has a url (an API call), an action (a plugin's named action), a comment_id (jump to it),"
+                           " a panel (open it) or an href (a page)")
     return out
 
 
@@ -158,6 +169,9 @@ async def report(app: web.Application, plugin: str, finding: Any, *, session: An
     ``session_id``, ``event_id``, ``practice``), or None (studio-wide). Raises :class:`FindingError` (a ValueError) on a bad finding.
     """
     f = clean_finding(finding)
+    from .actions import find
+
+    f["actions"] = [a for a in f["actions"] if "action" not in a or find(app, a["action"]) is not None]
     sid, eid, practice = _target(app, session)
     db, now = app[DB], time.time()
     async with db.transaction() as tx:

@@ -18,7 +18,7 @@ from tests.livehelpers import go_live, make_event, make_product, new_viewer, sta
 from tests.test_plugins import _lmserver_imports
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
-FAMILIES = ["notes", "cheers", "happyhour", "countdown", "corner"]
+FAMILIES = ["notes", "cheers", "happyhour", "countdown", "corner", "wave"]
 
 
 def examples() -> dict[str, str]:
@@ -102,3 +102,24 @@ async def test_overlays(plugins: Any, aiohttp_client: Any, app_factory: Any) -> 
     await plugins["corner"].register_overlays(app, session)
     layers = {layer.name: layer for layer in api.compositor(app).layers()}
     assert layers["corner:badge"].z == api.Z_BANNER + 1 and layers["corner:badge"].width == 240
+
+
+async def test_named_actions(plugins: Any, aiohttp_client: Any, app_factory: Any) -> None:
+    client = await aiohttp_client(app_factory(plugins=tuple(plugins.values())))
+    app = client.app
+    assert api.has_action(app, "wave.send")
+    suggestions: asyncio.Queue[Any] = asyncio.Queue()
+    app[BUS].on("prompter.suggestion", suggestions.put_nowait)
+    eid = await make_event(app)
+    session = await go_live(app, eid)
+    await app[BUS].publish("viewer.joined", {"viewer_id": None, "viewers": 1, "peak": 1}, event_id=eid, session_id=session.id)
+    finding = (await asyncio.wait_for(suggestions.get(), 10)).data
+    [button] = finding["actions"]
+    assert button == {"label": "Wave", "action": "wave.send", "params": {"times": 2}}
+    resp = await client.post(f"/api/actions/{button['action']}", json={"params": button["params"]},
+                             headers=await staff_cookie(client, "assistant"))
+    assert resp.status == 403  # the action's own permission (comments.moderate)
+    resp = await client.post(f"/api/actions/{button['action']}", json={"params": button["params"]},
+                             headers=await staff_cookie(client, "moderator"))
+    assert resp.status == 200 and (await resp.json())["result"] == {"text": "waved 2 times"}
+    assert await app[DB].fetchval("SELECT COUNT(*) FROM activity WHERE name = 'wave.waved'") == 1

@@ -26,6 +26,14 @@ def test_only_app_js_opens_a_websocket() -> None:
     assert opening == ["web/static/js/app.js"], "use LMS.bus (app.js) instead of opening a WebSocket"
 
 
+def test_plugin_js_follows_the_bus_through_lms_bus() -> None:
+    # LMS.bus opens the page's socket on the first on(): a script that only listens to the "lms:bus" DOM
+    # events depends on another script having subscribed, and misses nothing only by luck
+    scripts = sorted((ROOT / "plugins").glob("*/static/*.js"))
+    listening = [p.relative_to(ROOT).as_posix() for p in scripts if "lms:bus" in p.read_text()]
+    assert listening == [], "subscribe with LMS.bus.on(prefix, fn) instead of the lms:bus DOM event"
+
+
 def test_core_js_names_no_plugin() -> None:
     # "prompter" is also the core's word for the console's right-hand panel (DESIGN.md glossary): for the
     # prompter plugin only its package and settings names count (as in test_plugins' name check)

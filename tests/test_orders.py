@@ -104,6 +104,9 @@ async def test_practice_orders_are_marked_and_excluded_from_gmv(client: Any) -> 
     assert resp.status == 201
     order = (await resp.json())["order"]
     assert order["practice"] is True
+    # a practice order takes nothing from stock (but a sold-out product stays sold out in practice)
+    assert await app[DB].fetchval("SELECT stock FROM products WHERE id = ?", (pid,)) == 10
+    assert (await buy(client, viewer, eid, pid, 11)).status == 409
     metrics = await (await client.get(f"/api/events/{eid}/metrics", headers=staff)).json()
     m = metrics["metrics"]
     assert m["gmv_cents"] == 0 and m["orders"] == 0 and m["items_sold"] == 0

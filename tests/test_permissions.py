@@ -176,6 +176,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/api/sessions/{sid}/analytics/orders"): "console.view",
     ("GET", "/api/sessions/{sid}/analytics/comments"): "console.view",
     ("POST", "/api/prompter/findings/{id}/dismiss"): "console.view",
+    ("POST", "/api/actions/{name}"): "console.view",  # then the action's own permission
     ("POST", "/api/events/{id}/registrations"): PUBLIC,
     ("GET", "/api/events/{id}/registrations"): "console.view",
     ("GET", "/api/events/{id}/console"): "console.view",

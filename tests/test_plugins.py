@@ -592,3 +592,34 @@ def test_a_coroutine_from_a_synchronous_hook_is_refused(make_config: Any, caplog
     pm = build_plugin_manager(make_config(), [AsyncRoutes()], load_entrypoints=False)
     assert pm.call_lists_sync("register_routes", app=None) == []
     assert "plugin asyncroutes failed in hook register_routes" in caplog.text
+
+
+def test_plugins_tag_records_the_core_way() -> None:
+    """A record's session tags come from the core (``api.publish(..., session=...)``, ``api.session``), never from
+    a LiveSession or Activity a plugin builds itself."""
+    root = Path(__file__).resolve().parent.parent / "plugins"
+    built = [f"{p.relative_to(root)}:{n}" for p in sorted(root.rglob("*.py"))
+             for n, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"\b(LiveSession|Activity)\(", line)]
+    assert built == []
+
+
+async def test_api_session_and_publish_tag_with_the_session(aiohttp_client: Any, app_factory: Any) -> None:
+    from lmserver import api
+    from lmserver.appkeys import LIVE
+    from tests.livehelpers import go_live, make_event
+
+    client = await aiohttp_client(app_factory())
+    app = client.app
+    eid = await make_event(app)
+    live = await go_live(app, eid, practice=True)
+    assert await api.session(app, live.id) is live and await api.session(app, None) is None
+    running = await api.publish(app, "stream.error", {"message": "x"})
+    assert (running.event_id, running.session_id, running.practice) == (eid, live.id, True)
+    await app[LIVE].end("done")
+    past = await api.session(app, live.id)
+    assert past is not None and (past.id, past.event_id, past.practice) == (live.id, eid, True)
+    late = await api.publish(app, "stream.error", {"message": "y"}, session=past)
+    assert (late.event_id, late.session_id, late.practice) == (eid, live.id, True)
+    assert await api.session(app, 10**9) is None
+    studio = await api.publish(app, "stream.error", {"message": "z"})  # nothing runs: a studio-wide record
+    assert (studio.event_id, studio.session_id, studio.practice) == (None, None, False)

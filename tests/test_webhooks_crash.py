@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.conftest import PASSWORD
-from tests.test_orders_crash import Server, free_port
+from tests.livehelpers import Server, free_port
 from tests.test_webhooks import Receiver, until
 
 

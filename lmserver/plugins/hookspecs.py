@@ -50,8 +50,8 @@ if TYPE_CHECKING:
     from lmserver.busevents import EventSpec
     from lmserver.db import Migration
     from lmserver.live import LiveSession
-    from lmserver.plugins.types import (CheckoutRequest, CheckoutResult, ChecklistItem, Figure, MenuLink, OrderDraft, Panel,
-                                        Permission, PrompterRule, TimerHandler)
+    from lmserver.plugins.types import (Action, CheckoutRequest, CheckoutResult, ChecklistItem, Figure, MenuLink, OrderDraft,
+                                        Panel, Permission, PrompterRule, TimerHandler)
 
 hookspec = pluggy.HookspecMarker("lmserver")
 hookimpl = pluggy.HookimplMarker("lmserver")
@@ -60,7 +60,8 @@ hookimpl = pluggy.HookimplMarker("lmserver")
 FAIL_CLOSED = frozenset({"order_price", "reserve_order", "checkout", "order_cancelled"})
 #: hooks called synchronously (at build time, or in the order writer's thread): a coroutine answer is an error
 SYNCHRONOUS = frozenset({"register_routes", "register_migrations", "register_asset_dirs", "register_bus_events",
-                         "register_permissions", "register_timers", "order_price", "reserve_order", "order_cancelled"})
+                         "register_permissions", "register_timers", "register_actions", "order_price", "reserve_order",
+                         "order_cancelled"})
 
 
 # ============================================================================================ build time
@@ -134,6 +135,21 @@ def register_timers() -> "dict[str, TimerHandler]":
     restart (timers live in SQLite). Called once at build time (synchronous; build policy). A handler
     that raises is logged and its timer dropped (display policy); see :mod:`lmserver.scheduler` for
     the at-least-once guarantee.
+    """
+
+
+@hookspec
+def register_actions() -> "list[Action]":
+    """Offer named actions that others invoke by name: a :class:`lmserver.api.Action` (name, label,
+    permission, run) each. Called once while the app is built (synchronous; build policy).
+
+    ``name`` is ``"<plugin>.<what>"`` (``"poll.start"``). Another plugin's prompter finding offers it
+    as ``{"label": ..., "action": "poll.start", "params": {...}}``, and the console's button runs it
+    through ``POST /api/actions/{name}`` for a staff member holding ``permission``; ``run(app, params,
+    user)`` (may be a coroutine) answers ``{"text": "what was done", ...}`` or raises an ``ApiError`` with
+    the reason. ``lmserver.api.has_action(app, name)`` tells a rule whether the action is there (its plugin
+    installed and enabled): a finding naming a missing action has that button left out. See
+    :mod:`lmserver.actions`.
     """
 
 

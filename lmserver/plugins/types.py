@@ -44,6 +44,24 @@ PrompterRule = Callable[[Any, Activity], "list[dict[str, Any]] | None | Awaitabl
 
 
 @dataclass(frozen=True)
+class Action:
+    """A named action a plugin offers (``register_actions``; see :mod:`lmserver.actions`).
+
+    ``name`` is ``"<plugin>.<what>"`` (``"poll.start"``): other plugins name it, never import it;
+    ``label`` is the button's text; ``permission`` (a declared one) is what a staff member needs to run it;
+    ``run(app, params, user)`` (may be a coroutine) does it with the caller's ``params`` (a dict) and
+    answers a dict whose ``text`` says what was done, or raises an :class:`lmserver.api.ApiError` whose
+    reason says why not (409: "no poll is ready for this event: set one up in the Polls panel").
+    """
+
+    name: str
+    label: str
+    permission: str
+    run: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Permission:
     """A staff permission (``register_permissions``): its name, what it allows, the roles that have it.
 
@@ -64,7 +82,9 @@ class OrderDraft:
     ``order_id`` is None for ``order_price`` (asked before the row exists) and the new order's id for
     ``reserve_order``; ``unit_price_cents`` is the catalog price for ``order_price`` and the price the
     order is recorded at for ``reserve_order``. ``stock_left`` is the product's stock after this order's
-    units were taken (a plugin that sets units aside compares it with what it set aside). ``offer`` is what
+    units were taken (a plugin that sets units aside compares it with what it set aside). ``practice``: the
+    order belongs to a practice session; it takes nothing from stock (``stock_left`` is the stock as it
+    was), and a plugin takes nothing from stock for it either. ``offer`` is what
     the buyer said they were accepting (the optional ``offer`` field of the order request, e.g.
     ``"<plugin>:<id>"``), None for a plain buy: a plugin refuses an order naming its offer once that offer is over.
     """

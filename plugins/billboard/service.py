@@ -303,9 +303,9 @@ async def stream_ended(app: web.Application, ended: Activity) -> None:
 
 async def _publish_shown(app: web.Application, row: Mapping[str, Any], session: LiveSession, *, resumed: bool) -> None:
     await publish(app, "billboard.shown", {"billboard_id": row["id"], "name": row["name"], "resumed": resumed,
-                                           **{k: row[k] for k in ("x", "y", "width", "height")}})
+                                           **{k: row[k] for k in ("x", "y", "width", "height")}}, session=session)
 
 
-async def publish(app: web.Application, name: str, data: dict[str, Any]) -> None:
-    """Publish on the bus, tagged with the running session (if any)."""
-    await api.publish(app, name, data)
+async def publish(app: web.Application, name: str, data: dict[str, Any], session: LiveSession | bool = True) -> None:
+    """Publish on the bus, tagged with ``session`` (the running one by default): api.publish tags it the core's one way."""
+    await api.publish(app, name, data, session=session)

@@ -14,6 +14,7 @@ Settings (``config.toml``)::
 
     [plugins.flashsale]
     hold_minutes = 5     # minutes a unit stays held for a buyer whose checkout answered pending_payment
+    banner = false       # composite the running sale's banner on the program video (``banner.py``)
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from typing import Any
 from aiohttp import web
 
 from lmserver import api
-from lmserver.api import Activity, EventSpec, Figure, OrderDraft, Panel, Permission, hookimpl
+from lmserver.api import Action, Activity, EventSpec, Figure, OrderDraft, Panel, Permission, hookimpl
 
-from . import service, store, views
+from . import banner, service, store, views
 from .store import MIGRATIONS, NAME, Settings
 
 PLUGIN_NAME = NAME
@@ -42,12 +43,21 @@ PUBLIC_SALE = ("id", "product_id", "title", "allocated", "sold", "left", "deal_p
 def register_routes(app: web.Application) -> list[web.RouteDef]:
     app[service.SETTINGS] = Settings.from_table(api.plugin_config(app, NAME))
     app[service.PROGRESS] = {}
+    app[banner.SHOWN] = {}
     return views.routes()
 
 
 @hookimpl
 def register_migrations() -> list[tuple[str, str]]:
     return MIGRATIONS
+
+
+@hookimpl
+def register_actions() -> list[Action]:
+    """``flashsale.launch`` (params ``{"event_id", "product_id"?}``): launch the next flash sale set up for the event
+    (for that product; else its last sale again), the prompter's "Launch a flash sale" button."""
+    return [Action(service.LAUNCH_ACTION, "Launch a flash sale", views.PERMISSION, service.launch_next,
+                   "launch the live event's next flash sale (on the given product)")]
 
 
 @hookimpl
@@ -117,6 +127,17 @@ async def on_bus_event(app: web.Application, event: Activity) -> None:
         await service.released(app, event)
     elif event.name == "stream.ended" and event.session_id is not None:
         await service.session_ended(app, event)
+    elif event.name == "flashsale.ended":
+        banner.remove(app, event.data["sale"]["id"])
+
+
+@hookimpl
+async def tick(app: web.Application, session: api.LiveSession, now: float) -> None:
+    """Once a second while live: the banners on the program (when ``banner = true``) follow the running sales."""
+    if not app[service.SETTINGS].banner or session.event_id is None:
+        return
+    sales = [s for s in await service.running(app, session.event_id) if s["session_id"] == session.id and s["ends_at"] > now]
+    await banner.refresh(app, [await service.full(app, s) for s in sales], now)
 
 
 @hookimpl

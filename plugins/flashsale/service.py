@@ -217,6 +217,37 @@ async def launch(app: web.Application, sale_id: int) -> dict[str, Any]:
     return sale
 
 
+LAUNCH_ACTION = "flashsale.launch"
+
+
+async def launch_next(app: web.Application, params: dict[str, Any], user: Any = None) -> dict[str, Any]:
+    """The ``flashsale.launch`` action (params ``{"event_id", "product_id"?}``): launch the event's next draft sale,
+    on ``product_id`` when given; with no draft for that product, run its last sale again (duplicated, so a new
+    allocation). 409 with what to do when there is nothing to launch."""
+    v = api.validate
+    event_id = v.integer(params, "event_id", min=1)
+    product_id = v.integer(params, "product_id", min=1, required=False)
+    session = api.current_session(app)
+    if session is None or session.event_id != event_id:  # before anything is duplicated: nothing half-written
+        raise Conflict("this event is not live: launch the flash sale during the LIVE (or a practice session)")
+    where, args = "event_id = ? AND status = 'draft'", [event_id]
+    if product_id is not None:
+        where += " AND product_id = ?"
+        args.append(product_id)
+    sale_id = await api.db(app).fetchval(f"SELECT id FROM flashsale_sales WHERE {where} ORDER BY id LIMIT 1", args)
+    if sale_id is None and product_id is not None:
+        last = await api.db(app).fetchval("SELECT id FROM flashsale_sales WHERE event_id = ? AND product_id = ? AND status = 'ended'"
+                                          " ORDER BY id DESC LIMIT 1", (event_id, product_id))
+        if last is not None:
+            sale_id = (await duplicate(app, last))["id"]
+    if sale_id is None:
+        what = "this product" if product_id is not None else "this event"
+        raise Conflict(f"no flash sale is set up for {what}: set one up in the Flash sales panel, then launch it")
+    sale = await launch(app, sale_id)
+    return {"text": f"Flash sale launched: {sale['title']} at {money(sale['deal_price_cents'], sale['currency'])},"
+                    f" starts in {sale['countdown_seconds']} s", "sale_id": sale_id}
+
+
 def _start(conn: sqlite3.Connection, sale_id: int) -> bool:
     return conn.execute("UPDATE flashsale_sales SET status = 'live' WHERE id = ? AND status = 'countdown'", (sale_id,)).rowcount == 1
 
@@ -229,7 +260,7 @@ async def on_start(app: web.Application, timer: api.Timer) -> None:
     except NotFound:
         return
     if sale["status"] == "live":
-        await api.publish(app, "flashsale.started", {"sale": await full(app, sale)}, session=_tag(sale))
+        await api.publish(app, "flashsale.started", {"sale": await full(app, sale)}, session=await _tag(app, sale))
 
 
 def _end(conn: sqlite3.Connection, sale_id: int, reason: str, now: float) -> bool:
@@ -251,7 +282,7 @@ async def end(app: web.Application, sale_id: int, reason: str) -> dict[str, Any]
         await api.publish(app, "flashsale.ended", {
             "sale": sale, "reason": reason,
             "text": f"Flash sale ended ({reason}): {sale['title']}, {f['units_sold']} of {sale['allocated']} sold to {f['buyers']} buyers,"
-                    f" {money(f['gmv_cents'], sale['currency'])}"}, session=_tag(sale))
+                    f" {money(f['gmv_cents'], sale['currency'])}"}, session=await _tag(app, sale))
     return sale
 
 
@@ -262,9 +293,9 @@ async def on_end(app: web.Application, timer: api.Timer) -> None:
         pass
 
 
-def _tag(sale: dict[str, Any]) -> api.Activity:
-    """Tag a sale's records with its own event and session (its event's viewers see them)."""
-    return api.Activity(None, "flashsale.changed", sale["event_id"], sale["session_id"], bool(sale["practice"]), time.time(), {})
+async def _tag(app: web.Application, sale: dict[str, Any]) -> api.LiveSession | None:
+    """The session a sale runs in: its records are tagged with it (its event's viewers see them)."""
+    return await api.session(app, sale["session_id"])
 
 
 async def reconcile(app: web.Application, sale_id: int | None = None) -> list[int]:
@@ -335,9 +366,9 @@ async def _offered(app: web.Application, sale_id: int, viewer_ids: list[str]) ->
         await api.schedule_at(app, until, f"flashsale:offer:{sale_id}:{vid}", OFFER, {"sale_id": sale_id, "viewer_id": vid})
     sale = await get(app, sale_id)
     if viewer_ids:
-        await api.publish(app, "flashsale.offered", {"sale_id": sale_id, "viewer_ids": viewer_ids, "until": until}, session=_tag(sale))
+        await api.publish(app, "flashsale.offered", {"sale_id": sale_id, "viewer_ids": viewer_ids, "until": until}, session=await _tag(app, sale))
     await api.publish(app, "flashsale.progress", {"sale_id": sale_id, "sold": sale["sold"], "allocated": sale["allocated"]},
-                      session=_tag(sale))
+                      session=await _tag(app, sale))
 
 
 async def on_hold_expired(app: web.Application, timer: api.Timer) -> None:

@@ -46,6 +46,8 @@ class Settings:
 
     #: minutes a unit stays held for a buyer whose checkout answered ``pending_payment``
     hold_minutes: int = 5
+    #: composite the running sale's banner on the program video (countdown / time left, "N of M sold"; see banner.py)
+    banner: bool = False
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any]) -> "Settings":
@@ -55,7 +57,10 @@ class Settings:
         for key, value in table.items():
             if key not in known:
                 raise ConfigError(f"'plugins.{NAME}.{key}' is not a setting of the flashsale plugin; known: {', '.join(sorted(known))}")
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 60:
+            if key == "banner":
+                if not isinstance(value, bool):
+                    raise ConfigError(f"'plugins.{NAME}.banner' must be true or false, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 60:
                 raise ConfigError(f"'plugins.{NAME}.hold_minutes' must be a whole number of minutes from 1 to 60, got {value!r}")
             values[key] = value
         return cls(**values)

@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from lmserver import api
-from lmserver.api import Activity, ChecklistItem, EventSpec, Figure, MenuLink, Panel, Permission, User, hookimpl
+from lmserver.api import Action, Activity, ChecklistItem, EventSpec, Figure, MenuLink, Panel, Permission, User, hookimpl
 
 from . import service, views
 from .store import MIGRATIONS, NAME, Settings
@@ -44,6 +44,14 @@ def register_routes(app: web.Application) -> list[web.RouteDef]:
 @hookimpl
 def register_migrations() -> list[tuple[str, str]]:
     return MIGRATIONS
+
+
+@hookimpl
+def register_actions() -> list[Action]:
+    """``giveaway.start`` (params ``{"event_id"}``): start the event's next ready giveaway (the prompter's
+    "Start a giveaway" button)."""
+    return [Action(service.START_ACTION, "Start a giveaway", views.PERMISSION, service.start_next,
+                   "start the live event's next ready giveaway (its countdown to the draw)")]
 
 
 @hookimpl

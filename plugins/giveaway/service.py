@@ -255,6 +255,20 @@ async def start(app: web.Application, gid: int) -> Any:
     return row
 
 
+START_ACTION = "giveaway.start"
+
+
+async def start_next(app: web.Application, params: dict[str, Any], user: Any = None) -> dict[str, Any]:
+    """The ``giveaway.start`` action: start the event's next ready giveaway (oldest first)."""
+    event_id = api.validate.integer(params, "event_id", min=1)
+    row = await api.db(app).fetchone("SELECT id FROM giveaways WHERE event_id = ? AND status = 'ready' ORDER BY id LIMIT 1", (event_id,))
+    if row is None:
+        raise Conflict("no giveaway is ready for this event: set one up in the Giveaways panel, then start it")
+    started = await start(app, row["id"])
+    return {"text": f"Giveaway “{started['title']}” started: the draw is in {started['countdown_seconds']} s",
+            "giveaway_id": started["id"]}
+
+
 async def refresh_running(app: web.Application) -> None:
     rows = await api.db(app).fetchall("SELECT id, event_id, entry_mode, keyword, ends_at FROM giveaways WHERE status = 'running'")
     app[RUNNING].clear()
@@ -290,13 +304,8 @@ async def enter(app: web.Application, gid: int, viewer: dict[str, Any], via: str
 
 
 async def _session_of(app: web.Application, row: Any) -> Any:
-    session = api.current_session(app)
-    if session is not None and session.id == row["session_id"]:
-        return session
-    if row["session_id"] is None:
-        return None
-    return api.LiveSession(id=row["session_id"], event_id=row["event_id"], practice=bool(row["practice"]), source="",
-                           started_at=0.0, started_by=None)
+    """The session the giveaway ran in (its records are tagged with it, even after it ended)."""
+    return await api.session(app, row["session_id"])
 
 
 async def on_comment(app: web.Application, comment: dict[str, Any]) -> None:

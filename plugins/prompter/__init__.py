@@ -213,6 +213,7 @@ async def start_live(app: web.Application, st: State, session: LiveSession) -> L
     live = Live(session_id=session.id, event_id=session.event_id, started_at=session.started_at,
                 program_size=api.program_size(app))
     live.giveaway_available = any(n in api.bus_event_names(app) for n in st.settings.giveaway_events)
+    live.actions = frozenset(n for n in (st.settings.giveaway_action, st.settings.flash_sale_action) if n and api.has_action(app, n))
     st.live, st.engine = live, Engine(st.settings)
     # after a restart: the window rules' findings still open are updated or resolved by the next step
     window_keys = [f["key"] for f in await api.open_findings(app, NAME, session_id=session.id)

@@ -47,6 +47,8 @@ class Live:
     questions: dict[int, tuple[float, str, str]] = field(default_factory=dict)
     giveaway_seen: bool = False
     giveaway_available: bool = False
+    #: the named actions (``register_actions``) installed plugins offer: a rule offers only these
+    actions: frozenset[str] = frozenset()
     #: (time, stream.health data) of the last samples
     health: deque[tuple[float, dict[str, Any]]] = field(default_factory=lambda: deque(maxlen=120))
     program_size: tuple[int, int] = (1280, 720)
@@ -80,6 +82,13 @@ def _pin(live: Live, product: dict[str, Any] | None, label: str = "Pin a product
              "body": {"product_id": product["id"]}}]
 
 
+def _act(live: Live, name: str, label: str, **params: Any) -> list[dict[str, Any]]:
+    """A button that runs another plugin's named action, when an installed plugin offers it."""
+    if not name or name not in live.actions or live.event_id is None:
+        return []
+    return [{"label": label, "action": name, "params": {"event_id": live.event_id, **params}}]
+
+
 def _window(series: deque[tuple[float, Any]], now: float, seconds: float) -> list[tuple[float, Any]]:
     return [(t, v) for t, v in series if now - t <= seconds]
 
@@ -103,9 +112,7 @@ def traffic_drop(live: Live, now: float, s: Settings) -> dict[str, Finding]:
     threshold = peak * (1 - s.traffic_drop_percent / 100)
     if peak < s.traffic_drop_min_viewers or live.viewers > threshold:
         return {}
-    actions = _pin(live, live.best_seller(exclude=live.pinned_id))
-    if live.giveaway_available:
-        actions.append({"label": "Start a giveaway", "panel": s.giveaway_panel})
+    actions = _pin(live, live.best_seller(exclude=live.pinned_id)) + _act(live, s.giveaway_action, "Start a giveaway")
     return {"traffic_drop": {
         "level": "warning", "kind": "suggestion",
         "text": f"Viewers fell {peak} → {live.viewers} in {_mins(s.traffic_drop_window)}: win them back with an offer or a giveaway",
@@ -156,9 +163,8 @@ def pinned_not_selling(live: Live, now: float, s: Settings) -> dict[str, Finding
         return {}
     p = live.product(live.pinned_id)
     title = p["title"] if p else "the pinned product"
-    actions = _pin(live, live.best_seller(exclude=live.pinned_id), "Switch to")
-    if s.flash_sale_panel:
-        actions.append({"label": "Launch a flash sale", "panel": s.flash_sale_panel})
+    actions = (_pin(live, live.best_seller(exclude=live.pinned_id), "Switch to")
+               + _act(live, s.flash_sale_action, "Launch a flash sale", product_id=live.pinned_id))
     return {f"pinned_not_selling:{live.pinned_id}": {
         "level": "info", "kind": "suggestion",
         "text": f"“{title}” pinned {_mins(pinned_for)} without an order: switch product or launch a flash sale",
@@ -186,18 +192,23 @@ def early_giveaway(live: Live, now: float, s: Settings) -> dict[str, Finding]:
         "text": f"{_mins(now - live.started_at)} in and no giveaway yet: one early keeps viewers watching",
         "trigger": {"metric": "seconds live without a giveaway", "value": round(now - live.started_at),
                     "threshold": s.giveaway_after_seconds, "window": None},
-        "actions": [{"label": "Start a giveaway", "panel": s.giveaway_panel}]}}
+        "actions": _act(live, s.giveaway_action, "Start a giveaway")}}
 
 
 def nearly_sold_out(live: Live, now: float, s: Settings) -> dict[str, Finding]:
     p = live.product(live.pinned_id)
     if p is None or p.get("stock") is None or not 0 < p["stock"] <= s.low_stock:
         return {}
+    # what a host wants now: say it on air (urgency), and have the next product one click away for the
+    # moment it sells out (pinning it now would stop the last sales); more units only if the stockroom has them
+    nxt = live.best_seller(exclude=p["id"])
     return {f"nearly_sold_out:{p['id']}": {
         "level": "info", "kind": "suggestion",
-        "text": f"Only {p['stock']} left of “{p['title']}”: tell viewers, it creates urgency",
+        "text": f"Only {p['stock']} left of “{p['title']}”: tell viewers, it creates urgency"
+                + (f"; {nxt['title']} is next" if nxt else ""),
         "trigger": {"metric": "stock", "value": p["stock"], "threshold": s.low_stock, "window": None},
-        "subject": {"product_id": p["id"]}, "actions": []}}
+        "subject": {"product_id": p["id"]},
+        "actions": _pin(live, nxt, "Pin next") + [{"label": "Add stock", "href": f"/catalog?product={p['id']}"}]}}
 
 
 def new_viewers(live: Live, now: float, s: Settings) -> dict[str, Finding]:

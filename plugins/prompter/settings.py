@@ -71,12 +71,12 @@ class Settings:
     # --- giveaway (whatever a giveaway plugin publishes: the rule is off when none of these events is declared)
     #: bus events that mean "a giveaway started"
     giveaway_events: list[str] = field(default_factory=lambda: ["giveaway.started"])
-    #: the console panel id the "Start a giveaway" action opens
-    giveaway_panel: str = "giveaway"
+    #: the named action (a plugin's ``register_actions``) the "Start a giveaway" button runs (empty: no button)
+    giveaway_action: str = "giveaway.start"
     #: no giveaway this long into the session, in seconds
     giveaway_after_seconds: float = 600.0
-    #: the console panel id the "Launch a flash sale" action opens (empty: no such action)
-    flash_sale_panel: str = "flashsale"
+    #: the named action the "Launch a flash sale" button runs (empty: no button); offered only when a plugin has it
+    flash_sale_action: str = "flashsale.launch"
     # --- new viewers
     #: this many viewers joining within the window raise "new viewers arriving fast"
     new_viewers_count: int = 10

@@ -13,7 +13,8 @@ from aiohttp import ClientSession, CookieJar
 
 import lmserver_plugins.prompter as prompter
 from lmserver import auth
-from lmserver.api import EventSpec, hookimpl
+from lmserver import api
+from lmserver.api import Action, EventSpec, hookimpl
 from lmserver.app import create_app
 from lmserver.appkeys import BUS, DB, LIVE
 from lmserver.config import load_config
@@ -27,20 +28,32 @@ from tests.media.rtcclients import Publisher
 
 
 class Raffle:
-    """A stand-in for a giveaway plugin: it only declares the event the prompter listens for."""
+    """A stand-in for a giveaway plugin: the event the prompter listens for, and the named action it runs."""
 
     PLUGIN_NAME = "raffle"
+
+    def __init__(self) -> None:
+        self.started: list[tuple[dict[str, Any], str]] = []
 
     @hookimpl
     def register_bus_events(self) -> list[EventSpec]:
         return [EventSpec("giveaway.started", "A giveaway started.", {"id": "its id"})]
 
+    @hookimpl
+    def register_actions(self) -> list[Action]:
+        async def start(app: Any, params: dict[str, Any], user: Any) -> dict[str, Any]:
+            self.started.append((params, user.name))
+            await api.publish(app, "giveaway.started", {"id": 1})
+            return {"text": "Raffle started"}
+        return [Action("giveaway.start", "Start a giveaway", "console.view", start)]
+
 
 async def test_traffic_drop_held_link_and_silent_audio_in_the_console(tmp_path: Path, aiohttp_server: Any, browser: Any) -> None:
-    settings = {"silent_seconds": 3, "traffic_drop_window": 60, "traffic_drop_min_viewers": 10}
+    settings = {"silent_seconds": 3, "traffic_drop_window": 60, "traffic_drop_min_viewers": 10, "giveaway_after_seconds": 1}
     cfg = load_config(env={}, overrides={"server": {"data_dir": str(tmp_path)}, "media": dict(MEDIA_OVERRIDES),
                                          "plugins": {"prompter": settings}})
-    app = create_app(cfg, plugins=(prompter, Raffle()), load_entrypoints=False)
+    raffle = Raffle()
+    app = create_app(cfg, plugins=(prompter, raffle), load_entrypoints=False)
     if MEDIA not in app:
         setup_media(app)
     server = await aiohttp_server(app, host="127.0.0.1")
@@ -65,6 +78,12 @@ async def test_traffic_drop_held_link_and_silent_audio_in_the_console(tmp_path: 
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         await page.goto(f"{base}/events/{eid}/console")
         await page.click("[data-tab=suggestions]")
+
+        # "Start a giveaway" does it: the button runs the giveaway plugin's named action (and the finding resolves)
+        early = "#feed-suggestions .finding[data-key=early_giveaway]"
+        await page.click(f"{early} button:has-text('Start a giveaway')", timeout=30_000)
+        await page.wait_for_selector(f"{early}.status-resolved, {early}.status-dismissed")
+        assert raffle.started == [({"event_id": eid}, "host")]
 
         # the silent publisher: LIVE diagnosis, and the health line turns red
         await page.wait_for_selector("#feed-suggestions .finding[data-key=silent_audio]", timeout=30_000)

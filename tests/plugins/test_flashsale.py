@@ -184,6 +184,10 @@ async def test_practice_sale_is_labelled_and_sets_nothing_aside(client: Any, sta
     viewer = await new_viewer(client.app)
     order = (await ok(await buy(client, viewer, eid, pid, 2, f"flashsale:{sale['id']}"), 201))["order"]
     assert order["practice"] is True and order["unit_price_cents"] == 500
+    # the whole flow runs (the sale counts its units) but nothing leaves the stock
+    assert (await sale_row(client.app, sale["id"]))["sold"] == 2 and await stock(client.app, pid) == 10
+    await ok(await buy(client, viewer, eid, pid, 1), 201)  # a plain practice order at the regular price: no stock either
+    assert await stock(client.app, pid) == 10
     records = await client.app[DB].fetchall("SELECT practice FROM activity WHERE name LIKE 'flashsale.%' AND name != 'flashsale.changed'")
     assert records and all(r["practice"] for r in records)
     await client.app[LIVE].end("practice over")

@@ -18,7 +18,7 @@ import aiohttp
 
 from lmserver import auth
 from tests.conftest import PASSWORD
-from tests.test_orders_crash import WATCHER, Server, go_live
+from tests.livehelpers import WATCHER, Server, go_live_http
 
 STOCK, ALLOCATED, LIMIT, VIEWERS, ATTEMPTS = 300, 100, 2, 200, 600
 
@@ -48,7 +48,7 @@ async def test_kill_9_during_a_flash_sale_storm(tmp_path: Path) -> None:
     url = f"{server.base}/api/e/{event_id}/orders"
     try:
         await server.start(staff)
-        await go_live(server, staff, event_id)
+        await go_live_http(server, staff, event_id)
         async with staff.post(server.base + "/api/login", json={"name": "host", "password": PASSWORD}) as resp:
             csrf = (await resp.json())["csrf_token"]
         api = f"{server.base}/api/plugins/flashsale"
@@ -117,7 +117,7 @@ async def test_kill_9_during_a_flash_sale_storm(tmp_path: Path) -> None:
         print(f"\nkill -9 in a flash-sale storm: {len(acked)} acknowledged, {len(lost)} lost, {units} units placed; {out.strip()}")
 
         # the LIVE comes back (the same session) and the storm goes on to a sell-out of exactly the allocation
-        await go_live(server, staff, event_id)
+        await go_live_http(server, staff, event_id)
         more = [(i, str(uuid.uuid4()), {"product_id": product_id, "quantity": 1, "offer": offer}) for i in range(ATTEMPTS)]
         await asyncio.gather(*(attempt(*p) for p in more))
         units, stock = check()

@@ -164,3 +164,26 @@ async def test_a_flooding_viewer_is_held_and_listed_once_updated_in_place(aiohtt
         again = await next_finding(q, f"flood:{viewer['id']}")
         assert again["id"] == f["id"]
     assert await app[DB].fetchval("SELECT COUNT(*) FROM prompter_findings WHERE session_id = ?", (session.id,)) == 1
+
+
+async def test_findings_are_recorded_as_activities_with_their_time(aiohttp_client: Any, make_app: Any) -> None:
+    """Session analytics draws findings as markers from the activity log: one ``prompter.suggestion`` /
+    ``prompter.violation`` row per change (appeared, updated, resolved, dismissed), tagged with the session."""
+    import json
+
+    from lmserver import api
+
+    client = await aiohttp_client(make_app())
+    app = client.app
+    eid = await make_event(app)
+    session = await go_live(app, eid)
+    f = await api.report_finding(app, "prompter", {"key": "k1", "text": "Quiet chat", "trigger": {"metric": "comments", "value": 0}},
+                                 session=session)
+    await api.resolve_finding(app, "prompter", "k1")
+    rows = await app[DB].fetchall("SELECT name, event_id, session_id, practice, created_at, data FROM activity"
+                                  " WHERE name LIKE 'prompter.%' AND session_id = ? ORDER BY id", (session.id,))
+    assert [(r["name"], json.loads(r["data"])["status"]) for r in rows] == [("prompter.suggestion", "active"),
+                                                                          ("prompter.suggestion", "resolved")]
+    first = json.loads(rows[0]["data"])
+    assert rows[0]["event_id"] == eid and first["id"] == f["id"] and first["key"] == "k1" and first["created_at"] == first["updated_at"]
+    assert abs(rows[0]["created_at"] - first["created_at"]) < 5 and json.loads(rows[1]["data"])["resolved_at"] >= first["created_at"]

@@ -166,7 +166,8 @@ def test_a_disabled_rule_never_runs() -> None:
 
 
 def test_traffic_drop_says_what_it_saw_and_offers_pin_and_giveaway() -> None:
-    live = Live(session_id=1, event_id=7, started_at=0.0, bag=[dict(P1), dict(P2)], giveaway_available=True)
+    live = Live(session_id=1, event_id=7, started_at=0.0, bag=[dict(P1), dict(P2)], giveaway_available=True,
+                actions=frozenset({"giveaway.start"}))
     engine = Engine(Settings(), {"traffic_drop": RULES["traffic_drop"]})
     for t, v in [(0, 48), (30, 45), (60, 40), (90, 30)]:
         live.viewers = v

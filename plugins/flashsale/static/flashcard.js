@@ -1,7 +1,7 @@
 // The viewer page's flash card: countdown to the start, then the time left, "N of M sold", the deal price
 // (the regular one struck through, the lowest of the previous 30 days) and Buy; "Sold out" once the
 // allocation is gone. Data: GET /api/plugins/flashsale/e/{event}/sales; live updates: the page's bus
-// records (the "lms:bus" DOM event). Buying goes through the core order path with offer "flashsale:<id>".
+// (LMS.bus.on("flashsale.", ...)). Buying goes through the core order path with offer "flashsale:<id>".
 (function () {
   "use strict";
   const card = document.querySelector("[data-flash-card]");
@@ -36,7 +36,7 @@
     card.dataset.saleId = sale.id;
     card.dataset.state = soldOut ? "sold-out" : (started ? "live" : "countdown");
     card.innerHTML = `
-      <div class="fs-card-head">${sale.practice ? '<span class="badge">practice</span> ' : ""}⚡ <b>${esc(sale.title)}</b> <span class="fs-timer">${timer}</span></div>
+      <div class="fs-card-head">${sale.practice ? '<span class="pill pill-practice">practice</span> ' : ""}⚡ <b>${esc(sale.title)}</b> <span class="fs-timer">${timer}</span></div>
       <div class="fs-prices"><span class="fs-deal" data-fs-deal>${money(sale.deal_price_cents, sale.currency)}</span>
         <s class="fs-regular">${money(sale.regular_price_cents, sale.currency)}</s>
         <small class="muted">Lowest price of the previous 30 days: ${money(sale.lowest_30d_cents, sale.currency)}</small></div>
@@ -70,15 +70,14 @@
     }
     render();
   });
-  document.addEventListener("lms:bus", (ev) => {
-    const rec = ev.detail || {};
-    if (!rec.name || !rec.name.startsWith("flashsale.")) return;
+  LMS.bus.on("flashsale.", (rec) => {  // the page's one socket (app.js)
     if (rec.name === "flashsale.progress") {
       const s = sales.find((x) => x.id === rec.data.sale_id);
       if (s) { s.left += s.sold - rec.data.sold; s.sold = rec.data.sold; render(); return; }
     }
     load();
   });
+  LMS.bus.on("bus.reconnected", load);  // records may have been missed: catch up
   setInterval(() => { if (card.querySelector("[data-fs-clock]")) render(); }, 1000);
   load();
 })();

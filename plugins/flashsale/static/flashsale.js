@@ -1,6 +1,6 @@
 // The console's Flash sales panel: add a sale (the form), then Launch / Duplicate / Delete / End, with the
 // live figures of each sale (units sold, buyers, GMV, time to sell out). Data: the plugin's JSON API;
-// live updates: the console's bus records (the "lms:bus" DOM event).
+// live updates: the console's bus (LMS.bus.on("flashsale.", ...)).
 (function () {
   "use strict";
   const panel = document.querySelector("[data-flashsale-panel]");
@@ -21,7 +21,7 @@
     actions.push(["duplicate", "Duplicate", ""]);
     const when = s.status === "countdown" ? " · starts soon" : "";
     return `<li data-sale-id="${s.id}" data-status="${s.status}">
-      <div><b>${esc(s.title)}</b> ${s.practice ? '<span class="badge">practice</span>' : ""} <span class="badge" data-fs-status>${s.status}${when}</span></div>
+      <div><b>${esc(s.title)}</b> ${s.practice ? '<span class="pill pill-practice">practice</span>' : ""} <span class="pill" data-fs-status>${s.status}${when}</span></div>
       <div class="small">${money(s.deal_price_cents, s.currency)} <s>${money(s.regular_price_cents, s.currency)}</s> ·
         ${s.allocated} allocated${s.per_buyer_limit ? ` · ${s.per_buyer_limit} per buyer` : ""} · ${s.countdown_seconds} s countdown · ${s.duration_minutes} min</div>
       <div class="fs-figures" data-fs-figures><span data-fs-sold>${f.units_sold} of ${s.allocated} sold</span> · ${f.buyers} buyers ·
@@ -59,12 +59,11 @@
     load();
   });
   let pending = null;
-  document.addEventListener("lms:bus", (ev) => {
-    const rec = ev.detail || {};
-    if (rec.name === "bus.reconnected" || (rec.name && rec.name.startsWith("flashsale."))) {
-      clearTimeout(pending);
-      pending = setTimeout(load, 150);  // a storm of progress records reloads once
-    }
-  });
+  function loadSoon() {
+    clearTimeout(pending);
+    pending = setTimeout(load, 150);  // a storm of progress records reloads once
+  }
+  LMS.bus.on("flashsale.", loadSoon);  // the page's one socket (app.js)
+  LMS.bus.on("bus.reconnected", loadSoon);
   load();
 })();

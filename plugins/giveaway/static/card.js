@@ -1,5 +1,5 @@
 // The viewer page's giveaway card: prize, how to enter, countdown, "You're in", winners, the claim form.
-// State comes from the JSON API; the page's bus records (lms:bus DOM events) say when to refresh.
+// State comes from the JSON API; the page's bus records (LMS.bus) say when to refresh.
 (function () {
   "use strict";
   const root = document.querySelector("[data-giveaway-card]");
@@ -63,7 +63,6 @@
       if (!you || (!you.entered && (!you.nickname || you.nickname === rec.data.nickname))) loadSoon();
     } else if (rec.name === "giveaway.started" || rec.name === "giveaway.drawn" || rec.name === "stream.started" || rec.name === "bus.reconnected") load();
   };
-  if (LMS.bus && LMS.bus.on) LMS.bus.on("*", onRecord);  // the page's one socket
-  else document.addEventListener("lms:bus", (ev) => onRecord(ev.detail || {}));
+  LMS.bus.on("*", onRecord);  // the page's one socket (app.js)
   load();
 })();

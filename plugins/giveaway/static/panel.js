@@ -1,5 +1,5 @@
 // Giveaways panel of the console: list, create (+), start, remove from the event, redraw. The server is the
-// truth: every action goes through the JSON API; bus records (lms:bus) refresh the list and the entry counts.
+// truth: every action goes through the JSON API; bus records (LMS.bus) refresh the list and the entry counts.
 (function () {
   "use strict";
   const root = document.querySelector("[data-giveaway-panel]");
@@ -86,7 +86,6 @@
       if (g) { g.entries = Math.max(g.entries, rec.data.entries); render(); }
     } else if ((rec.name || "").startsWith("giveaway.") || rec.name === "bus.reconnected") loadSoon();
   };
-  if (LMS.bus && LMS.bus.on) LMS.bus.on("*", onRecord);  // the page's one socket
-  else document.addEventListener("lms:bus", (ev) => onRecord(ev.detail || {}));
+  LMS.bus.on("*", onRecord);  // the page's one socket (app.js)
   load();
 })();

@@ -161,8 +161,13 @@ import { play, publish } from "./webrtc.js";
       if (x.href) { window.open(x.href, "_blank", "noopener"); return; }
       if (x.panel) { const el = document.getElementById("panel-" + x.panel) || document.getElementById(x.panel); if (el) el.scrollIntoView(); return; }
       if (x.confirm && !confirm(x.confirm)) return;
-      await LMS.api(x.method || "POST", x.url, x.body || undefined);
-      LMS.toast(x.label + ": done");
+      if (x.action) {  // a plugin's named action (lmserver/actions.py): it does the thing, with its own permission
+        const r = await LMS.api("POST", `/api/actions/${encodeURIComponent(x.action)}`, { params: x.params || {} });
+        LMS.toast((r.result && r.result.text) || x.label + ": done");
+      } else {
+        await LMS.api(x.method || "POST", x.url, x.body || undefined);
+        LMS.toast(x.label + ": done");
+      }
       await LMS.api("POST", `/api/prompter/findings/${f.id}/dismiss`, { action: x.label }).catch(() => {});
     } catch (e) { LMS.toast(e.message, "error"); }
   });
