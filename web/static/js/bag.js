@@ -82,6 +82,15 @@
       // A bus update (another console, or our own change echoed back) must not rebuild the rows under a
       // drag in progress: that would cancel the person's drag. Render once the drag ends.
       if (this.dragId !== null) { this.renderDeferred = true; return; }
+      // Nor under a position being typed: the typed number would be lost. Render once the field is left.
+      const typing = document.activeElement;
+      if (typing && typing.matches && typing.matches("[data-pos]") && this.list.contains(typing)) {
+        if (!this.renderDeferred) {
+          this.renderDeferred = true;
+          typing.addEventListener("blur", () => setTimeout(() => { if (this.renderDeferred) { this.renderDeferred = false; this.render(); } }), { once: true });
+        }
+        return;
+      }
       const s = this.state;
       this.countEl.textContent = `${s.count} / ${s.limit}`;
       const items = this.visible();
