@@ -64,7 +64,18 @@ async def test_create_edit_display_and_drag_a_billboard(tmp_path: Path, aiohttp_
         assert b["text"] == "Free shipping today"
 
         # edit its text
-        await page.click(".bb-item [data-act=edit]")
+        try:  # let the bus echo of the save redraw the list first
+            await page.wait_for_load_state("networkidle", timeout=5000)
+        except Exception:
+            pass
+        for _ in range(3):  # a click that lands while the list is being redrawn misses: try again (bounded)
+            if await page.is_visible("[data-bb-form] textarea[name=text]"):
+                break
+            await page.click(".bb-item [data-act=edit]")
+            try:
+                await page.wait_for_selector("[data-bb-form] textarea[name=text]", state="visible", timeout=5000)
+            except Exception:
+                continue
         await page.fill("[data-bb-form] textarea[name=text]", "Free shipping\non everything")
         await page.wait_for_function("(img => img.src.includes('everything') && img.complete && img.naturalWidth > 0)"
                                      "(document.querySelector('[data-bb-preview]'))")
