@@ -31,6 +31,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import aioice
 import aioice.ice
 import aiortc
+import pylibsrtp
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
 from aiortc import clock
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -43,7 +46,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: aiortc / aioice versions whose internals this module was written against (checked at import)
-TESTED = {"aiortc": "1.16.", "aioice": "0.13."}
+TESTED = {"aiortc": "1.16.", "aioice": "0.13.", "pylibsrtp": "1.0."}
 
 _P = "_RTCRtpSender__"
 #: RTCRtpSender instance attributes used (set in its __init__; checked when a viewer starts)
@@ -54,13 +57,13 @@ SENDER_ATTRS = (f"{_P}rtp_started", f"{_P}rtp_exited", f"{_P}mid", f"{_P}rtp_hea
 
 def _check_versions() -> None:
     problems = []
-    for name, module in (("aiortc", aiortc), ("aioice", aioice)):
+    for name, module in (("aiortc", aiortc), ("aioice", aioice), ("pylibsrtp", pylibsrtp)):
         version = getattr(module, "__version__", "?")
         if not version.startswith(TESTED[name]):
             problems.append(f"{name} {version} (written for {TESTED[name]}x)")
     for cls, attr in ((RTCRtpSender, "_run_rtp"), (RTCRtpSender, "_retransmit"), (RTCRtpSender, "_handle_rtcp_packet"),
                       (RTCRtpSender, "_send_keyframe"), (RTCDtlsTransport, "_send_rtp"),
-                      (aioice.ice.Connection, "sendto"), (aioice.ice, "StunProtocol")):
+                      (aioice.ice.Connection, "sendto"), (aioice.ice, "StunProtocol"), (_srtp_lib, "srtp_protect")):
         if not hasattr(cls, attr):
             problems.append(f"{getattr(cls, '__name__', cls)}.{attr} is missing")
     if problems:
@@ -111,7 +114,8 @@ class FastSender:
         self.sendto: Callable[[bytes, Any], None] = _unset_sendto
         self.backlog: Callable[[], int] = lambda: 0
         self.addr: Any = None
-        self.protect: Callable[[bytes], bytes] = _unset_protect
+        self.fallback: Callable[[bytes, Any], None] = _unset_sendto
+        self.srtp: tuple[Any, ...] = ()
         self.seq = random.getrandbits(16) % 32768  # lower half, like aiortc (no early wraparound)
         self.ts_origin = random.getrandbits(32)
         self.b0 = 0x80
@@ -143,15 +147,24 @@ class FastSender:
         if pair is None:
             raise ConnectionError("the viewer's ICE connection has no selected pair")
         protocol = pair.protocol
-        if isinstance(protocol, aioice.ice.StunProtocol) and protocol.transport is not None:
+        if isinstance(protocol, aioice.ice.StunProtocol) and getattr(protocol.transport, "_sock", None) is not None:
             udp = protocol.transport
-            self.sendto = udp.sendto
+            # Straight to the socket; asyncio's transport takes over when the socket cannot (it buffers
+            # on EAGAIN, which backlog() then reports, and reports other errors to aioice).
+            self.sendto = udp._sock.sendto
+            self.fallback = udp.sendto
             self.backlog = udp.get_write_buffer_size
         else:  # e.g. a TURN relay: aioice wraps the datagram itself
             loop = asyncio.get_running_loop()
-            self.sendto = lambda data, addr: loop.create_task(protocol.send_data(data, addr))  # type: ignore[assignment]
+            self.sendto = self.fallback = lambda data, addr: loop.create_task(protocol.send_data(data, addr))  # type: ignore[assignment]
         self.addr = pair.remote_addr
-        self.protect = dtls._tx_srtp.protect
+        # SRTP with the viewer's own session (keys, ROC), called without pylibsrtp's per-call wrapper:
+        # its buffer check, int* allocation and asserts cost ~3x the encryption itself.
+        session = dtls._tx_srtp
+        if not all(hasattr(session, a) for a in ("_srtp", "_cdata", "_buffer")):
+            raise RuntimeError(f"pylibsrtp's Session lacks _srtp/_cdata/_buffer: fastsend needs pylibsrtp {TESTED['pylibsrtp']}x")
+        self.srtp = (session._srtp[0], session._cdata, session._buffer, _srtp_ffi.new("int *"),
+                     len(session._buffer) - pylibsrtp.SRTP_MAX_TRAILER_LEN)
         self._dtls = dtls
         self.pt = codec.payloadType
         self.ssrc = sender._ssrc
@@ -193,37 +206,52 @@ class FastSender:
         """Send everything in this viewer's queue (called by the fan-out's batch loop)."""
         items = self.items
         ext = self.ext_pre + abs3 + self.ext_post if self.abs else self.ext_pre
-        pack, protect, sendto, addr = _HEADER.pack, self.protect, self.sendto, self.addr
+        pack, sendto, addr = _HEADER.pack, self.sendto, self.addr
+        srtp, cdata, buf, lenp, limit = self.srtp
+        protect = _srtp_lib.srtp_protect
         history, seq, b0, pt, ssrc, origin = self.history, self.seq, self.b0, self.pt, self.ssrc, self.ts_origin
         packer_pack = self.packer.pack
         packets = octets = 0
         ts = self.last_ts
-        while items:
-            packet = items.popleft()
-            if packet is None:  # the queue was closed
-                items.append(None)
-                self.live = False
-                break
-            payloads, timestamp = packer_pack(packet)
-            ts = (timestamp + origin) & 0xFFFFFFFF
-            last = len(payloads) - 1
-            for i, payload in enumerate(payloads):
-                clear = b"".join((pack(b0, pt | 0x80 if i == last else pt, seq, ts, ssrc), ext, payload))
-                history[seq % RTP_HISTORY_SIZE] = clear
-                sendto(protect(clear), addr)
-                seq = (seq + 1) & 0xFFFF
-                octets += len(payload)
-            packets += len(payloads)
-        self.seq = seq
-        if packets:
-            self.packets += packets
-            self.octets += octets
-            self.last_ts = ts
-            sender = self.sender  # what aiortc's RTCP sender reports read
-            sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
-            sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
-            sender._RTCRtpSender__packet_count = self.packets  # type: ignore[attr-defined]
-            sender._RTCRtpSender__octet_count = self.octets  # type: ignore[attr-defined]
+        try:
+            while items:
+                packet = items.popleft()
+                if packet is None:  # the queue was closed
+                    items.append(None)
+                    self.live = False
+                    break
+                payloads, timestamp = packer_pack(packet)
+                ts = (timestamp + origin) & 0xFFFFFFFF
+                last = len(payloads) - 1
+                for i, payload in enumerate(payloads):
+                    clear = b"".join((pack(b0, pt | 0x80 if i == last else pt, seq, ts, ssrc), ext, payload))
+                    history[seq % RTP_HISTORY_SIZE] = clear
+                    seq = (seq + 1) & 0xFFFF
+                    n = len(clear)
+                    if n > limit:
+                        raise ValueError(f"an RTP packet of {n} bytes exceeds the SRTP buffer")
+                    buf[0:n] = clear
+                    lenp[0] = n
+                    if protect(srtp, cdata, lenp):
+                        raise pylibsrtp.Error("srtp_protect failed")
+                    data = buf[0 : lenp[0]]
+                    try:
+                        sendto(data, addr)
+                    except OSError:  # EAGAIN and errors: asyncio's transport buffers or reports them
+                        self.fallback(data, addr)
+                    octets += len(payload)
+                packets += len(payloads)
+        finally:
+            self.seq = seq
+            if packets:
+                self.packets += packets
+                self.octets += octets
+                self.last_ts = ts
+                sender = self.sender  # what aiortc's RTCP sender reports read
+                sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+                sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
+                sender._RTCRtpSender__packet_count = self.packets  # type: ignore[attr-defined]
+                sender._RTCRtpSender__octet_count = self.octets  # type: ignore[attr-defined]
 
     async def _retransmit(self, sequence_number: int) -> None:
         """Stands in for ``RTCRtpSender._retransmit`` (NACK): resend from this viewer's history, as RTX if negotiated."""
@@ -249,10 +277,6 @@ def fast_sender(sender: RTCRtpSender) -> FastSender | None:
 
 
 def _unset_sendto(data: bytes, addr: Any) -> None:
-    raise ConnectionError("not connected")
-
-
-def _unset_protect(data: bytes) -> bytes:
     raise ConnectionError("not connected")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -10,6 +11,10 @@ from ..errors import BadRequest
 from .fanout import Fanout, PacketQueue, PacketTrack
 from .fastsend import FastSender
 from .rtc import OFFER_ERRORS, Offer, create_peer_connection, prefer_h264
+
+#: Set to "1" in the environment: aiortc's own RTCRtpSender task per viewer instead of the batched loop; only
+#: for comparing the two in a benchmark (``bench/media.py viewers --aiortc-sender``; viewer processes inherit it).
+AIORTC_SENDER_ENV = "BENCH_AIORTC_SENDER"
 
 
 async def answer_viewer(
@@ -21,6 +26,7 @@ async def answer_viewer(
 
     Returns (peer connection, video queue, audio queue, SDP answer); raises BadRequest.
     """
+    batched = os.environ.get(AIORTC_SENDER_ENV) != "1"
     pc = create_peer_connection()
     video_q, audio_q = fanout.subscribe()
     try:
@@ -28,11 +34,14 @@ async def answer_viewer(
         prefer_h264(video_t)  # before setRemoteDescription: codecs are negotiated inside it
         # A viewer's PLI/FIR asks the shared encoder for a keyframe (rate-limited there).
         video_t.sender._send_keyframe = request_keyframe  # type: ignore[method-assign]
-        # The fan-out sends for this viewer in its batch (packetized once for every viewer).
-        FastSender(video_t.sender, "video", video_q, fanout)
+        if batched:  # the fan-out sends for this viewer in its batch (packetized once for every viewer)
+            FastSender(video_t.sender, "video", video_q, fanout)
+        else:  # aiortc's own per-viewer task reads the queue (packetized once: the shared packer)
+            video_t.sender._RTCRtpSender__encoder = fanout.packer  # type: ignore[attr-defined]
         if offer.has_audio:
             audio_t = pc.addTransceiver(PacketTrack("audio", audio_q), direction="sendonly")
-            FastSender(audio_t.sender, "audio", audio_q, fanout)
+            if batched:
+                FastSender(audio_t.sender, "audio", audio_q, fanout)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         except OFFER_ERRORS as exc:
