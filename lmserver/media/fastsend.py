@@ -123,7 +123,8 @@ class FastSender:
         self.ssrc = 0
         self.ext_pre = self.ext_post = b""
         self.abs = False
-        self.history: list[bytes | None] = [None] * RTP_HISTORY_SIZE
+        #: per sequence number % RTP_HISTORY_SIZE: (seq, marker|pt, timestamp, extension bytes, payload)
+        self.history: list[tuple[int, int, int, bytes, bytes] | None] = [None] * RTP_HISTORY_SIZE
         self.packets = self.octets = 0
         self.last_ts = 0
         self.retransmitted = 0
@@ -163,7 +164,7 @@ class FastSender:
         session = dtls._tx_srtp
         if not all(hasattr(session, a) for a in ("_srtp", "_cdata", "_buffer")):
             raise RuntimeError(f"pylibsrtp's Session lacks _srtp/_cdata/_buffer: fastsend needs pylibsrtp {TESTED['pylibsrtp']}x")
-        self.srtp = (session._srtp[0], session._cdata, session._buffer, _srtp_ffi.new("int *"),
+        self.srtp = (session._srtp[0], session._cdata, memoryview(session._buffer), _srtp_ffi.new("int *"),
                      len(session._buffer) - pylibsrtp.SRTP_MAX_TRAILER_LEN)
         self._dtls = dtls
         self.pt = codec.payloadType
@@ -203,12 +204,20 @@ class FastSender:
             getattr(sender, f"{_P}rtp_exited").set()
 
     def send_queued(self, abs3: bytes, ntp: int) -> None:
-        """Send everything in this viewer's queue (called by the fan-out's batch loop)."""
+        """Send everything in this viewer's queue (called by the fan-out's batch loop).
+
+        Each RTP packet is assembled in place in the SRTP session's own buffer (header by ``pack_into``,
+        extensions, the shared payload), protected there and sent from there: no bytes object per packet.
+        """
         items = self.items
         ext = self.ext_pre + abs3 + self.ext_post if self.abs else self.ext_pre
-        pack, sendto, addr = _HEADER.pack, self.sendto, self.addr
-        srtp, cdata, buf, lenp, limit = self.srtp
+        hl = 12 + len(ext)
+        pack_into, sendto, addr = _HEADER.pack_into, self.sendto, self.addr
+        srtp, cdata, mv, lenp, limit = self.srtp
         protect = _srtp_lib.srtp_protect
+        # The buffer is the session's (aiortc's RTCP uses it between batches): the extensions are written once
+        # a batch; SRTP (AES-CM or GCM, no header-extension encryption) changes only the payload and the tag.
+        mv[12:hl] = ext
         history, seq, b0, pt, ssrc, origin = self.history, self.seq, self.b0, self.pt, self.ssrc, self.ts_origin
         packer_pack = self.packer.pack
         packets = octets = 0
@@ -224,22 +233,22 @@ class FastSender:
                 ts = (timestamp + origin) & 0xFFFFFFFF
                 last = len(payloads) - 1
                 for i, payload in enumerate(payloads):
-                    clear = b"".join((pack(b0, pt | 0x80 if i == last else pt, seq, ts, ssrc), ext, payload))
-                    history[seq % RTP_HISTORY_SIZE] = clear
-                    seq = (seq + 1) & 0xFFFF
-                    n = len(clear)
+                    n = hl + len(payload)
                     if n > limit:
                         raise ValueError(f"an RTP packet of {n} bytes exceeds the SRTP buffer")
-                    buf[0:n] = clear
+                    mpt = pt | 0x80 if i == last else pt
+                    history[seq % RTP_HISTORY_SIZE] = (seq, mpt, ts, ext, payload)
+                    pack_into(mv, 0, b0, mpt, seq, ts, ssrc)
+                    mv[hl:n] = payload
                     lenp[0] = n
                     if protect(srtp, cdata, lenp):
                         raise pylibsrtp.Error("srtp_protect failed")
-                    data = buf[0 : lenp[0]]
                     try:
-                        sendto(data, addr)
+                        sendto(mv[: lenp[0]], addr)
                     except OSError:  # EAGAIN and errors: asyncio's transport buffers or reports them
-                        self.fallback(data, addr)
-                    octets += len(payload)
+                        self.fallback(bytes(mv[: lenp[0]]), addr)
+                    seq = (seq + 1) & 0xFFFF
+                    octets += n - hl
                 packets += len(payloads)
         finally:
             self.seq = seq
@@ -253,10 +262,18 @@ class FastSender:
                 sender._RTCRtpSender__packet_count = self.packets  # type: ignore[attr-defined]
                 sender._RTCRtpSender__octet_count = self.octets  # type: ignore[attr-defined]
 
+    def clear_packet(self, sequence_number: int) -> bytes | None:
+        """The RTP packet (before SRTP) sent with this sequence number, if still in the history."""
+        entry = self.history[sequence_number % RTP_HISTORY_SIZE]
+        if entry is None or entry[0] != sequence_number:
+            return None
+        seq, mpt, ts, ext, payload = entry
+        return _HEADER.pack(self.b0, mpt, seq, ts, self.ssrc) + ext + payload
+
     async def _retransmit(self, sequence_number: int) -> None:
         """Stands in for ``RTCRtpSender._retransmit`` (NACK): resend from this viewer's history, as RTX if negotiated."""
-        clear = self.history[sequence_number % RTP_HISTORY_SIZE]
-        if clear is None or int.from_bytes(clear[2:4], "big") != sequence_number or not self.live:
+        clear = self.clear_packet(sequence_number)
+        if clear is None or not self.live:
             return
         sender = self.sender
         rtx_pt = getattr(sender, f"{_P}rtx_payload_type")

@@ -39,7 +39,7 @@ async def test_packets_carry_per_viewer_rtp_state_and_the_negotiated_extensions(
             rtc = fast.sender
             extmap = rtc._RTCRtpSender__rtp_header_extensions_map
             last = (fast.seq - 1) & 0xFFFF
-            packet = RtpPacket.parse(fast.history[last % len(fast.history)], extmap)
+            packet = RtpPacket.parse(fast.clear_packet(last), extmap)
             assert packet.ssrc == rtc._ssrc and packet.sequence_number == last
             assert packet.payload_type == fast.pt and packet.marker == 1  # the last packet of a frame
             assert packet.extensions.mid == rtc._RTCRtpSender__mid
