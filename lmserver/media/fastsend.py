@@ -99,7 +99,8 @@ def extension_template(extmap: Any, mid: str | None) -> tuple[bool, bytes, bytes
 class FastSender:
     """Replaces one RTCRtpSender's RTP task: the :class:`Fanout` sends for it in its batched loop.
 
-    Test hooks (the viewer's socket, not aiortc): ``sendto(data, addr)`` is the UDP transport's;
+    Test hooks (the viewer's socket, not aiortc): ``sendto(data, addr)`` is the UDP socket's (``data`` is a
+    view of a buffer reused for the next packet: copy it to keep it);
     ``backlog()`` returns the bytes the socket could not take yet (a viewer with a backlog is skipped
     in a batch: its bounded queue fills and skips to the next keyframe, the others are not slowed).
     """
@@ -155,9 +156,10 @@ class FastSender:
             self.sendto = udp._sock.sendto
             self.fallback = udp.sendto
             self.backlog = udp.get_write_buffer_size
-        else:  # e.g. a TURN relay: aioice wraps the datagram itself
+        else:  # e.g. a TURN relay: aioice wraps the datagram itself, later (so a copy of the reused buffer)
             loop = asyncio.get_running_loop()
-            self.sendto = self.fallback = lambda data, addr: loop.create_task(protocol.send_data(data, addr))  # type: ignore[assignment]
+            self.sendto = self.fallback = lambda data, addr: loop.create_task(  # type: ignore[assignment]
+                protocol.send_data(bytes(data), addr))
         self.addr = pair.remote_addr
         # SRTP with the viewer's own session (keys, ROC), called without pylibsrtp's per-call wrapper:
         # its buffer check, int* allocation and asserts cost ~3x the encryption itself.
