@@ -18,7 +18,7 @@ Then the CPU of A's process (and its children, from /proc) over fixed windows: n
 one WHIP out (HLS off), HLS on, and RTMP beside HLS (A restarted with ``media.hls`` switched). Nothing is
 re-encoded; the first RTMP destination or HLS also carries the ONE shared AAC encode of the program's audio.
 
-    .venv/bin/python -m bench.ladder [--seconds 30] [--cpu-seconds 15] [--quick]
+    .venv/bin/python -m bench.ladder [--seconds 30] [--cpu-seconds 10] [--cpu-rounds 2] [--quick]
 
 Only the "ladder" section of BENCHMARKS.md is rewritten (``--no-write``: print it only).
 """
@@ -27,28 +27,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import av
-import numpy as np
 from aiohttp import ClientSession, CookieJar
-from aiortc.mediastreams import AudioStreamTrack
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.glass import ClockReader, ClockTrack, Server, _exchange, now_ms, pct, peer, read_clock  # noqa: E402
+from bench.glass import ClockTrack, Server, _exchange, peer  # noqa: E402
+from bench.ladder_readers import HlsPage, RtmpPlayer, ToneTrack, Way, direct, wait_playlist, whep  # noqa: E402
 from bench.report import machine, write_section  # noqa: E402
 
 BEGIN, END = "<!-- ladder:begin -->", "<!-- ladder:end -->"
@@ -64,170 +60,6 @@ WAYS = [  # (key, label) in the table's order
     ("hls_ll", "HLS: Chromium + hls.js, lowLatencyMode on"),
     ("hls", "HLS: Chromium + hls.js, lowLatencyMode off"),
 ]
-
-
-class ToneTrack(AudioStreamTrack):
-    """A 440 Hz tone (aiortc's silence track, paced the same), so the program has audio to encode to AAC."""
-
-    async def recv(self) -> av.AudioFrame:
-        frame = await super().recv()
-        t = (frame.pts + np.arange(frame.samples)) / frame.sample_rate
-        frame.planes[0].update((np.sin(2 * np.pi * 440 * t) * 6000).astype(np.int16).tobytes())
-        return frame
-
-
-# ------------------------------------------------------------------------------------------ readers
-
-
-class Way:
-    """One row: a reader's samples, or why there are none."""
-
-    def __init__(self, key: str) -> None:
-        self.key = key
-        self.reader = ClockReader()
-        self.error = ""
-
-    def result(self) -> dict[str, Any]:
-        r, s = self.reader, self.reader.samples
-        out: dict[str, Any] = {"frames": r.frames, "n": len(s), "unreadable": r.unreadable, "error": self.error}
-        if s:
-            out.update(median=statistics.median(s), p90=pct(s, 90), max=max(s))
-        elif not self.error:
-            out["error"] = f"no clock read ({r.frames} frames decoded, {r.unreadable} unreadable)"
-        return out
-
-
-def note(reader: ClockReader, frame: av.VideoFrame, seen: int) -> None:
-    """Count a decoded frame and, while collecting, its latency (as :class:`ClockReader` does for aiortc tracks)."""
-    reader.frames += 1
-    if not reader.collect:
-        return
-    drawn = read_clock(frame)
-    late = (seen - drawn) & 0xFFFFFFFF if drawn is not None else None
-    if late is not None and late < 60_000:
-        reader.samples.append(float(late))
-    else:
-        reader.unreadable += 1
-
-
-class RtmpPlayer:
-    """PyAV playing ``rtmp://…`` in a thread with low-latency options, reading the clock from each decoded frame."""
-
-    OPTIONS = {"fflags": "nobuffer", "flags": "low_delay", "probesize": "32768", "analyzeduration": "0", "rtmp_live": "live"}
-
-    def __init__(self, url: str, way: Way) -> None:
-        self.url, self.way = url, way
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="ladder-rtmp", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        for _ in range(20):  # bounded: nginx has the stream once A's destination is live
-            if self.stop.is_set():
-                return
-            try:
-                with av.open(self.url, options=self.OPTIONS, timeout=(10, 5)) as container:
-                    stream = container.streams.video[0]
-                    stream.thread_type = "SLICE"
-                    for packet in container.demux(stream):
-                        for frame in packet.decode():
-                            note(self.way.reader, frame, now_ms())
-                        if self.stop.is_set():
-                            return
-            except (av.FFmpegError, IndexError, OSError) as exc:
-                self.way.error = f"PyAV: {exc}"
-            time.sleep(0.5)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(15)
-
-
-HLS_PAGE = """<!doctype html><html><body style="margin:0;background:#000">
-<video id="v" muted autoplay playsinline style="width:640px;height:360px"></video>
-<script src="/static/vendor/hls.js/hls.light.min.js"></script>
-<script>
-const BITS = 32, ROWS = 2, WRAP = 4294967296;
-const L = window.ladder = {frames: 0, samples: [], unreadable: 0, collect: false, errors: []};
-const video = document.getElementById("v");
-const canvas = document.createElement("canvas");
-const ctx = canvas.getContext("2d", {willReadFrequently: true});
-function readClock() {  // bench.glass.read_clock on the RGB of the picture shown: 5x5 patches, both rows must agree
-  const w = video.videoWidth, h = video.videoHeight, bh = h / 12, top = Math.ceil(ROWS * bh);
-  if (!w || !h) return null;
-  if (canvas.width !== w || canvas.height !== top) { canvas.width = w; canvas.height = top; }
-  ctx.drawImage(video, 0, 0, w, h);
-  const d = ctx.getImageData(0, 0, w, top).data;
-  const values = [];
-  for (let row = 0; row < ROWS; row++) {
-    const yc = Math.floor((row + 0.5) * bh);
-    let bits = 0;
-    for (let bit = 0; bit < BITS; bit++) {
-      const xc = Math.floor((bit + 0.5) * w / BITS);
-      let sum = 0, n = 0;
-      for (let y = Math.max(0, yc - 2); y < Math.min(top, yc + 3); y++)
-        for (let x = Math.max(0, xc - 2); x < Math.min(w, xc + 3); x++) {
-          const i = (y * w + x) * 4;
-          sum += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2]; n++;
-        }
-      bits = bits * 2 + (sum / n > 128 ? 1 : 0);
-    }
-    values.push(bits);
-  }
-  return values.every(v => v === values[0]) ? values[0] : null;
-}
-function onFrame() {
-  const seen = Date.now() % WRAP;
-  L.frames++;
-  if (L.collect) {
-    const drawn = readClock();
-    const late = drawn === null ? null : (seen - drawn + WRAP) % WRAP;
-    if (late !== null && late < 60000) L.samples.push(late); else L.unreadable++;
-  }
-  video.requestVideoFrameCallback(onFrame);
-}
-video.requestVideoFrameCallback(onFrame);
-const hls = new Hls({lowLatencyMode: LOW_LATENCY, manifestLoadingMaxRetry: 30, manifestLoadingRetryDelay: 500,
-                     levelLoadingMaxRetry: 30, fragLoadingMaxRetry: 10});
-hls.on(Hls.Events.ERROR, (_e, data) => {
-  if (!data.fatal) return;
-  L.errors.push(data.details);
-  if (data.type === Hls.ErrorTypes.NETWORK_ERROR) setTimeout(() => hls.startLoad(), 1000);
-  else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
-});
-hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch(e => L.errors.push(String(e))));
-hls.loadSource(PLAYLIST);
-hls.attachMedia(video);
-L.hls = hls;
-</script></body></html>"""
-
-
-class HlsPage:
-    """One Chromium page playing A's HLS through hls.js; its samples are copied into ``way.reader``."""
-
-    def __init__(self, way: Way, page: Any) -> None:
-        self.way, self.page = way, page
-
-    @classmethod
-    async def open(cls, way: Way, context: Any, base: str, playlist: str, low_latency: bool) -> "HlsPage":
-        page = await context.new_page()
-        html = HLS_PAGE.replace("LOW_LATENCY", "true" if low_latency else "false").replace("PLAYLIST", json.dumps(playlist))
-        path = f"{base}/__ladder/{way.key}.html"  # served by the route below, on A's origin (the canvas stays readable)
-        await page.route(path, lambda route: route.fulfill(status=200, content_type="text/html", body=html))
-        page.on("pageerror", lambda exc: setattr(way, "error", f"page error: {exc}"))
-        await page.goto(path)
-        return cls(way, page)
-
-    async def sync(self, collect: bool | None = None) -> None:
-        """Copy the page's figures into the reader (and switch collecting on or off)."""
-        js = "(c) => { if (c !== null) window.ladder.collect = c; const L = window.ladder;" \
-             " return {frames: L.frames, samples: L.samples, unreadable: L.unreadable, errors: L.errors," \
-             " latency: L.hls.latency || 0}; }"
-        got = await self.page.evaluate(js, collect)
-        r = self.way.reader
-        r.frames, r.samples, r.unreadable = got["frames"], [float(s) for s in got["samples"]], got["unreadable"]
-        if got["errors"] and not r.samples:
-            self.way.error = "hls.js: " + ", ".join(dict.fromkeys(got["errors"]))
 
 
 # ------------------------------------------------------------------------------------------ the studios
@@ -333,48 +165,11 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-async def whep(base: str, http: ClientSession, way: Way, seconds: float) -> Any:
-    """An aiortc WHEP viewer of ``base``, retried (bounded) until the studio is live."""
-    error = ""
-    for _ in range(int(seconds / 0.5)):
-        pc = peer()
-        pc.addTransceiver("video", direction="recvonly")
-        pc.on("track", way.reader.attach)
-        try:
-            await _exchange(http, base + "/whep", pc, {})
-            return pc
-        except RuntimeError as exc:
-            error = str(exc)
-            await pc.close()
-            await asyncio.sleep(0.5)
-    raise RuntimeError(f"WHEP: {error}")
-
-
-async def direct(width: int, height: int, way: Way) -> tuple[Any, Any]:
-    pub, sub = peer(), peer()
-    sub.on("track", way.reader.attach)
-    pub.addTrack(ClockTrack(width, height))
-    await pub.setLocalDescription(await pub.createOffer())
-    await sub.setRemoteDescription(pub.localDescription)
-    await sub.setLocalDescription(await sub.createAnswer())
-    await pub.setRemoteDescription(sub.localDescription)
-    return pub, sub
-
-
-async def wait_playlist(http: ClientSession, url: str, seconds: float = 30) -> None:
-    for _ in range(int(seconds / 0.25)):
-        async with http.get(url) as resp:
-            if resp.status == 200:
-                return
-        await asyncio.sleep(0.25)
-    raise RuntimeError(f"no HLS playlist at {url} within {seconds:.0f} s")
-
-
 # ------------------------------------------------------------------------------------------ the run
 
 
 async def latency(args: argparse.Namespace, a: Studio, b: Server | None, rtmp_url: str, http: ClientSession,
-                  ways: dict[str, Way]) -> None:
+                  ways: dict[str, Way], info: dict[str, Any]) -> None:
     """All the receivers at once; the same collecting window for every one."""
     closers: list[Any] = []
     pages: list[HlsPage] = []
@@ -410,7 +205,7 @@ async def latency(args: argparse.Namespace, a: Studio, b: Server | None, rtmp_ur
         from tests.browser import launch
 
         playlist = f"{a.base}/hls/{a.event_id()}/index.m3u8"
-        await wait_playlist(http, playlist)
+        info["ll_parts"] = "#EXT-X-PART:" in await wait_playlist(http, playlist)  # LL-HLS parts, or plain segments
         pw = await async_playwright().start()
         closers.append(pw.stop)
         browser = await launch(pw)
@@ -463,25 +258,40 @@ async def cpu_window(a: Studio, seconds: float) -> float:
     return (a.cpu_seconds() - c0) / (time.monotonic() - t0)
 
 
-async def cpu_runs(a: Studio, args: argparse.Namespace, hls: bool, have: set[str]) -> dict[str, float]:
-    """A's cores over each window: with ``hls`` (A's HLS on) "hls" and "hls+rtmp", else "none", "rtmp", "whip"."""
-    out: dict[str, float] = {}
-    out["hls" if hls else "none"] = await cpu_window(a, args.cpu_seconds)
-    for name in ("rtmp",) if hls else ("rtmp", "whip"):
-        if name not in have:
-            continue
-        await a.switch(name, True)
-        await a.until_live(name)
-        out[f"hls+{name}" if hls else name] = await cpu_window(a, args.cpu_seconds)
-        await a.switch(name, False)
+async def cpu_runs(a: Studio, args: argparse.Namespace, hls: bool, have: set[str]) -> dict[str, list[float]]:
+    """A's cores over each window, ``args.cpu_rounds`` times: with ``hls`` (A's HLS on) "hls" and "hls+rtmp",
+    else "none", "rtmp" and "whip". Each round measures its baseline right before its destinations."""
+    out: dict[str, list[float]] = {}
+    await asyncio.sleep(3.0)  # what ran before (Chromium, the viewers) has gone
+    for _ in range(args.cpu_rounds):
+        out.setdefault("hls" if hls else "none", []).append(await cpu_window(a, args.cpu_seconds))
+        for name in ("rtmp",) if hls else ("rtmp", "whip"):
+            if name not in have:
+                continue
+            await a.switch(name, True)
+            await a.until_live(name)
+            out.setdefault(f"hls+{name}" if hls else name, []).append(await cpu_window(a, args.cpu_seconds))
+            await a.switch(name, False)
     return out
+
+
+def added_cpu(runs: dict[str, list[float]]) -> dict[str, float]:
+    """Cores added: a destination against its round's baseline (median over rounds); HLS on against HLS off
+    (two processes of A: the difference of the medians)."""
+    added = {}
+    for key, ref in (("rtmp", "none"), ("whip", "none"), ("hls+rtmp", "hls")):
+        if key in runs and ref in runs:
+            added[key] = statistics.median(x - y for x, y in zip(runs[key], runs[ref]))
+    if "hls" in runs and "none" in runs:
+        added["hls"] = statistics.median(runs["hls"]) - statistics.median(runs["none"])
+    return added
 
 
 async def amain(args: argparse.Namespace) -> dict[str, Any]:
     from tests.media.nginxrtmp import NginxRtmp
 
     out: dict[str, Any] = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-                           "seconds": args.seconds, "cpu_seconds": args.cpu_seconds, "ingest": f"{args.width}x{args.height}",
+                           "seconds": args.seconds, "cpu_seconds": args.cpu_seconds, "cpu_rounds": args.cpu_rounds, "ingest": f"{args.width}x{args.height}",
                            "program": f"{args.program[0]}x{args.program[1]}"}
     ways = {k: Way(k) for k, _ in WAYS if k != "hls" or args.hls_off}
     tmp = tempfile.TemporaryDirectory()
@@ -514,7 +324,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
                 have.add("whip")
             rtmp_url = f"rtmp://127.0.0.1:{nginx.port}/{RTMP_APP}/{RTMP_KEY}" if nginx is not None else ""
             await asyncio.sleep(1.0)  # the program starts
-            await latency(args, a, b if "whip" in have else None, rtmp_url, http, ways)
+            await latency(args, a, b if "whip" in have else None, rtmp_url, http, ways, out)
             loads.append(os.getloadavg()[0])
             cpu = await cpu_runs(a, args, True, have)
             await a.close()
@@ -535,7 +345,8 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
                 await nginx.stop()
             tmp.cleanup()
     out["ways"] = {k: w.result() for k, w in ways.items()}
-    out["cpu"] = cpu
+    out["cpu"] = {k: statistics.median(v) for k, v in cpu.items()}
+    out["cpu_added"] = added_cpu(cpu)
     out["load"] = max(loads)
     return out
 
@@ -556,12 +367,12 @@ def render(r: dict[str, Any]) -> str:
     cpu = r["cpu"]
     added = []
     base = cpu.get("none")
-    for key, label, ref in [("rtmp", "one RTMP destination (with the shared AAC encode, HLS off)", "none"),
-                            ("whip", "one WHIP out destination (Opus as it is: no AAC)", "none"),
-                            ("hls", "HLS on (with the shared AAC encode)", "none"),
-                            ("hls+rtmp", "one RTMP destination beside HLS (the AAC encode already runs)", "hls")]:
-        if key in cpu and ref in cpu:
-            added.append(f"| {label} | {cpu[key]:.3f} | {cpu[key] - cpu[ref]:+.4f} |")
+    for key, label in [("rtmp", "one RTMP destination (with the shared AAC encode, HLS off)"),
+                       ("whip", "one WHIP out destination (Opus as it is: no AAC)"),
+                       ("hls", "HLS on (with the shared AAC encode)"),
+                       ("hls+rtmp", "one RTMP destination beside HLS (the AAC encode already runs)")]:
+        if key in r["cpu_added"]:
+            added.append(f"| {label} | {cpu[key]:.3f} | {r['cpu_added'][key]:+.4f} |")
     base_row = f"| none (HLS off, no destination) | {base:.3f} | — |" if base is not None else ""
     hls_ll = r["ways"].get("hls_ll", {})
     return "\n".join([
@@ -570,20 +381,23 @@ def render(r: dict[str, Any]) -> str:
         f" the wall-clock time into each {r['ingest']} frame (30 fps, with a tone) and publishes it over WHIP to lmserver A"
         f" ({r['program']}p30 program, its own process); every receiver decodes the picture and reads the clock back on the"
         f" same machine, all at the same time, for {r['seconds']:g} s. HLS is read in headless Chromium (hls.js"
-        " `requestVideoFrameCallback` → canvas → `getImageData`, `Date.now()` as its clock).", "",
+        " `requestVideoFrameCallback` → canvas → `getImageData`, `Date.now()` as its clock; hls.js defaults otherwise),"
+        f" {'an LL-HLS playlist with parts' if r.get('ll_parts') else 'a playlist of whole segments (no LL-HLS parts)'}.", "",
         "| way of watching | median | p90 | max | frames read |", "|---|---|---|---|---|", *rows, "",
         "Targets: WebRTC ≤ 150 ms median on loopback; LL-HLS ≤ 3 s"
         + (f" (hls.js lowLatencyMode: {hls_ll['median'] / 1000:.1f} s)." if "median" in hls_ll else "."), "",
-        f"CPU of A's process (and its children) over {r['cpu_seconds']:g} s windows, the publisher streaming, no viewer;"
+        f"CPU of A's process (and its children) over {r['cpu_seconds']:g} s windows, {r['cpu_rounds']} rounds (medians; each"
+        " destination against its round's baseline), the publisher streaming, no viewer;"
         " nothing is re-encoded. The first RTMP destination or HLS also carries the ONE shared AAC encode of the program's"
         " audio (later RTMP destinations and HLS reuse it); WHIP out sends the Opus packets as they are.", "",
         "| A with | cores | added (target ≤ 0.02 core) |", "|---|---|---|", base_row, *added, "", END])
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0, help="latency collecting window (all ways at once)")
-    parser.add_argument("--cpu-seconds", type=float, default=15.0, help="each CPU window")
+    parser.add_argument("--cpu-seconds", type=float, default=10.0, help="each CPU window")
+    parser.add_argument("--cpu-rounds", type=int, default=2, help="rounds of CPU windows (medians)")
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=360)
     parser.add_argument("--program", type=lambda s: tuple(int(x) for x in s.split("x")), default=(1280, 720))
@@ -591,9 +405,14 @@ def main() -> None:
     parser.add_argument("--no-hls-off", dest="hls_off", action="store_false", help="only hls.js with lowLatencyMode on")
     parser.add_argument("--quick", action="store_true", help="short windows, 640x360 program, HLS with lowLatencyMode only")
     parser.add_argument("--no-write", dest="write", action="store_false", help="print the section, leave BENCHMARKS.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
-        args.seconds, args.cpu_seconds, args.program, args.hls_off = 4.0, 2.0, (640, 360), False
+        args.seconds, args.cpu_seconds, args.cpu_rounds, args.program, args.hls_off = 4.0, 2.0, 1, (640, 360), False
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     results = asyncio.run(amain(args))
     section = render(results)
     if args.write:
