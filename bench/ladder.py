@@ -386,7 +386,7 @@ def render(r: dict[str, Any]) -> str:
         "| way of watching | median | p90 | max | frames read |", "|---|---|---|---|---|", *rows, "",
         "Targets: WebRTC ≤ 150 ms median on loopback; LL-HLS ≤ 3 s"
         + (f" (hls.js lowLatencyMode: {hls_ll['median'] / 1000:.1f} s)." if "median" in hls_ll else "."), "",
-        f"CPU of A's process (and its children) over {r['cpu_seconds']:g} s windows, {r['cpu_rounds']} rounds (medians; each"
+        f"CPU of A's process (and its children) over {r['cpu_seconds']:g} s windows, {r['cpu_rounds']} round{'s' if r['cpu_rounds'] != 1 else ''} (medians; each"
         " destination against its round's baseline), the publisher streaming, no viewer;"
         " nothing is re-encoded. The first RTMP destination or HLS also carries the ONE shared AAC encode of the program's"
         " audio (later RTMP destinations and HLS reuse it); WHIP out sends the Opus packets as they are.", "",
