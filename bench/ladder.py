@@ -220,6 +220,8 @@ async def latency(args: argparse.Namespace, a: Studio, b: Server | None, rtmp_ur
     starts = {"direct": start_direct, "webrtc": start_webrtc, "whip": start_whip, "rtmp": start_rtmp}
     await asyncio.gather(*(guard(k, f()) for k, f in starts.items() if k in ways and not ways[k].error),
                          guard("hls_ll", start_hls()) if "hls_ll" in ways else asyncio.sleep(0))
+    if "hls" in ways and not pages:  # the browser did not start: the same reason for both HLS rows
+        ways["hls"].error = ways["hls"].error or ways["hls_ll"].error
     try:
         deadline = time.monotonic() + args.start_timeout  # bounded: every way shows frames (HLS takes a few seconds)
         while time.monotonic() < deadline:

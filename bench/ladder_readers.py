@@ -100,9 +100,9 @@ class RtmpPlayer:
                 self.way.error = f"PyAV: {exc}"
             time.sleep(0.5)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.stop.set()
-        self.thread.join(15)
+        await asyncio.to_thread(self.thread.join, 15)
 
 
 HLS_PAGE = (Path(__file__).parent / "ladder_hls.html").read_text()  # LOW_LATENCY and PLAYLIST filled in per page
