@@ -236,6 +236,12 @@ async def latency(args: argparse.Namespace, a: Studio, b: Server | None, rtmp_ur
         for p in pages:
             await p.sync(True)
         await asyncio.sleep(args.seconds)
+        for _ in range(40):  # bounded (20 s): a way that shows frames but no clock read yet (a loaded machine) gets more time
+            for p in pages:
+                await p.sync()
+            if all(w.reader.samples or w.error or not w.reader.frames for w in ways.values()):
+                break
+            await asyncio.sleep(0.5)
         for w in ways.values():
             w.reader.collect = False
         for p in pages:

@@ -78,27 +78,39 @@ class RtmpPlayer:
 
     def __init__(self, url: str, way: Way) -> None:
         self.url, self.way = url, way
+        self.opens = self.packets = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="ladder-rtmp", daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        for _ in range(20):  # bounded: nginx has the stream once A's destination is live
+        error = ""
+        for _ in range(30):  # bounded: nginx has the stream once A's destination is live
             if self.stop.is_set():
-                return
+                break
             try:
-                with av.open(self.url, options=self.OPTIONS, timeout=(10, 5)) as container:
-                    self.way.error = ""
-                    stream = container.streams.video[0]
-                    stream.thread_type = "SLICE"
-                    for packet in container.demux(stream):
-                        for frame in packet.decode():
-                            note(self.way.reader, frame, now_ms())
-                        if self.stop.is_set():
-                            return
-            except (av.FFmpegError, IndexError, OSError) as exc:
-                self.way.error = f"PyAV: {exc}"
+                self._play()
+            except Exception as exc:  # reopen: the destination reconnected, or nothing came for a while
+                error = f"{type(exc).__name__}: {exc}"
             time.sleep(0.5)
+        if not self.way.reader.samples:
+            self.way.error = f"PyAV opened the stream {self.opens} times, {self.packets} packets; last error: {error or 'none'}"
+
+    def _play(self) -> None:
+        with av.open(self.url, options=self.OPTIONS, timeout=(10, 5)) as container:
+            self.opens += 1
+            stream = container.streams.video[0]
+            stream.thread_type = "SLICE"
+            last = time.monotonic()
+            for packet in container.demux(stream):
+                self.packets += 1
+                for frame in packet.decode():
+                    note(self.way.reader, frame, now_ms())
+                    last = time.monotonic()
+                if self.stop.is_set():
+                    return
+                if time.monotonic() - last > 5:
+                    raise RuntimeError("packets but no picture for 5 s")
 
     async def close(self) -> None:
         self.stop.set()
