@@ -139,13 +139,14 @@ class HlsPage:
     async def sync(self, collect: bool | None = None) -> None:
         """Copy the page's figures into the reader (and switch collecting on or off)."""
         js = "(c) => { if (c !== null) window.ladder.collect = c; const L = window.ladder;" \
-             " return {frames: L.frames, samples: L.samples, unreadable: L.unreadable, errors: L.errors," \
-             " latency: L.hls.latency || 0}; }"
+             " return {frames: L.frames, samples: L.samples, unreadable: L.unreadable, errors: L.errors}; }"
         got = await self.page.evaluate(js, collect)
         r = self.way.reader
         r.frames, r.samples, r.unreadable = got["frames"], [float(s) for s in got["samples"]], got["unreadable"]
-        if got["errors"] and not r.samples:
+        if got["errors"] and not r.frames:  # hls.js retries what it can: its errors are the reason only while nothing plays
             self.way.error = "hls.js: " + ", ".join(dict.fromkeys(got["errors"]))
+        elif self.way.error.startswith("hls.js: "):
+            self.way.error = ""
 
 
 async def whep(base: str, http: ClientSession, way: Way, seconds: float) -> Any:
