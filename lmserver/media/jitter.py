@@ -136,5 +136,8 @@ def remember(track: Any, buffer: MarkerJitterBuffer) -> None:
 def frame_times(track: Any, pts: int | None) -> TimedFrame | None:
     """Receive and release times of the decoded frame ``pts`` of ``track`` (None: not an ingest
     track with a :class:`MarkerJitterBuffer`, or the frame is not known)."""
-    buffer = _buffers.get(track)
+    try:
+        buffer = _buffers.get(track)
+    except TypeError:  # not weak-referenceable: not a receiver's track
+        return None
     return buffer.times_for(pts) if buffer is not None else None
