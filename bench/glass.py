@@ -22,7 +22,7 @@ breakdown (``stream.health``'s ``stages_ms``, see ``lmserver/media/program.py``)
 ``/api/media/status`` and printed beside it, with the server's CPU per program frame (CPU seconds of the
 server's processes / frames encoded over the same window).
 
-    .venv/bin/python -m bench.glass [--seconds 15] [--rounds 2] [--width 640 --height 360] [--no-chromium]
+    .venv/bin/python -m bench.glass [--seconds 12] [--rounds 2] [--width 640 --height 360] [--no-chromium]
     .venv/bin/python -m bench.glass --quick      # a few seconds per way, one round; no BENCHMARKS.md change
 
 Only the "glass" section of BENCHMARKS.md is rewritten.
@@ -681,7 +681,7 @@ def render(r: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds between the first frames and collecting")
     parser.add_argument("--width", type=int, default=640)
