@@ -315,7 +315,15 @@ class PageReader:
 
     async def stop(self) -> dict[str, float]:
         state = await self.page.evaluate("(() => { const s = window.glassViewer.state; s.collect = false; return {samples: s.samples, unreadable: s.unreadable}; })()")
-        return summary([float(v) for v in state["samples"]], int(state["unreadable"]))
+        out = summary([float(v) for v in state["samples"]], int(state["unreadable"]))
+        # Chromium's own view: mean jitter-buffer delay and decode time per frame (getStats, since the start)
+        stats = await self.page.evaluate("""(async () => { let r = null;
+            (await window.glassViewer.pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") r = s; });
+            return r && {jb: r.jitterBufferDelay, emitted: r.jitterBufferEmittedCount, decode: r.totalDecodeTime, decoded: r.framesDecoded}; })()""")
+        if stats and stats.get("emitted") and stats.get("decoded"):
+            out["viewer_jitter_ms"] = stats["jb"] / stats["emitted"] * 1000.0
+            out["viewer_decode_ms"] = stats["decode"] / stats["decoded"] * 1000.0
+        return out
 
 
 class AiortcReader:
@@ -666,6 +674,12 @@ def render(r: dict[str, Any]) -> str:
     lines += ["", "| publisher → viewer | the server adds (median) |", "|---|---|"]
     for pair, p in r["pairs"].items():
         lines.append(f"| {PAIRS[pair]} | **{p['added_ms']:.0f} ms** |")
+    chromium_viewer = r["pairs"].get("aiortc>chromium")
+    if chromium_viewer and "viewer_jitter_ms" in chromium_viewer["direct"] and "viewer_jitter_ms" in chromium_viewer["lmserver"]:
+        d, s = chromium_viewer["direct"], chromium_viewer["lmserver"]
+        lines += ["", f"Chromium's own figures for its viewer (getStats, mean per frame): jitter buffer {d['viewer_jitter_ms']:.1f} ms"
+                  f" direct, {s['viewer_jitter_ms']:.1f} ms through lmserver; decode {d['viewer_decode_ms']:.1f} ms direct"
+                  f" ({d.get('codec', '?')} {r['ingest']}), {s['viewer_decode_ms']:.1f} ms through lmserver (H264 {r['program']})."]
     lines += ["", "Target: the server adds ≤ 20 ms. Where the server's part goes (lmserver's own stage medians,"
               " `stream.health` `stages_ms`, ms; from the first RTP packet of a frame to its packets handed to the fan-out):", "",
               "| publisher → viewer | " + " | ".join(STAGE_NAMES) + " |", "|---" * (len(STAGE_NAMES) + 1) + "|"]
