@@ -404,8 +404,6 @@ class Server:
         out = subprocess.run([*args, "stream-key", "--data-dir", self.tmp.name], capture_output=True, text=True, env=self.env,
                              timeout=60, cwd=ROOT)
         self.key = out.stdout.strip().split()[-1]
-        subprocess.run([*args, "user", "add", "glass", "--role", "owner", "--data-dir", self.tmp.name], input=PASSWORD + "\n",
-                       capture_output=True, text=True, env=self.env, timeout=60, cwd=ROOT, check=True)
         self.proc = subprocess.Popen([*args, "serve", "--port", str(self.port), "--data-dir", self.tmp.name], env=self.env, cwd=ROOT,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(300):
@@ -418,14 +416,22 @@ class Server:
             await asyncio.sleep(0.2)
         else:
             raise RuntimeError("lmserver did not start")
-        self.staff = ClientSession(cookie_jar=CookieJar(unsafe=True))  # cookies from an IP address
-        async with self.staff.post(self.base + "/api/login", json={"name": "glass", "password": PASSWORD}) as resp:
-            if resp.status != 200:
-                raise RuntimeError(f"login: {resp.status} {await resp.text()}")
+
+    async def _login(self) -> ClientSession:
+        """A staff session for /api/media/status (made on first use; closed by :meth:`aclose`)."""
+        if self.staff is None:
+            subprocess.run([sys.executable, "-m", "lmserver", "user", "add", "glass", "--role", "owner", "--data-dir", self.tmp.name],
+                           input=PASSWORD + "\n", capture_output=True, text=True, env=self.env, timeout=60, cwd=ROOT, check=True)
+            self.staff = ClientSession(cookie_jar=CookieJar(unsafe=True))  # cookies from an IP address
+            async with self.staff.post(self.base + "/api/login", json={"name": "glass", "password": PASSWORD}) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"login: {resp.status} {await resp.text()}")
+        return self.staff
 
     async def status(self) -> dict[str, Any]:
-        assert self.staff is not None
-        async with self.staff.get(self.base + "/api/media/status") as resp:
+        """``/api/media/status`` of the server (live or not, the last stream.health, frames encoded)."""
+        staff = await self._login()
+        async with staff.get(self.base + "/api/media/status") as resp:
             if resp.status != 200:
                 raise RuntimeError(f"/api/media/status: {resp.status} {await resp.text()}")
             return dict(await resp.json())
@@ -441,9 +447,14 @@ class Server:
                 raise RuntimeError("the ingest did not end")
             await asyncio.sleep(0.2)
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
+        """Close the staff session (if :meth:`status` made one) and stop the server."""
         if self.staff is not None:
             await self.staff.close()
+            self.staff = None
+        self.stop()
+
+    def stop(self) -> None:
         if self.proc is not None:
             self.proc.terminate()
             try:
@@ -649,7 +660,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             if chromium is not None:
                 await chromium.stop()
-            await server.stop()
+            await server.aclose()
     for pair in pairs:
         d, s = _median_dicts(runs[(pair, "direct")]), _median_dicts(runs[(pair, "lmserver")])
         out["pairs"][pair] = {"direct": d, "lmserver": s, "added_ms": s["median"] - d["median"]}
