@@ -50,7 +50,6 @@ from bench.report import machine, write_section  # noqa: E402
 BEGIN, END = "<!-- ladder:begin -->", "<!-- ladder:end -->"
 PASSWORD = "ladder bench password"
 RTMP_APP, RTMP_KEY = "secure", "ladder"  # nginxrtmp's application without recording (no on_publish without auth_url)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 WAYS = [  # (key, label) in the table's order
     ("direct", "direct peer connection (aiortc → aiortc, the baseline)"),
@@ -130,8 +129,7 @@ class Studio:
 
     def cpu_seconds(self) -> float:
         """CPU seconds of A's process and its children (the fan-out processes), from /proc."""
-        assert self.server.proc is not None
-        return cpu_seconds(self.server.proc.pid)
+        return self.server.cpu()
 
     async def close(self) -> None:
         for name in list(self.dest):  # a WHIP destination ends its session on B (DELETE) before A goes
@@ -143,26 +141,6 @@ class Studio:
         await asyncio.sleep(0.5)
         await self.http.close()
         self.server.stop()
-
-
-def cpu_seconds(pid: int) -> float:
-    children: dict[int, list[int]] = {}
-    times: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))  # fields[1]: ppid
-        times[int(entry)] = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        total += times.get(p, 0.0)
-        todo.extend(children.get(p, []))
-    return total
 
 
 # ------------------------------------------------------------------------------------------ the run
