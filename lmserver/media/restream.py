@@ -295,6 +295,14 @@ class Restreamer:
         if self._aac is None:
             self._aac = AacEncoder(self._on_aac, self.queue_items)
 
+    def remove_listener(self, listener: Callable[[Item], None]) -> None:
+        """Unsubscribe it (the HLS output of a program that stopped); the AAC encode stops if nothing else uses it."""
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+        if not self.listeners and not any(w.dest.kind == "rtmp" for w in self.workers.values()) and self._aac is not None:
+            aac, self._aac = self._aac, None
+            threading.Thread(target=aac.close, name="lm-restream-aac-close", daemon=True).start()
+
     # the LIVE's lifecycle (called by the MediaServer)
     def program_started(self, session: "LiveSession") -> RestreamSink | None:
         """A program starts: practice never restreams; a LIVE starts its "start with every LIVE" destinations
