@@ -171,7 +171,7 @@ async def test_memory_stays_bounded_over_a_long_run() -> None:
     silence = Slate._silence(_new_aac(), AAC_FRAME, "fltp")
     out = HlsOutput(160, 120, fps, 2.0, 6, 0.5, aac_config())
     t, audio_t, sizes = 1000.0, 1000.0, []
-    for n in range(2000 * gop):
+    for n in range(600 * gop):
         data, key = packets[n % gop]
         out.feed(("v", t, data, key))
         t += 1 / fps
