@@ -9,11 +9,12 @@ others, the WebRTC viewers or the recording. Reconnects back off 2 s ×1.5 up to
 send that makes no progress for ``STALL_SECONDS`` is a stall and reconnects.
 
 Video is never re-encoded: RTMP gets the shared H.264 packets as FLV/AVC, WHIP the same Annex-B
-packets (:mod:`lmserver.media.restream_whip`, aiortc on the event loop). Audio for RTMP (and HLS
-later) is AAC from ONE :class:`~lmserver.media.restream_audio.AacEncoder` shared by every destination,
+packets (:mod:`lmserver.media.restream_whip`, aiortc on the event loop). Audio for RTMP and HLS
+is AAC from ONE :class:`~lmserver.media.restream_audio.AacEncoder` shared by every destination,
 fed by decoding the program's Opus packets once; WHIP gets the Opus packets as they are.
 
-A new sink of the same kind (HLS) subscribes with :meth:`Restreamer.add_listener`: it receives the
+Another output of the same kind (HLS, :mod:`lmserver.media.hls`) subscribes with
+:meth:`Restreamer.add_listener` (and leaves with :meth:`Restreamer.remove_listener`): it receives the
 same video items and the same AAC packets.
 """
 
