@@ -4,6 +4,8 @@ reloads) and without (whole segments), side by side in one headless Chromium on 
 The figure is hls.js's ``playingDate`` (the frame shown, from ``EXT-X-PROGRAM-DATE-TIME``) against the wall
 clock: the server-side part of HLS's delay (packaging, playlist reloads, the player's hold-back), not
 the camera's. ``bench/ladder.py`` measures glass-to-glass for every way of watching; this is the quick check.
+It also reports the packager's CPU: process CPU seconds per second of program (720p30 H.264 ~2 Mbit/s
+and AAC fed to :class:`~lmserver.media.hls.HlsOutput` as fast as possible; no encode is counted).
 
     .venv/bin/python -m bench.hls_ll [--seconds 30]
 """
@@ -79,6 +81,44 @@ async def run(seconds: float) -> dict[str, list[float]]:
     return figures
 
 
+async def packaging_cpu(seconds: int = 120) -> float:
+    """CPU seconds the LL-HLS packager spends per second of 720p30 program."""
+    import time
+
+    import av
+    import numpy as np
+
+    from lmserver.media.encoder import VideoEncoder
+    from lmserver.media.hls import HlsOutput
+    from lmserver.media.restream_audio import Slate, _new_aac, aac_config
+    from lmserver.media.restream_common import AAC_FRAME
+
+    fps = 30
+    encoder = VideoEncoder(1280, 720, fps, 2_000_000, 2.0, 0.5, "ultrafast")
+    packets: list[tuple[bytes, bool]] = []
+    rng = np.random.default_rng(1)
+    for i in range(fps * 2 + 5):
+        frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (720, 1280, 3), np.uint8), format="rgb24").reformat(format="yuv420p")
+        frame.pts = i * 3000
+        packets += [(bytes(p), bool(p.is_keyframe)) for p in encoder.encode(frame)]
+    encoder.close()
+    packets = packets[:fps * 2]
+    aac = Slate._silence(_new_aac(), AAC_FRAME, "fltp") * 3  # about the size of a 128 kbit/s frame
+    out = HlsOutput(1280, 720, fps, 2.0, 6, 0.5, aac_config())
+    t = audio_t = 1000.0
+    cpu = time.process_time()
+    for n in range(seconds * fps):
+        data, key = packets[n % len(packets)]
+        out.feed(("v", t, data, key))
+        t += 1 / fps
+        while audio_t < t:
+            out.feed(("a", audio_t, aac, False))
+            audio_t += AAC_FRAME / 48000
+    used = time.process_time() - cpu
+    out.close()
+    return used / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30)
@@ -90,6 +130,7 @@ def main() -> None:
             print(f"  {name:26s} median {statistics.median(values):.2f} s  min {min(values):.2f}  max {max(values):.2f}  ({len(values)} samples)")
         else:
             print(f"  {name:26s} did not play")
+    print(f"LL-HLS packaging: {asyncio.run(packaging_cpu()) * 1000:.2f} ms CPU per second of 720p30 program (cores × 1000)")
 
 
 if __name__ == "__main__":

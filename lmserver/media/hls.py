@@ -265,7 +265,8 @@ class HlsOutput:
         if not self._video:  # a new part starts with this frame
             if key or self._open_msn is None:
                 msn = self.first_msn if self._open_msn is None else self._open_msn + 1
-                self.segments.append(Segment(msn, self._wall_offset + t))
+                first = self._t0 + self._part_start / VIDEO_TIMESCALE if self._part_start is not None else t
+                self.segments.append(Segment(msn, self._wall_offset + first))  # where its first frame's decode time is
                 self._open_msn = msn
         self._video.append((sample, t, key))
 

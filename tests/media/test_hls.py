@@ -86,7 +86,7 @@ async def test_pyav_decodes_ten_seconds_of_the_live_over_hls(studio: Any) -> Non
         assert resp.status == 404
 
 
-@pytest.mark.parametrize("path", ["index.m3u8", "../../secret.key", "init.mp4.tmp", "seg1.ts"])
+@pytest.mark.parametrize("path", ["index.m3u8", "index.m3u8?_HLS_msn=1&_HLS_part=0", "../../secret.key", "init.mp4.tmp", "seg1.ts", "seg1.2.3.m4s"])
 async def test_practice_other_events_and_bad_names_are_404(studio: Any, path: str) -> None:
     event_id = await make_event(studio.app)
     other = await make_event(studio.app, title="Other")
