@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -96,6 +97,10 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         published with the stream key notice a rotated key."""
         self._live, self.bus, self.db, self.on_session = live, bus, db, on_session
         set_ice_host_addresses(self.config.ice_host_addresses)
+        # HLS is served from memory now; versions before LL-HLS wrote segments to <data>/hls: remove what they left
+        legacy_hls = Path(self.data_dir) / "hls"
+        if legacy_hls.is_dir():
+            await asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, legacy_hls, True)
         if db is not None:
             self.restream.set_destinations(await load_destinations(db))
 

@@ -187,3 +187,16 @@ async def test_memory_stays_bounded_over_a_long_run() -> None:
     assert max(sizes[100:]) <= 1.5 * min(sizes[100:])  # flat, not growing
     out.close()
     assert out.memory() == 0
+
+
+async def test_segments_left_on_disk_by_an_older_version_are_removed_at_startup(tmp_path: Any, aiohttp_server: Any) -> None:
+    """Before LL-HLS the segments were files under <data>/hls; HLS lives in memory now, so the folder an
+    older version left (e.g. after a crash) is removed when the server starts."""
+    from tests.media.mediafixtures import make_app
+
+    old = tmp_path / "hls" / "7"
+    old.mkdir(parents=True)
+    (old / "seg1.m4s").write_bytes(b"\0" * 1024)
+    app = make_app(tmp_path)
+    await aiohttp_server(app, host="127.0.0.1")
+    assert not (tmp_path / "hls").exists()
