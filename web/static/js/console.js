@@ -124,7 +124,13 @@ import { play, publish } from "./webrtc.js";
   function orderHtml(o) {
     return `<li class="feed-item order" data-order="${o.id}"><span><span class="who">${esc(o.nickname)}</span>${o.first_time ? '<span class="tag">first order</span>' : ""}${o.practice ? '<span class="tag">practice</span>' : ""}${o.label ? `<span class="tag">${esc(o.label)}</span>` : ""}</span>` +
       `<span class="amount">${LMS.money(o.amount_cents, o.currency)}</span>` +
-      `<span class="detail">${o.quantity} × ${esc(o.product_title)} @ ${LMS.money(o.unit_price_cents, o.currency)}</span><span class="detail when">${timeOf(o.created_at)}</span></li>`;
+      `<span class="detail">${o.quantity} × ${esc(o.product_title)} @ ${LMS.money(o.unit_price_cents, o.currency)}</span>` +
+      `<span class="detail order-meta">${statusPill(o.status)}<span class="when">${timeOf(o.created_at)}</span></span></li>`;
+  }
+  // the order's status as the Orders page shows it (same label, same .order-status colours in app.css)
+  function statusPill(status) {
+    if (!status) return "";
+    return `<span class="pill order-status status-${esc(status)}" data-order-status="${esc(status)}">${esc(status.replace("_", " "))}</span>`;
   }
   // a finding (lmserver/prompter.py): what the rule saw, its one-click actions (the console's own APIs), dismiss
   function prompterHtml(a) {
@@ -397,6 +403,17 @@ import { play, publish } from "./webrtc.js";
         state.orders.unshift(d.order);
         renderOrders();
         refreshMetrics();
+        break;
+      case "order.status_changed": {  // staff, a payment plugin or the checkout changed it: the pill follows
+        const o = state.orders.find((x) => x.id === d.order_id);
+        if (o) { o.status = d.to; renderOrders(); }
+        break;
+      }
+      case "order.released":  // unpaid reservations released by the server: cancelled
+        if (state.orders.some((x) => (d.order_ids || []).includes(x.id))) {
+          state.orders.forEach((x) => { if (d.order_ids.includes(x.id)) x.status = "cancelled"; });
+          renderOrders();
+        }
         break;
       case "product.pinned":  // staff receive the product whole, script included
         state.pinned_product_id = d.product.id;
