@@ -19,6 +19,12 @@ import { play, publish } from "./webrtc.js";
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
     return (h ? h + ":" + String(m).padStart(2, "0") : m) + ":" + String(sec).padStart(2, "0");
   }
+  // seconds to the event's start inside its ready window (events.ready_minutes before it), else null
+  function readyWait() {
+    const pill = $("#status-pill"), ready = Number(pill.dataset.readySeconds || 0);
+    const wait = state.event.starts_at - Date.now() / 1000;
+    return wait > 0 && wait <= ready ? wait : null;
+  }
   function isLiveHere() { return !!(state.session && state.session.live); }
   function ours(rec) { return rec.event_id == null || rec.event_id === eventId; }
   function bump(id) { const el = document.getElementById(id); if (!el) return; const tile = el.closest(".metric"); tile.classList.remove("bump"); void tile.offsetWidth; tile.classList.add("bump"); }
@@ -44,6 +50,7 @@ import { play, publish } from "./webrtc.js";
     $("#m-duration").textContent = fmtDuration(end - s.started_at);
   }
   setInterval(tickDuration, 1000);
+  setInterval(() => { if (!isLiveHere() && !readonly) renderPill(); }, 1000);  // the ready window opens, counts down
 
   let metricsTimer = null;
   function refreshMetrics() {  // at most once per 400 ms whatever the order rate
@@ -61,11 +68,18 @@ import { play, publish } from "./webrtc.js";
     }, 400);
   }
 
-  function renderStatus() {
+  function renderPill() {  // LIVE, Practice, Ready · starts in 4:12 (the ready window), Offline, Past session
     const pill = $("#status-pill");
     const s = state.session;
-    pill.className = "pill" + (s && s.live ? (s.practice ? " pill-practice" : " pill-live") : "");
-    pill.textContent = s && s.live ? (s.practice ? "Practice" : "LIVE") : (readonly ? "Past session" : "Offline");
+    // Ready until the event's first real LIVE (an ended practice leaves it ready; an ended LIVE is Offline)
+    const wait = !(s && (s.live || !s.practice)) && !readonly ? readyWait() : null;
+    pill.className = "pill" + (s && s.live ? (s.practice ? " pill-practice" : " pill-live") : (wait !== null ? " pill-ready" : ""));
+    pill.textContent = s && s.live ? (s.practice ? "Practice" : "LIVE") :
+      (readonly ? "Past session" : (wait !== null ? `Ready · starts in ${fmtDuration(wait)}` : "Offline"));
+  }
+  function renderStatus() {
+    renderPill();
+    const s = state.session;
     $("#practice-badge").hidden = !(s && s.live && s.practice);
     const studioPill = $("#topbar-live");  // the site bar's pill follows the studio, not the page load
     if (studioPill) studioPill.style.display = state.studio_live ? "" : "none";
