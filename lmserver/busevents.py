@@ -173,6 +173,8 @@ CORE_EVENTS: list[EventSpec] = [
               {"bitrate": "ingest bits/s", "fps": "ingest frames/s", "width": "px", "height": "px",
                "packet_loss": "fraction 0..1", "jitter": "seconds", "audio_level": "dBFS", "silent": "audio is silent",
                "encode_ms": "program encode time per frame, ms", "viewers": "viewers now",
+               "stages_ms": "median ms per pipeline stage {receive, jitter, decode, wait, scale, composite, encode, handoff,"
+                            " total, server} over the last 300 frames (lmserver.media.program; null where not known)",
                "luma_mean": "mean luma 0..255 of the program's frames before overlays (black: under ~20), or null",
                "frame_diff": "mean absolute luma change between sampled frames (frozen: ~0), or null",
                "recording": "the session's recording {id, state: recording|stopped|failed|off, size: bytes, duration: s, warning}, or null (not recorded)"},

@@ -1,13 +1,21 @@
-"""The glass-to-glass benchmark's clock survives the trip it measures: drawn at 640x360, scaled to 720p,
-H.264-encoded by the program's encoder and decoded, it reads back exactly."""
+"""The glass-to-glass benchmark: its clock survives the trip it measures (drawn at 640x360, scaled to 720p,
+H.264-encoded by the program's encoder and decoded, it reads back exactly), and ``--quick`` runs every pair."""
 
 from __future__ import annotations
 
-import numpy as np
+import subprocess
+import sys
+from pathlib import Path
+
 import av
+import numpy as np
+import pytest
 
 from bench.glass import draw_clock, read_clock
 from lmserver.media.encoder import VIDEO_TIME_BASE, VideoEncoder
+from tests.browser import CHROMIUM
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_drawn_clock_reads_back_through_scaling_and_h264() -> None:
@@ -26,3 +34,27 @@ def test_the_drawn_clock_reads_back_through_scaling_and_h264() -> None:
     assert decoded == (stamps * 3)[: len(decoded)] and len(decoded) >= 10
     plain = av.VideoFrame.from_ndarray(np.full((360, 640, 3), 128, np.uint8), format="rgb24")
     assert read_clock(plain) in (0, 0xFFFFFFFF)  # a flat picture reads as one value: the two rows agree
+
+
+@pytest.mark.timeout(240)
+def test_the_quick_bench_reads_the_clock_on_every_pair_and_prints_its_tables(tmp_path: Path) -> None:
+    """bench/glass.py --quick: lmserver in its own process, the aiortc and Chromium publishers and viewers, the
+    direct baselines; every way reads frames, and the tables (with the server's stage breakdown) come out.
+    No timed assertion: the figures are whatever this machine gives."""
+    before = (ROOT / "BENCHMARKS.md").read_bytes()
+    args = [sys.executable, "-m", "bench.glass", "--quick"] + ([] if Path(CHROMIUM).exists() else ["--no-chromium"])
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=230)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert (ROOT / "BENCHMARKS.md").read_bytes() == before  # --quick writes nothing
+    ways = [line.split() for line in out.stdout.splitlines() if len(line.split()) > 2 and line.split()[1] in ("direct", "lmserver")]
+    pairs = {w[0] for w in ways}
+    assert "aiortc>aiortc" in pairs and (not Path(CHROMIUM).exists() or pairs == {"aiortc>aiortc", "chromium>aiortc", "aiortc>chromium"})
+    assert len(ways) == 2 * len(pairs)
+    for line in out.stdout.splitlines():
+        if "| direct |" in line or "| lmserver |" in line:
+            frames = int(line.split("|")[7])
+            assert frames > 0, line  # readable clocks on this way
+    table = out.stdout[out.stdout.index("<!-- glass:begin -->"):]
+    assert "the server adds (median)" in table and "| receive | jitter | decode |" in table
+    stage_rows = [line for line in table.splitlines() if line.startswith("| aiortc publisher → aiortc viewer |") and line.count("|") == 11]
+    assert stage_rows and "–" not in stage_rows[0].split("|")[2], stage_rows  # the server's stages were fetched

@@ -130,6 +130,7 @@ class IngestHealth:
                 audio_level=snap["audio_level_dbfs"],
                 silent=snap["silent"],
                 encode_ms=snap["encode_ms"],
+                stages_ms=snap["stages_ms"],
                 luma_mean=snap["luma_mean"],
                 frame_diff=snap["frame_diff"],
                 viewers=self.audience,

@@ -16,7 +16,8 @@ from aiortc.mediastreams import MediaStreamTrack
 from ..errors import BadRequest, Conflict, NotFound
 from ..live import ALREADY_LIVE
 from .ingest import Ingest
-from .rtc import OFFER_ERRORS, SdpError, check_offer, create_peer_connection, relax_consent, trust_peer_nomination
+from .rtc import (OFFER_ERRORS, AiortcChanged, SdpError, check_offer, create_peer_connection, relax_consent,
+                  release_frames_on_marker, trust_peer_nomination)
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,10 @@ class WhipIngest:
             raise BadRequest("no common video codec: send VP8 or H.264 (constrained baseline, packetization-mode=1)")
         for transceiver in pc.getTransceivers():
             transceiver.direction = "recvonly"
+        try:  # decode each frame when its last packet is in, not when the next frame begins (rtc.py)
+            release_frames_on_marker(pc)
+        except AiortcChanged as exc:
+            logger.error("WHIP ingest: frames are released a frame interval late: %s", exc)
         if ffmpeg:
             relax_consent(pc)
             trust_peer_nomination(pc)

@@ -9,6 +9,10 @@
   ICE check is answered, so it never answers our triggered check if that goes out late (a busy
   machine): ICE stayed "checking" until the 30 s connect watchdog. For that connection only, its
   authenticated nominating check is enough to use the pair, as an ICE-lite server would.
+- aiortc's video jitter buffer hands a frame to the decoder only when the next frame's first packet
+  arrives (a whole frame interval late): on the ingest's video receivers it is replaced by
+  :class:`~lmserver.media.jitter.MarkerJitterBuffer`, which also releases a frame on its RTP marker bit
+  (:func:`release_frames_on_marker`).
 """
 
 from __future__ import annotations
@@ -19,11 +23,16 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import aioice.ice
+import aiortc
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcdtlstransport import RTCCertificate
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import SessionDescription
+
+from .jitter import MarkerJitterBuffer, remember
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +144,52 @@ def _trusting_check_incoming(connection: aioice.ice.Connection):  # type: ignore
     return check_incoming
 
 
+#: aiortc versions whose receiver internals :func:`release_frames_on_marker` was checked against
+#: (``RTCRtpReceiver.__jitter_buffer``, ``JitterBuffer._remove_frame``/``_packets``/``_origin``/``_prefetch``)
+MARKER_RELEASE_AIORTC = ("1.16.",)
+_JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
+_warned_versions: set[str] = set()
+
+
+class AiortcChanged(RuntimeError):
+    """aiortc's internals are not what an adjustment here was written for (pin aiortc or update rtc.py)."""
+
+
+def release_frames_on_marker(pc: RTCPeerConnection) -> int:
+    """Give this connection's video receivers a :class:`~lmserver.media.jitter.MarkerJitterBuffer`
+    (call after setRemoteDescription, before media flows). Returns how many receivers were changed.
+
+    Raises :class:`AiortcChanged` when aiortc's receiver no longer keeps a ``JitterBuffer`` with the
+    expected internals where expected (an aiortc upgrade): the caller logs it as an error and goes on
+    with aiortc's own buffer (a frame interval later), and tests/media/test_jitter.py fails. An aiortc
+    version other than ``MARKER_RELEASE_AIORTC`` is logged once as a warning.
+    """
+    version = getattr(aiortc, "__version__", "?")
+    if not version.startswith(MARKER_RELEASE_AIORTC) and version not in _warned_versions:
+        _warned_versions.add(version)
+        logger.warning("release_frames_on_marker: checked with aiortc %s, running %s (its internals are checked on each use)",
+                       "/".join(MARKER_RELEASE_AIORTC), version)
+    changed = 0
+    for transceiver in pc.getTransceivers():
+        receiver = transceiver.receiver
+        if transceiver.kind != "video" or not isinstance(receiver, RTCRtpReceiver):
+            continue
+        current = getattr(receiver, _JITTER_ATTR, None)
+        if type(current) is MarkerJitterBuffer:
+            continue
+        if type(current) is not JitterBuffer or not all(
+                hasattr(current, a) for a in ("_packets", "_origin", "_prefetch", "_capacity", "_remove_frame")):
+            raise AiortcChanged(f"aiortc {version}: RTCRtpReceiver.{_JITTER_ATTR} is {type(current).__name__}, not a JitterBuffer")
+        if current._origin is not None:
+            raise AiortcChanged("release_frames_on_marker: packets already arrived on this receiver")
+        buffer = MarkerJitterBuffer(capacity=current.capacity, prefetch=current._prefetch, is_video=True)
+        setattr(receiver, _JITTER_ATTR, buffer)
+        if receiver._track is not None:
+            remember(receiver._track, buffer)
+        changed += 1
+    return changed
+
+
 def prefer_h264(transceiver: RTCRtpTransceiver) -> None:
     """Offer/answer H.264 only on a sending video transceiver (before setRemoteDescription)."""
     caps = RTCRtpSender.getCapabilities("video")
@@ -214,6 +269,7 @@ def check_offer(sdp: str, *, need_video: bool = True) -> Offer:
 
 
 __all__ = [
+    "AiortcChanged",
     "OFFER_ERRORS",
     "Offer",
     "SdpError",
@@ -222,6 +278,7 @@ __all__ = [
     "create_peer_connection",
     "prefer_h264",
     "relax_consent",
+    "release_frames_on_marker",
     "set_ice_host_addresses",
     "trust_peer_nomination",
 ]

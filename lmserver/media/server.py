@@ -295,6 +295,8 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
             "peak_viewers": self.peak_viewers,
             "layers": [vars(layer) for layer in self.compositor.layers()],
             "health": self.last_health if ingest is not None else None,
-            "program": {"width": self.config.width, "height": self.config.height, "fps": self.config.fps},
+            "program": {"width": self.config.width, "height": self.config.height, "fps": self.config.fps,
+                        # frames the live program encoded so far (null when not live): CPU per frame in bench/glass.py
+                        "frames_encoded": ingest.program.frames_out if ingest is not None else None},
             "restream": {"live": self.restream.live, "slate": self.restream.slate_on, "destinations": self.restream.status()},
         }

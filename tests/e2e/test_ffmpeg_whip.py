@@ -58,6 +58,15 @@ async def test_ffmpeg_whip_muxer_publishes_for_45_seconds(studio, tmp_path: Path
         assert ingest is not None and ingest.client == "ffmpeg" and ingest.relaxed_consent
         assert (await viewer.play(studio.http, studio.base))[0] == 201
         await viewer.wait_frames(10, timeout=20)
+        # FFmpeg's RTP muxer marks each access unit's last packet: frames go to the decoder on it, not a frame later
+        from lmserver.media.jitter import MarkerJitterBuffer
+
+        video = next(t.receiver for t in ingest.pc.getTransceivers() if t.kind == "video")
+        jb = getattr(video, "_RTCRtpReceiver__jitter_buffer")
+        assert isinstance(jb, MarkerJitterBuffer) and jb.marker_trusted
+        assert jb.released_on_marker >= 10 and jb.released_on_next <= 1, (jb.released_on_marker, jb.released_on_next)
+        stages = ingest.program.stage_medians()
+        assert all(stages[k] is not None for k in ("receive", "jitter", "decode", "wait", "scale", "encode", "total")), stages
         output, _ = await asyncio.wait_for(proc.communicate(), SECONDS + 30)
         assert proc.returncode == 0, output.decode(errors="replace")[-2000:]
         assert f"done {SECONDS * FPS}" in output.decode()
