@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 BENCHES = {"orders": "bench.orders", "media": "bench.media", "prompter": "bench.prompter", "giveaway": "bench.giveaway",
-           "restream": "bench.restream", "glass": "bench.glass", "recording": "bench.recording", "analytics": "bench.analytics"}
+           "restream": "bench.restream", "glass": "bench.glass", "recording": "bench.recording", "analytics": "bench.analytics", "ladder": "bench.ladder"}
 
 
 def main() -> int:

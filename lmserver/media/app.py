@@ -28,6 +28,7 @@ from . import MEDIA, MediaServer
 from .capture import check_options, list_sources, select_source, selected_source
 from .restream_api import setup_restream_routes
 from .hls import CACHE_PLAYLIST as HLS_CACHE_PLAYLIST
+from .hls import cache_blocking as HLS_CACHE_BLOCKING
 from .hls import CACHE_SEGMENT as HLS_CACHE_SEGMENT
 from .hls import CONTENT_TYPES as HLS_CONTENT_TYPES
 from .hls import FILE_RE as HLS_FILE_RE
@@ -331,11 +332,24 @@ async def play_page(request: web.Request) -> web.Response:
     return await render(request, "media/play.html")
 
 
+def _directive(request: web.Request, name: str) -> int | None:
+    value = request.query.get(name)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) < 13):
+        raise BadRequest(f"{name}={value!r} is not a media sequence or part number (a whole number, 0 or more)")
+    return int(value)
+
+
 async def serve_hls(request: web.Request) -> web.StreamResponse:
-    """``GET /hls/{event}/{name}``: the playlist and segments of the event's live (not practice) program.
+    """``GET /hls/{event}/{name}``: the LL-HLS playlist, parts and segments of the event's live (not practice) program.
 
     ``event`` is the event's id or slug. Anything else (another event, not live, practice, a name that is
-    not one of the folder's files, a segment already deleted) is a 404 that says why.
+    not one of the playlist's files, a segment already dropped) is a 404 that says why. Blocking playlist
+    reload: ``index.m3u8?_HLS_msn=N&_HLS_part=M`` answers once part M of segment N exists (``_HLS_msn``
+    alone: once segment N is complete), at most 3 target durations later (else 503); a bad value or one too
+    far ahead is a 400. The part named by ``EXT-X-PRELOAD-HINT`` may be asked for before it exists: the
+    answer comes when it is written.
     """
     media = request.app[MEDIA]
     ident, name = request.match_info["event"], request.match_info["name"]
@@ -349,17 +363,37 @@ async def serve_hls(request: web.Request) -> web.StreamResponse:
                                          (int(ident) if ident.isascii() and ident.isdigit() and len(ident) < 19 else -1, ident))
     if row is None or row["id"] != ingest.session.event_id:
         raise NotFound(f"event {ident} is not the one live now")
-    path = out.directory / name
-    if name == "index.m3u8" and not out.ready():
-        # 503 (players retry it; hls.js gives up on a 404): the first segment takes one keyframe interval
-        raise ApiError("the HLS playlist is not ready yet: try again in a second", status=503, headers={"Retry-After": "1"})
-    if not path.is_file():
+    headers = {"Access-Control-Allow-Origin": "*", "Content-Type": HLS_CONTENT_TYPES[name[name.rindex("."):]]}
+    hold = 3 * out.target_duration  # the longest a blocking request waits (RFC 8216bis 6.2.5.2)
+    if name == "index.m3u8":
+        msn, part = _directive(request, "_HLS_msn"), _directive(request, "_HLS_part")
+        if part is not None and msn is None:
+            raise BadRequest("_HLS_part needs _HLS_msn (the media sequence number of the segment the part belongs to)")
+        if msn is not None:
+            if out.ready() and (reason := out.check_request(msn, part)) is not None:
+                raise BadRequest(reason + ": ask for the part after the playlist's last one (its EXT-X-PRELOAD-HINT)")
+            if not await out.wait_for(lambda: out.has(msn, part), hold):
+                if out.closed:
+                    raise NotFound("the LIVE stopped")
+                raise ApiError(f"segment {msn} part {part} did not come within {hold} s: reload index.m3u8", status=503,
+                               headers={"Retry-After": "1"})
+            headers["Cache-Control"] = HLS_CACHE_BLOCKING(out.part_target)
+        else:
+            headers["Cache-Control"] = HLS_CACHE_PLAYLIST
+        if not out.ready():
+            # 503 (players retry it; hls.js gives up on a 404): the first segment takes one keyframe interval
+            raise ApiError("the HLS playlist is not ready yet: try again in a second", status=503, headers={"Retry-After": "1"})
+        return web.Response(body=out.playlist_text, headers=headers)  # built once per new part
+    body = out.file(name)
+    if body is None and name.count(".") == 2 and out.ready():  # a part: the hinted one may be asked for early
+        hinted = "seg{}.{}.m4s".format(*out.open_part())
+        if name == hinted:
+            await out.wait_for(lambda: out.file(name) is not None or out.open_part() != tuple(map(int, name[3:-4].split("."))), hold)
+            body = out.file(name)
+    if body is None:
         raise NotFound(f"{name} is no longer (or not yet) in the playlist: reload index.m3u8")
-    headers = {"Cache-Control": HLS_CACHE_PLAYLIST if name.endswith(".m3u8") else HLS_CACHE_SEGMENT,
-               "Access-Control-Allow-Origin": "*", "Content-Type": HLS_CONTENT_TYPES[path.suffix]}
-    if name.endswith(".m3u8"):  # small, rewritten in place: read it whole rather than stream a file that changes
-        return web.Response(body=path.read_bytes(), headers=headers)
-    return web.FileResponse(path, headers=headers)
+    headers["Cache-Control"] = HLS_CACHE_SEGMENT
+    return web.Response(body=body, headers=headers)
 
 
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:

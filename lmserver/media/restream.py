@@ -9,11 +9,12 @@ others, the WebRTC viewers or the recording. Reconnects back off 2 s ×1.5 up to
 send that makes no progress for ``STALL_SECONDS`` is a stall and reconnects.
 
 Video is never re-encoded: RTMP gets the shared H.264 packets as FLV/AVC, WHIP the same Annex-B
-packets (:mod:`lmserver.media.restream_whip`, aiortc on the event loop). Audio for RTMP (and HLS
-later) is AAC from ONE :class:`~lmserver.media.restream_audio.AacEncoder` shared by every destination,
+packets (:mod:`lmserver.media.restream_whip`, aiortc on the event loop). Audio for RTMP and HLS
+is AAC from ONE :class:`~lmserver.media.restream_audio.AacEncoder` shared by every destination,
 fed by decoding the program's Opus packets once; WHIP gets the Opus packets as they are.
 
-A new sink of the same kind (HLS) subscribes with :meth:`Restreamer.add_listener`: it receives the
+Another output of the same kind (HLS, :mod:`lmserver.media.hls`) subscribes with
+:meth:`Restreamer.add_listener` (and leaves with :meth:`Restreamer.remove_listener`): it receives the
 same video items and the same AAC packets.
 """
 
@@ -294,6 +295,14 @@ class Restreamer:
         self.listeners.append(listener)
         if self._aac is None:
             self._aac = AacEncoder(self._on_aac, self.queue_items)
+
+    def remove_listener(self, listener: Callable[[Item], None]) -> None:
+        """Unsubscribe it (the HLS output of a program that stopped); the AAC encode stops if nothing else uses it."""
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+        if not self.listeners and not any(w.dest.kind == "rtmp" for w in self.workers.values()) and self._aac is not None:
+            aac, self._aac = self._aac, None
+            threading.Thread(target=aac.close, name="lm-restream-aac-close", daemon=True).start()
 
     # the LIVE's lifecycle (called by the MediaServer)
     def program_started(self, session: "LiveSession") -> RestreamSink | None:

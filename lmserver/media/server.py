@@ -29,8 +29,6 @@ from .ingest_whip import WhipIngest
 from .playback_whep import LOCAL_FIRST, Viewer, WhepPlayback
 from .program import Program
 from .hls import HlsOutput
-from .hls import clear as clear_hls
-from .hls import new_output as new_hls_output
 from .restream import Restreamer
 from .restream_common import load_destinations
 from .rtc import set_ice_host_addresses
@@ -100,7 +98,6 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         set_ice_host_addresses(self.config.ice_host_addresses)
         if db is not None:
             self.restream.set_destinations(await load_destinations(db))
-        clear_hls(self.data_dir)  # what a killed server left
 
     async def close(self) -> None:
         """Server shutdown: stop the ingest and viewers; the session is interrupted, not ended, so
@@ -145,10 +142,11 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         restream = self.restream.program_started(session)  # None in practice: practice never restreams
         if restream is not None:
             sinks.append(restream)
-        self.hls = None
-        if cfg.hls and not session.practice:
-            self.hls = new_hls_output(self.data_dir, cfg.width, cfg.height, cfg.fps, cfg.keyframe_interval, cfg.hls_list_size)
-            sinks.append(self.hls)
+        self._close_hls()
+        if cfg.hls and restream is not None:  # the LIVE (practice is never served): video and the shared AAC
+            self.hls = HlsOutput(cfg.width, cfg.height, cfg.fps, cfg.keyframe_interval, cfg.hls_list_size,
+                                 cfg.hls_part_seconds, self.restream.aac_config)
+            self.restream.add_listener(self.hls.feed)
         program = Program(
             width=cfg.width,
             height=cfg.height,
@@ -166,6 +164,12 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         for shard in self.shards:
             program.fanout.add_sink(shard.publish)
         return program
+
+    def _close_hls(self) -> None:
+        out, self.hls = self.hls, None
+        if out is not None:
+            self.restream.remove_listener(out.feed)
+            out.close()
 
     async def _on_program_ended(self, reason: str) -> None:
         self._end_soon(reason)
@@ -250,7 +254,7 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         if ingest is None or (ingest_id is not None and ingest.id != ingest_id):
             return False
         self.ingest = None
-        self.hls = None
+        self._close_hls()
         logger.info("MediaServer: ingest %s ends: %s; %s", ingest.id, reason, self._ingest_figures(ingest))
         if self._health_task is not None and self._health_task is not asyncio.current_task():
             self._health_task.cancel()

@@ -1,9 +1,11 @@
-"""The viewer page's HLS fallback in Chromium: played through the vendored hls.js when the address asks for
-it (?hls=1) and when the server is full (WHEP 503); frames advance, the "a few s behind" pill shows."""
+"""The viewer page's HLS fallback in Chromium: played through the vendored hls.js in low-latency mode when the
+address asks for it (?hls=1) and when the server is full (WHEP 503); frames advance, parts are loaded with
+blocking playlist reloads, the "a few s behind" pill shows."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -66,6 +68,10 @@ async def test_viewer_plays_hls_when_asked_or_when_the_server_is_full(tmp_path: 
         print(f"\nHLS ({how}): the picture shown is {behind:.1f} s behind the server's clock", end="")
         assert 0 < behind < 30
         assert any("/hls/" in u and u.endswith(".m4s") for u in requests)
+        # LL-HLS: hls.js in lowLatencyMode asks for parts (seg<N>.<i>.m4s) and reloads the playlist blocking
+        assert await page.evaluate("document.getElementById('program').lmsHls.config.lowLatencyMode") is True
+        assert any(re.search(r"/hls/[^/]+/seg\d+\.\d+\.m4s$", u) for u in requests), requests
+        assert any("index.m3u8?_HLS_msn=" in u for u in requests), requests
         assert any("/static/vendor/hls.js/hls.light.min.js" in u for u in requests)
         assert not any(u.startswith("http") and not u.startswith(base) for u in requests)  # nothing from the internet
         size = await page.evaluate("[document.getElementById('program').videoWidth, document.getElementById('program').videoHeight]")

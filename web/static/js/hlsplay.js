@@ -1,5 +1,6 @@
 // HLS playback for the viewer page's fallback: hls.js (vendored in /static/vendor/hls.js, loaded only when
-// needed) where Media Source Extensions exist, else the browser's own HLS (iOS Safari). The stream is a few seconds behind WebRTC.
+// needed) where Media Source Extensions exist, else the browser's own HLS (iOS Safari, which plays LL-HLS itself).
+// The server writes LL-HLS (parts, blocking reload): hls.js in lowLatencyMode plays ~2–3 s behind the live picture.
 
 let loading = null;
 function loadScript(src) {
@@ -16,7 +17,8 @@ function loadScript(src) {
 
 /**
  * Play the HLS playlist `url` in `video`. options: lib (URL of hls.light.min.js), onError(message) for a
- * fatal error hls.js could not recover from. Returns {stop()}.
+ * fatal error hls.js could not recover from, lowLatency (default true; false: whole segments, ~3 segments
+ * behind). Returns {stop()}.
  */
 export async function playHls(video, url, options = {}) {
   video.srcObject = null;
@@ -29,7 +31,11 @@ export async function playHls(video, url, options = {}) {
     video.src = url;
     return { kind: "native", stop() { video.removeAttribute("src"); video.load(); } };
   }
-  const hls = new Hls({ liveSyncDurationCount: 2, liveMaxLatencyDurationCount: 5, maxBufferLength: 10, backBufferLength: 10,
+  // LL-HLS: hls.js loads parts and holds back the server's PART-HOLD-BACK (3 parts, ~1.5 s) from the live edge;
+  // no liveSyncDuration* / liveMaxLatency* here (set, they override it; the second alone makes hls.js throw).
+  // It plays up to 1.25x to catch up after a stall.
+  const hls = new Hls({ lowLatencyMode: options.lowLatency !== false, maxLiveSyncPlaybackRate: 1.25,
+    maxBufferLength: 10, backBufferLength: 10,
     manifestLoadingMaxRetry: 30, manifestLoadingRetryDelay: 1000, levelLoadingMaxRetry: 30, fragLoadingMaxRetry: 10 });
   let mediaRecoveries = 0;
   hls.on(Hls.Events.ERROR, (_ev, data) => {

@@ -17,7 +17,7 @@ import { playHls } from "./hlsplay.js";
   // ------------------------------------------------------------------ player
   const video = $("#program");
   let pc = null, playToken = 0, retry = 0, retryTimer = null;  // pc: the WHEP session (webrtc.js)
-  // HLS fallback (/hls/<event>/index.m3u8, a few seconds behind): when the server is full (503), when WebRTC
+  // HLS fallback (/hls/<event>/index.m3u8, LL-HLS: about 2 s behind): when the server is full (503), when WebRTC
   // keeps failing (UDP blocked), or with ?hls=1 in the address
   const hlsUrl = video.dataset.hls || null;
   let hlsPlayer = null, failures = 0, useHls = !!hlsUrl && new URLSearchParams(location.search).get("hls") === "1";
@@ -82,7 +82,7 @@ import { playHls } from "./hlsplay.js";
     if (!state.live) return;
     overlay("Connecting…");
     const token = ++playToken;
-    if (useHls) { overlay("Connecting…", "over HTTP, a few seconds behind"); return startHls(token); }
+    if (useHls) { overlay("Connecting…", "over HTTP, about 2 seconds behind"); return startHls(token); }
     try {
       const sess = await whepPlay(video, { csrf: LMS.csrf });
       if (token !== playToken) { sess.stop(); return; }
