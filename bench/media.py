@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/media.py                 # everything (~6 minutes on 2 cores)
     .venv/bin/python bench/media.py compositing     # one part: compositing | latency | viewers
-    .venv/bin/python bench/media.py viewers --n 1,50,150 --window 8
+    .venv/bin/python bench/media.py viewers --n 0,25,50,100,150,200,300 --window 8
+    .venv/bin/python bench/media.py viewers --n 0,100 --baseline '' --profile --no-write   # where the time goes
 
 Only the "media" section of BENCHMARKS.md (between its markers) is rewritten.
 """
@@ -204,16 +205,23 @@ class LoopLag:
         await asyncio.gather(self.task, return_exceptions=True)
 
 
-async def swarm(url: str, n: int, decode: int) -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bench" / "viewer_swarm.py"), url, str(n), str(decode),
+async def swarm(url: str, mode: str) -> asyncio.subprocess.Process:
+    """A viewer_swarm.py process: "count" (cheap counting receivers) or "decode" (aiortc's full receive path)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "bench" / "viewer_swarm.py"), url, mode,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    line = await asyncio.wait_for(proc.stdout.readline(), 120)  # type: ignore[union-attr]
+
+
+async def swarm_add(proc: asyncio.subprocess.Process, k: int) -> int:
+    """Join k more viewers in that process; returns how many of its viewers are connected."""
+    proc.stdin.write(f"add {k}\n".encode())  # type: ignore[union-attr]
+    await proc.stdin.drain()  # type: ignore[union-attr]
+    line = await asyncio.wait_for(proc.stdout.readline(), 180)  # type: ignore[union-attr]
     parts = line.decode().split()
     if not parts or parts[0] != "ready":
         proc.kill()
         raise RuntimeError(f"viewer swarm failed: {line!r}")
-    return proc, int(parts[1])
+    return int(parts[1])
 
 
 def child_cpu(pids: list[int]) -> float:
@@ -230,18 +238,25 @@ def child_cpu(pids: list[int]) -> float:
 
 async def measure(procs: list[asyncio.subprocess.Process], window: float, lag: LoopLag,
                   server_pids: list[int] | None = None) -> dict[str, Any]:
+    """Server CPU (this process + its viewer processes) and what each receiver process saw, over one window."""
     pids = server_pids or []
     cpu0, t0 = time.process_time() + child_cpu(pids), time.perf_counter()
     lag.reset()
     for p in procs:
         p.stdin.write(f"measure {window}\n".encode())  # type: ignore[union-attr]
         await p.stdin.drain()  # type: ignore[union-attr]
-    results = [json.loads(await asyncio.wait_for(p.stdout.readline(), window + 60)) for p in procs]  # type: ignore[union-attr]
+    if procs:
+        results = [json.loads(await asyncio.wait_for(p.stdout.readline(), window + 60)) for p in procs]  # type: ignore[union-attr]
+    else:
+        await asyncio.sleep(window)
+        results = []
     cpu = (time.process_time() + child_cpu(pids) - cpu0) / (time.perf_counter() - t0)
     fps = [f for r in results for f in r["fps"]]
     decoded = [f for r in results for f in r["decoded"]]
-    return {"fps_median": statistics.median(fps), "fps_min": min(fps), "decoded_fps": decoded[0] if decoded else None,
-            "server_cpu": cpu, "lag_p99": pct(lag.samples, 99), "swarm_cpu": sum(r["cpu"] for r in results)}
+    return {"fps_median": statistics.median(fps) if fps else None, "fps_min": min(fps) if fps else None,
+            "decoded_fps": decoded[0] if decoded else None, "server_cpu": cpu, "lag_p99": pct(lag.samples, 99),
+            "swarm_cpu": sum(r["cpu"] for r in results), "receiver_cpu": [r["cpu"] for r in results],
+            "packets_per_s": sum(r.get("packets_per_s", 0.0) for r in results)}
 
 
 async def quit_swarms(procs: list[asyncio.subprocess.Process]) -> None:
@@ -259,37 +274,162 @@ async def quit_swarms(procs: list[asyncio.subprocess.Process]) -> None:
             await p.wait()
 
 
-async def bench_viewers(ns: list[int], window: float, per_process: int = 150) -> list[dict[str, Any]]:
+def fit(rows: list[dict[str, Any]], x: str = "connected", y: str = "server_cpu") -> dict[str, Any] | None:
+    """Least-squares line y = slope * x + intercept over the rows, with r²."""
+    if len(rows) < 2:
+        return None
+    xs, ys = [float(r[x]) for r in rows], [float(r[y]) for r in rows]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((v - mx) ** 2 for v in xs)
+    if sxx == 0:
+        return None
+    slope = sum((a - mx) * (b - my) for a, b in zip(xs, ys)) / sxx
+    intercept = my - slope * mx
+    ss_tot = sum((b - my) ** 2 for b in ys)
+    ss_res = sum((b - (slope * a + intercept)) ** 2 for a, b in zip(xs, ys))
+    return {"slope": slope, "intercept": intercept, "r2": 1 - ss_res / ss_tot if ss_tot else 1.0,
+            "points": [int(v) for v in xs]}
+
+
+def kept_up(r: dict[str, Any]) -> bool:
+    """A step where every viewer got >= 29 fps (the server kept up): the fit uses only these."""
+    return r["connected"] == 0 or (r["fps_min"] is not None and r["fps_min"] >= 29 and r["connected"] == r["n"])
+
+
+async def bench_viewers(ns: list[int], window: float, profile: bool = False) -> dict[str, Any]:
+    """One run, viewers added step by step: one decoding viewer (its own process) + counting receivers
+    (one process); server CPU per viewer = least-squares slope of the server's CPU over the steps."""
     server = await Server().start(width=1280, height=720, fps=30, video_bitrate=2_000_000)
     lag = LoopLag()
     rows = []
+    url = server.base + "/whep"
+    decoder, counter = await swarm(url, "decode"), await swarm(url, "count")
+    procs = [decoder, counter]
+    stats = None
     try:
         await server.capture()
-        for n in ns:
-            procs, connected = [], 0
-            remaining = n
-            while remaining > 0:
-                k = min(per_process, remaining)
-                proc, c = await swarm(server.base + "/whep", k, 1 if not procs else 0)
-                procs.append(proc)
-                connected += c
-                remaining -= k
-            await asyncio.sleep(2)  # let the joiners' keyframes settle before measuring
+        dec_connected = cnt_connected = cnt_asked = 0
+        for n in sorted(ns):
+            try:
+                if n > 0 and dec_connected == 0:
+                    dec_connected = await swarm_add(decoder, 1)
+                want = max(0, n - 1 - cnt_asked)
+                if want:
+                    cnt_asked += want
+                    cnt_connected = await swarm_add(counter, want)
+            except (asyncio.TimeoutError, RuntimeError) as exc:  # an overloaded machine: keep the steps measured so far
+                print(f"viewers: the joins for N={n} did not complete ({exc!r}); stopping at N={rows[-1]['n'] if rows else '-'}",
+                      flush=True)
+                break
+            await asyncio.sleep(2 if n else 0.5)  # let the joiners' keyframes settle before measuring
             shard_pids = [s.proc.pid for s in server.media.shards if s.proc is not None]
-            row = {"n": n, "connected": connected, **await measure(procs, window, lag, shard_pids),
+            steps = [(name, p) for name, p, c in (("decode", decoder, dec_connected), ("count", counter, cnt_asked)) if c]
+            active = [p for _, p in steps]
+            if profile and n == max(ns):
+                import cProfile
+                import pstats
+
+                prof = cProfile.Profile(time.thread_time)  # CPU time of the main thread, not wall
+                prof.enable()
+                m = await measure(active, window, lag, shard_pids)
+                prof.disable()
+                stats = pstats.Stats(prof)
+            else:
+                m = await measure(active, window, lag, shard_pids)
+            receivers = dict(zip([name for name, _ in steps], m["receiver_cpu"]))
+            row = {"n": n, "connected": dec_connected + cnt_connected, **m,
+                   "decode_cpu": receivers.get("decode"), "count_cpu": receivers.get("count"),
                    "viewer_processes": len(shard_pids),
                    "in_processes": sum(1 for v in server.media.viewers.values() if v.shard is not None)}
             rows.append(row)
-            print(f"viewers N={n}: {row}", flush=True)
-            await quit_swarms(procs)
-            for _ in range(100):  # bounded: wait until the server saw them leave
-                if not server.media.viewers:
-                    break
-                await asyncio.sleep(0.1)
+            print(f"viewers N={n}: {json.dumps({k: v for k, v in row.items() if k != 'receiver_cpu'})}", flush=True)
     finally:
+        await quit_swarms(procs)
         await lag.stop()
         await server.stop()
-    return rows
+    if stats is not None:
+        print(f"--- cProfile of the server's main thread over the {max(ns)}-viewer window (top 30 by own time) ---")
+        stats.sort_stats("tottime").print_stats(30)
+    line = fit([r for r in rows if kept_up(r)])
+    if line:
+        print(f"server CPU per viewer (slope): {line['slope'] * 1000:.2f} millicores, intercept {line['intercept']:.3f} "
+              f"cores, r² {line['r2']:.3f} over N={line['points']}", flush=True)
+    sender = "aiortc" if os.environ.get("BENCH_AIORTC_SENDER") == "1" else "batched"
+    return {"rows": rows, "fit": line, "sender": sender}
+
+
+def _sent_packets(server: Server) -> dict[str, int]:
+    """RTP packets sent so far to the main process's viewers, by send path (aiortc's counter, kept by both)."""
+    from lmserver.media.fastsend import fast_sender
+
+    out = {"batched": 0, "aiortc": 0}
+    for v in server.media.viewers.values():
+        if v.pc is None:
+            continue
+        for t in v.pc.getTransceivers():
+            kind = "batched" if fast_sender(t.sender) is not None else "aiortc"
+            out[kind] += getattr(t.sender, "_RTCRtpSender__packet_count", 0)
+    return out
+
+
+async def bench_sendpath(step: int, rounds: int, window: float) -> dict[str, Any]:
+    """The batched send loop vs aiortc's own sender task per viewer, interleaved in one run under the same load.
+
+    All viewers in the main process; each step adds ``step`` viewers of one kind, alternately. The server's
+    CPU minus the encode's (CPU per encoded frame from the no-viewer step, times the frames encoded) is fitted
+    as cost_batched x packets_batched + cost_aiortc x packets_aiortc (least squares over the steps): CPU per RTP
+    packet sent of each path, whatever the frame rate a loaded machine allowed."""
+    server = await Server().start(width=1280, height=720, fps=30, video_bitrate=2_000_000, fanout_processes=0)
+    lag = LoopLag()
+    counter = await swarm(server.base + "/whep", "count")
+    steps: list[dict[str, Any]] = []
+
+    async def window_of(procs: list[asyncio.subprocess.Process]) -> dict[str, Any]:
+        frames0, sent0, t0 = server.media.program.frames_out, _sent_packets(server), time.perf_counter()
+        m = await measure(procs, window, lag)
+        dt = time.perf_counter() - t0
+        sent1 = _sent_packets(server)
+        return {**m, "fps_out": (server.media.program.frames_out - frames0) / dt,
+                **{f"pps_{k}": (sent1[k] - sent0[k]) / dt for k in sent1}}
+
+    try:
+        await server.capture()
+        await asyncio.sleep(1)
+        idle = await window_of([])
+        per_frame = idle["server_cpu"] / max(idle["fps_out"], 1e-9)
+        asked = 0
+        for i in range(2 * rounds):
+            kind = "batched" if i % 2 == 0 else "aiortc"
+            if kind == "aiortc":
+                os.environ["BENCH_AIORTC_SENDER"] = "1"  # read when a viewer's offer is answered
+            asked += step
+            try:
+                connected = await swarm_add(counter, step)
+            finally:
+                os.environ.pop("BENCH_AIORTC_SENDER", None)
+            await asyncio.sleep(2)
+            m = await window_of([counter])
+            row = {"kind": kind, "viewers": connected, "server_cpu": m["server_cpu"], "fps_out": m["fps_out"],
+                   "net_cpu": m["server_cpu"] - per_frame * m["fps_out"], "pps_batched": m["pps_batched"],
+                   "pps_aiortc": m["pps_aiortc"], "fps_min": m["fps_min"], "count_cpu": m["swarm_cpu"]}
+            steps.append(row)
+            print(f"sendpath: {json.dumps(row)}", flush=True)
+    finally:
+        await quit_swarms([counter])
+        await lag.stop()
+        await server.stop()
+    # least squares without intercept: net = cb * pb + ca * pa
+    sbb = sum(r["pps_batched"] ** 2 for r in steps)
+    saa = sum(r["pps_aiortc"] ** 2 for r in steps)
+    sab = sum(r["pps_batched"] * r["pps_aiortc"] for r in steps)
+    sbn = sum(r["pps_batched"] * r["net_cpu"] for r in steps)
+    san = sum(r["pps_aiortc"] * r["net_cpu"] for r in steps)
+    det = sbb * saa - sab * sab
+    out: dict[str, Any] = {"steps": steps, "step": step, "idle_cpu": idle["server_cpu"], "idle_fps": idle["fps_out"]}
+    if det > 0:
+        out["us_per_packet"] = {"batched": (sbn * saa - san * sab) / det * 1e6, "aiortc": (san * sbb - sbn * sab) / det * 1e6}
+        print(f"sendpath: CPU per RTP packet sent: {out['us_per_packet']} µs", flush=True)
+    return out
 
 
 async def bench_baseline(ns: list[int], window: float) -> list[dict[str, Any]]:
@@ -326,7 +466,8 @@ async def bench_baseline(ns: list[int], window: float) -> list[dict[str, Any]]:
     rows = []
     try:
         for n in ns:
-            proc, connected = await swarm(f"http://127.0.0.1:{port}/whep", n, 1)
+            proc = await swarm(f"http://127.0.0.1:{port}/whep", "decode")
+            connected = await swarm_add(proc, n)
             await asyncio.sleep(2)
             row = {"n": n, "connected": connected, **await measure([proc], window, lag)}
             rows.append(row)
@@ -428,19 +569,51 @@ def render(results: dict[str, Any]) -> str:
                 f"| program scale + composite + encode per frame (worker thread) | {lat['encode_ms_median']:.1f} ms | |",
                 "", "Targets: added latency p50 <= 30 ms; first frame <= 300 ms.", ""]
     viewers = results.get("viewers")
+    line = None
+    if isinstance(viewers, dict):  # since issue 19: {"rows": [...], "fit": {...}}
+        viewers, line = viewers.get("rows"), viewers.get("fit")
     if viewers:
         out += ["### Viewers: one encode, packets to every viewer (720p30, ~2 Mbit/s)", "",
-                "Receivers run in other processes on the same 2 cores (one decodes for real, the others count the",
-                "frames from the RTP headers). Server CPU includes the lavfi test source, the x264 encoder and the",
-                "viewer process (`media.fanout_processes = 1`: viewers beyond the first 50 are spread evenly between",
-                "the main event loop and it). Loop lag is the main process's.", "",
-                "| viewers | connected | in the viewer process | fps per viewer (median / min) | decoding viewer fps | server CPU (cores) | loop lag p99 | receivers' CPU |",
-                "|---|---|---|---|---|---|---|---|"]
+                "Viewers join step by step in one run. One viewer decodes for real (aiortc, its own process); the",
+                "others are counting receivers in one process: real aiortc peers (ICE, DTLS) whose UDP socket is read",
+                "before aiortc, counting RTP packets and frames (marker bit) from the clear RTP header without SRTP",
+                "decryption. Server CPU is the server's process plus its viewer process (`media.fanout_processes = 1`:",
+                "viewers beyond the first 50 are spread evenly between the main event loop and it); it includes the",
+                "lavfi test source and the x264 encoder. Loop lag is the main process's. The receivers' own CPU is",
+                "beside it (they share the same 2 cores).", "",
+                "| viewers | connected | in the viewer process | fps per viewer (median / min) | decoding viewer fps | server CPU (cores) | loop lag p99 | counting receivers' CPU | decoding viewer's CPU |",
+                "|---|---|---|---|---|---|---|---|---|"]
+
+        def num(v: Any, fmt: str) -> str:
+            return "-" if v is None else format(v, fmt)
+
         for r in viewers:
-            dec = f"{r['decoded_fps']:.1f}" if r["decoded_fps"] is not None else "-"
-            out.append(f"| {r['n']} | {r['connected']} | {r.get('in_processes', 0)} | {r['fps_median']:.1f} / {r['fps_min']:.1f} | {dec} | "
-                       f"{r['server_cpu']:.2f} | {r['lag_p99']:.0f} ms | {r['swarm_cpu']:.2f} |")
+            fps = f"{num(r['fps_median'], '.1f')} / {num(r['fps_min'], '.1f')}"
+            count_cpu = r.get("count_cpu", r.get("swarm_cpu"))
+            out.append(f"| {r['n']} | {r['connected']} | {r.get('in_processes', 0)} | {fps} | {num(r['decoded_fps'], '.1f')} | "
+                       f"{r['server_cpu']:.2f} | {r['lag_p99']:.0f} ms | {num(count_cpu, '.2f')} | {num(r.get('decode_cpu'), '.2f')} |")
         out.append("")
+        if line:
+            out += [f"**Server CPU per viewer: {line['slope'] * 1000:.2f} millicores** (least-squares slope of server CPU over "
+                    f"the steps where every viewer got >= 29 fps, N = {', '.join(map(str, line['points']))}; intercept "
+                    f"{line['intercept']:.3f} cores = source + encode; r² = {line['r2']:.3f}). Target: <= 3 millicores.", ""]
+    sp = results.get("sendpath")
+    if sp and sp.get("us_per_packet"):
+        us = sp["us_per_packet"]
+        pps = max((r["pps_batched"] + r["pps_aiortc"]) / r["viewers"] for r in sp["steps"])  # per viewer, at full rate
+        out += ["### Send path: the batched loop vs aiortc's sender task per viewer (same run, interleaved)", "",
+                f"All viewers in the main process (counting receivers); each step adds {sp['step']} viewers of one kind,",
+                "alternately. Server CPU minus the encode's (CPU per frame of the no-viewer step x frames encoded) is",
+                "fitted as cost x RTP packets sent, per path (least squares), so a frame rate lowered by load does not",
+                "bias it.", "",
+                "| step | viewers | program fps | server CPU (cores) | packets/s batched | packets/s aiortc | counting receivers' CPU |",
+                "|---|---|---|---|---|---|---|"]
+        for r in sp["steps"]:
+            out.append(f"| +{sp['step']} {r['kind']} | {r['viewers']} | {r['fps_out']:.1f} | {r['server_cpu']:.2f} | "
+                       f"{r['pps_batched']:.0f} | {r['pps_aiortc']:.0f} | {r['count_cpu']:.2f} |")
+        out += ["", f"CPU per RTP packet sent: batched loop {us['batched']:.1f} µs, aiortc's sender task {us['aiortc']:.1f} µs; "
+                f"at {pps:.0f} packets/s per viewer (720p30 ~2 Mbit/s + Opus): {us['batched'] * pps / 1000:.2f} vs "
+                f"{us['aiortc'] * pps / 1000:.2f} millicores per viewer.", ""]
     base = results.get("baseline")
     if base:
         out += ["### Baseline: aiortc's default per-viewer encode (same source, H.264)", "",
@@ -449,24 +622,23 @@ def render(results: dict[str, Any]) -> str:
             out.append(f"| {r['n']} | {r['fps_median']:.1f} / {r['fps_min']:.1f} | {r['server_cpu']:.2f} | {r['lag_p99']:.0f} ms |")
         out.append("")
         if viewers:
-            ok_shared = max([r["n"] for r in viewers if r["fps_min"] >= 29 and r["connected"] == r["n"]], default=0)
+            ok_shared = max([r["n"] for r in viewers if r["fps_min"] is not None and r["fps_min"] >= 29
+                             and r["connected"] == r["n"]], default=0)
             ok_base = max([r["n"] for r in base if r["fps_min"] >= 29], default=0)
             bound = " (the largest N tried: a lower bound)" if ok_base == max(r["n"] for r in base) else ""
             out += [f"Most viewers all at >= 29 fps in this run: shared packets {ok_shared}, per-viewer encode "
                     f"{ok_base}{bound}."]
-            # marginal CPU per viewer, from the smallest and largest N that all held >= 29 fps
-            def slope(rows: list[dict[str, Any]]) -> float | None:
-                ok = [r for r in rows if r["fps_min"] >= 29]
-                if len(ok) < 2:
-                    return None
-                lo, hi = ok[0], ok[-1]
-                return (hi["server_cpu"] - lo["server_cpu"]) / (hi["n"] - lo["n"])
-            shared, per_viewer = slope(viewers), slope(base)
+            base_line = fit([r for r in base if r["fps_min"] >= 29])
+            if line is None:  # results of a run before issue 19: the two-point difference
+                ok = [r for r in viewers if r["fps_min"] is not None and r["fps_min"] >= 29]
+                if len(ok) >= 2:
+                    line = {"slope": (ok[-1]["server_cpu"] - ok[0]["server_cpu"]) / (ok[-1]["n"] - ok[0]["n"])}
+            shared, per_viewer = (line or {}).get("slope"), (base_line or {}).get("slope")
             if shared and per_viewer:
-                out += [f"Server CPU per additional viewer: shared packets {shared * 1000:.1f} millicores, per-viewer "
-                        f"encode {per_viewer * 1000:.0f} millicores -> {per_viewer / shared:.0f}x less per viewer; at the "
-                        f"measured rates one core serves ~{1 / shared:.0f} viewers on shared packets vs "
-                        f"~{1 / per_viewer:.0f} with per-viewer encoding."]
+                out += [f"Server CPU per additional viewer (least-squares slopes): shared packets {shared * 1000:.1f} "
+                        f"millicores, per-viewer encode {per_viewer * 1000:.0f} millicores -> {per_viewer / shared:.0f}x "
+                        f"less per viewer; at the measured rates one core serves ~{1 / shared:.0f} viewers on shared "
+                        f"packets vs ~{1 / per_viewer:.0f} with per-viewer encoding."]
             out.append("")
     out.append(END)
     return "\n".join(out)
@@ -492,19 +664,35 @@ async def amain(args: argparse.Namespace) -> None:
         results["compositing"] = bench_compositing()
     if "latency" in parts:
         results["latency"] = await bench_latency()
+    if "sendpath" in parts:
+        results["sendpath"] = await bench_sendpath(25, args.rounds, args.window)
     if "viewers" in parts:
+        if args.aiortc_sender:
+            os.environ["BENCH_AIORTC_SENDER"] = "1"  # before lmserver.media.viewers is imported (and in viewer processes)
         ns = [int(x) for x in args.n.split(",")]
-        results["viewers"] = await bench_viewers(ns, args.window)
-        results["baseline"] = await bench_baseline([int(x) for x in args.baseline.split(",")], args.window)
+        results["viewers"] = await bench_viewers(ns, args.window, profile=args.profile)
+        if args.baseline:
+            results["baseline"] = await bench_baseline([int(x) for x in args.baseline.split(",")], args.window)
+    if args.no_write:
+        print(json.dumps({k: results.get(k) for k in parts}, indent=1))
+        return
     write_report(results)
     print(f"wrote {REPORT}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("parts", nargs="*", choices=["compositing", "latency", "viewers", []], default=None)
-    parser.add_argument("--n", default="1,50,100,150,200,300", help="viewer counts")
-    parser.add_argument("--baseline", default="1,2,3,4,5", help="viewer counts of the per-viewer-encode baseline")
+    parser.add_argument("parts", nargs="*", choices=["compositing", "latency", "viewers", "sendpath", []], default=None,
+                        help="sendpath (not in the default run): the batched send loop vs aiortc's sender task, interleaved")
+    parser.add_argument("--rounds", type=int, default=3, help="sendpath: rounds of +25 batched, +25 aiortc viewers")
+    parser.add_argument("--n", default="0,25,50,100,150,200,300", help="viewer counts (steps of one run)")
+    parser.add_argument("--baseline", default="1,2,3,4,5",
+                        help="viewer counts of the per-viewer-encode baseline ('' to skip it)")
+    parser.add_argument("--profile", action="store_true",
+                        help="viewers: cProfile the server's main thread over the largest step and print the top")
+    parser.add_argument("--aiortc-sender", action="store_true",
+                        help="viewers: aiortc's own sender task per viewer instead of the batched send loop (to compare)")
+    parser.add_argument("--no-write", action="store_true", help="print the results; leave BENCHMARKS.md alone")
     parser.add_argument("--window", type=float, default=8.0, help="measurement window per step, seconds")
     parser.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from bench/media-results.json")
     asyncio.run(amain(parser.parse_args()))

@@ -1,63 +1,32 @@
-"""N aiortc WHEP viewers in one process, driven over stdin/stdout by bench/media.py.
+"""Aiortc WHEP viewers in one process, driven over stdin/stdout by bench/media.py.
 
-    python bench/viewer_swarm.py URL N DECODE
+    python bench/viewer_swarm.py URL MODE          # MODE: count | decode
 
-Only the first DECODE viewers receive and decode video for real. The others are real WebRTC peers
-(ICE, DTLS, RTCP) that count video frames from the clear RTP header (marker bit of the video
-payload type) and skip SRTP decryption and depacketization: a full aiortc receive path for 300
-viewers would measure the receivers, not the server, on the same 2 cores. Protocol: prints "ready C" once C viewers are connected; then on
-"measure S" counts video frames for S seconds and prints one JSON line; "quit" closes all.
+Every viewer is a real WebRTC peer (aiortc: ICE, DTLS, the SRTP keys). In ``decode`` mode they
+receive and decode video for real (aiortc's whole receive path). In ``count`` mode, once a viewer
+is connected its UDP socket (the selected ICE pair's) is read here, before aiortc: each datagram
+that is RTP is counted from its clear header (SRTP encrypts only the payload) and dropped: packets,
+and frames by the marker bit of the video payload type. Everything else (STUN consent checks, DTLS,
+RTCP) goes on to aioice/aiortc as usual. All the sockets are drained in one reader callback each
+(until EAGAIN), no decryption, no task per packet: the receivers stay cheap so that the benchmark
+measures the server, not them.
+
+Protocol (one line each): "add K" joins K more viewers and prints "ready C" (C = connected so far);
+"measure S" counts for S seconds and prints one JSON line; "quit" closes all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 import time
+from typing import Any
 
-import aiortc.rtcrtpreceiver as rtcrtpreceiver
-import pylibsrtp
 from aiohttp import ClientSession
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-
-_original_worker = rtcrtpreceiver.decoder_worker
-COUNTS: dict[int, int] = {}
-REAL: set[int] = set()
-
-
-def counting_worker(loop, input_q, output_q, decode_error):  # type: ignore[no-untyped-def]
-    if id(output_q) in REAL:
-        return _original_worker(loop, input_q, output_q, decode_error)
-    key = id(output_q)
-    while True:
-        task = input_q.get()
-        if task is None:
-            return
-        codec, _ = task
-        if codec.name != "opus":
-            COUNTS[key] = COUNTS.get(key, 0) + 1
-
-
-rtcrtpreceiver.decoder_worker = counting_worker
-
-
-class CountingSrtp:
-    """Wraps a transport's SRTP receive session: counts video frames, drops RTP before decryption."""
-
-    def __init__(self, inner, video_pt: int) -> None:  # type: ignore[no-untyped-def]
-        self.inner = inner
-        self.video_pt = video_pt
-        self.frames = 0
-
-    def unprotect_rtcp(self, data: bytes) -> bytes:
-        return self.inner.unprotect_rtcp(data)
-
-    def unprotect(self, data: bytes) -> bytes:
-        if data[1] == 0x80 | self.video_pt:  # marker bit: last packet of a frame
-            self.frames += 1
-        raise pylibsrtp.Error("counted, not decrypted")
 
 
 class SwarmViewer:
@@ -67,31 +36,66 @@ class SwarmViewer:
         self.pc.addTransceiver("audio", direction="recvonly")
         self.decode = decode
         self.decoded = 0
-        self.key: int | None = None
-        self.counter: CountingSrtp | None = None
+        self.frames_counted = 0
+        self.packets = 0
         self.connected = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self._counting = False
         self.pc.on("track", self.on_track)
         self.pc.on("connectionstatechange", self.on_state)
 
     def on_state(self) -> None:
         if self.pc.connectionState == "connected":
-            if not self.decode and self.counter is None:
-                video = next(t for t in self.pc.getTransceivers() if t.kind == "video")
-                dtls = video.receiver.transport
-                self.counter = CountingSrtp(dtls._rx_srtp, video._codecs[0].payloadType)
-                dtls._rx_srtp = self.counter
+            if not self.decode and not self._counting:
+                self._count_at_socket()
             self.connected.set()
 
-    def on_track(self, track) -> None:  # type: ignore[no-untyped-def]
-        if track.kind != "video":
+    def _count_at_socket(self) -> None:
+        """Read the selected pair's socket here: RTP counted and dropped, the rest handed to aioice."""
+        video = next(t for t in self.pc.getTransceivers() if t.kind == "video")
+        connection = video.receiver.transport.transport._connection
+        pair = connection._nominated.get(1)
+        if pair is None:
             return
-        self.key = id(track._queue)
-        if self.decode:
-            REAL.add(self.key)
+        protocol = pair.protocol
+        transport = protocol.transport
+        sock: socket.socket = transport._sock
+        fd = transport._sock_fd
+        video_marker = 0x80 | video._codecs[0].payloadType
+        buf = bytearray(2048)
+        view = memoryview(buf)
+        loop = asyncio.get_running_loop()
+        forward = protocol.datagram_received
+
+        def drain() -> None:
+            packets = frames = 0
+            while True:
+                try:
+                    n, addr = sock.recvfrom_into(buf)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    loop._remove_reader(fd)  # type: ignore[attr-defined]
+                    break
+                if n >= 12 and 127 < buf[0] < 192 and not 191 < buf[1] < 209:  # RTP (not RTCP, STUN or DTLS)
+                    packets += 1
+                    if buf[1] == video_marker:
+                        frames += 1
+                else:
+                    forward(bytes(view[:n]), addr)
+            self.packets += packets
+            self.frames_counted += frames
+
+        # asyncio's own (transport-checked) add_reader refuses an fd a transport uses: this takes it over.
+        loop._remove_reader(fd)  # type: ignore[attr-defined]
+        loop._add_reader(fd, drain)  # type: ignore[attr-defined]
+        self._counting = True
+
+    def on_track(self, track: Any) -> None:
+        if track.kind == "video" and self.decode:
             self.task = asyncio.ensure_future(self.read(track))
 
-    async def read(self, track) -> None:  # type: ignore[no-untyped-def]
+    async def read(self, track: Any) -> None:
         try:
             while True:
                 await track.recv()
@@ -100,9 +104,7 @@ class SwarmViewer:
             return
 
     def frames(self) -> int:
-        if self.decode:
-            return self.decoded
-        return self.counter.frames if self.counter else 0
+        return self.decoded if self.decode else self.frames_counted
 
     async def start(self, http: ClientSession, url: str) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -118,35 +120,40 @@ class SwarmViewer:
         await self.pc.close()
 
 
-async def main(url: str, n: int, decode: int) -> None:
+async def main(url: str, mode: str) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    viewers = [SwarmViewer(i < decode) for i in range(n)]
+    viewers: list[SwarmViewer] = []
     async with ClientSession() as http:
-        for i in range(0, n, 10):  # joins in small batches
-            await asyncio.gather(*(v.start(http, url) for v in viewers[i : i + 10]))
-        try:
-            await asyncio.wait_for(asyncio.gather(*(v.connected.wait() for v in viewers)), 60)
-        except asyncio.TimeoutError:
-            pass
-        print("ready", sum(v.connected.is_set() for v in viewers), flush=True)
         while True:
             line = (await reader.readline()).decode().strip()
             if not line or line == "quit":
                 break
-            if line.startswith("measure"):
+            if line.startswith("add"):
+                new = [SwarmViewer(mode == "decode") for _ in range(int(line.split()[1]))]
+                viewers += new
+                for i in range(0, len(new), 10):  # joins in small batches
+                    await asyncio.gather(*(v.start(http, url) for v in new[i : i + 10]))
+                try:
+                    await asyncio.wait_for(asyncio.gather(*(v.connected.wait() for v in new)), 60)
+                except asyncio.TimeoutError:
+                    pass
+                print("ready", sum(v.connected.is_set() for v in viewers), flush=True)
+            elif line.startswith("measure"):
                 seconds = float(line.split()[1])
                 before = [v.frames() for v in viewers]
+                packets0 = sum(v.packets for v in viewers)
                 t0 = time.perf_counter()
                 cpu0 = time.process_time()
                 await asyncio.sleep(seconds)
                 dt = time.perf_counter() - t0
                 fps = [(v.frames() - b) / dt for v, b in zip(viewers, before)]
                 print(json.dumps({"fps": fps, "decoded": [f for v, f in zip(viewers, fps) if v.decode],
+                                  "packets_per_s": (sum(v.packets for v in viewers) - packets0) / dt,
                                   "cpu": (time.process_time() - cpu0) / dt}), flush=True)
         await asyncio.gather(*(v.close() for v in viewers))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

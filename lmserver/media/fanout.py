@@ -1,9 +1,11 @@
-"""Encode once, send to many: the program's packets shared by every viewer's RTCRtpSender.
+"""Encode once, send to many: the program's packets shared by every viewer.
 
-Each viewer has one :class:`PacketTrack` per kind, backed by a bounded :class:`PacketQueue`.
-aiortc's sender packetizes an ``av.Packet`` without encoding it, so the same packet object goes
-to every viewer. A viewer whose queue fills up (it fell behind) drops what it holds and skips to
-the next keyframe, asking the shared encoder for one; the others are not slowed.
+Each viewer has one :class:`PacketTrack` per kind, backed by a bounded :class:`PacketQueue`. The
+same ``av.Packet`` object goes to every viewer; its RTP payloads are computed once (:class:`SharedPacker`).
+A viewer's sender is a :class:`~lmserver.media.fastsend.FastSender`: each publish puts the packet in
+every queue, then one batched loop sends what the queues hold (see fastsend.py). A viewer whose queue
+fills up (it fell behind: its socket had a backlog) drops what it holds and skips to the next keyframe,
+asking the shared encoder for one; the others are not slowed.
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import av
+from aiortc.codecs import get_encoder
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from .fastsend import flush
+
+if TYPE_CHECKING:
+    from .fastsend import FastSender
 
 logger = logging.getLogger(__name__)
 
@@ -109,15 +117,14 @@ class PacketTrack(MediaStreamTrack):
 
 
 class SharedPacker:
-    """H.264 packetization done once per program packet for all viewers' senders.
+    """Packetization (H.264 by default) done once per program packet for all viewers' senders.
 
-    aiortc's sender calls ``encoder.pack(packet)`` for every viewer; the result (RTP payloads and
-    timestamp) is the same for all of them, so it is computed once and cached for the last packets.
-    Install it as the sender's encoder before the sender starts.
+    Each viewer's sender calls ``pack(packet)``; the result (RTP payloads and timestamp) is the same
+    for all of them, so it is computed once and cached for the last packets.
     """
 
-    def __init__(self, size: int = 64) -> None:
-        self._packer = H264Encoder()
+    def __init__(self, size: int = 64, packer: Any = None) -> None:
+        self._packer = packer if packer is not None else H264Encoder()
         self._cache: collections.OrderedDict[int, tuple[av.Packet, tuple[list[bytes], int]]] = collections.OrderedDict()
         self._size = size
         self.target_bitrate = 0  # aiortc sets it on REMB; the shared encoder's rate is fixed
@@ -147,7 +154,24 @@ class Fanout:
         self._audio: set[PacketQueue] = set()
         #: shared H.264 packetization for the viewers' senders
         self.packer = SharedPacker()
+        self._packers: dict[str, SharedPacker] = {"video/h264": self.packer}
         self._sinks: list[Callable[[str, av.Packet], None]] = []
+        #: the viewers' batched senders, per kind (see fastsend.py)
+        self._senders: dict[str, dict[FastSender, None]] = {"video": {}, "audio": {}}
+
+    def packer_for(self, kind: str, codec: Any) -> SharedPacker:
+        """The shared packetizer of a negotiated codec (one per codec for all viewers)."""
+        key = codec.mimeType.lower()
+        packer = self._packers.get(key)
+        if packer is None:
+            packer = self._packers[key] = SharedPacker(packer=get_encoder(codec))
+        return packer
+
+    def _add_sender(self, sender: FastSender) -> None:
+        self._senders[sender.kind][sender] = None
+
+    def _remove_sender(self, sender: FastSender) -> None:
+        self._senders[sender.kind].pop(sender, None)
 
     def add_sink(self, sink: Callable[[str, av.Packet], None]) -> None:
         """Also hand every packet to ``sink(kind, packet)`` (e.g. a viewer process)."""
@@ -175,14 +199,18 @@ class Fanout:
     def publish_video(self, packet: av.Packet) -> None:
         for queue in self._video:
             queue.put(packet)
-        for sink in self._sinks:
+        for sink in self._sinks:  # viewer processes first: they work in parallel with the batch below
             sink("video", packet)
+        if self._senders["video"]:
+            flush(self._senders["video"])
 
     def publish_audio(self, packet: av.Packet) -> None:
         for queue in self._audio:
             queue.put(packet)
         for sink in self._sinks:
             sink("audio", packet)
+        if self._senders["audio"]:
+            flush(self._senders["audio"])
 
     def close(self) -> None:
         for queue in (*self._video, *self._audio):

@@ -11,6 +11,8 @@ from aiortc import RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 from rtcclients import Publisher, Viewer, peer, rgb
 
+from lmserver.media.fastsend import fast_sender
+
 
 async def test_publish_and_play_with_a_layer(studio) -> None:
     publisher = Publisher()
@@ -177,13 +179,10 @@ async def test_a_stalled_viewer_skips_to_a_keyframe_and_does_not_slow_the_other(
         stalled = next(v for v in media.viewers.values() if v.id == slow.location.rsplit("/", 1)[1])
         queue = stalled.video
         release = asyncio.Event()
-        original_get = queue.get
-
-        async def stuck_get():  # the server-side sender of this viewer stops consuming
-            await release.wait()
-            return await original_get()
-
-        queue.get = stuck_get  # type: ignore[method-assign]
+        sender = fast_sender(next(t.sender for t in stalled.pc.getTransceivers() if t.kind == "video"))
+        assert sender is not None
+        # The viewer's socket stops taking datagrams (a backlog): its batched sender skips it.
+        sender.backlog = lambda: 0 if release.is_set() else 1  # type: ignore[method-assign]
         program = media.program
         out_before, fast_before = program.frames_out, fast.count
         skips_before = queue.skips
