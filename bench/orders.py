@@ -39,6 +39,7 @@ from lmserver.appkeys import DB, LIVE, SECRET, WEBHOOKS
 from lmserver.config import load_config
 from lmserver.orders import SoldOut, place_order
 from lmserver.webhooks import new_secret
+from tests.webhookreceiver import Receiver
 
 BEGIN, END = "<!-- orders:begin -->", "<!-- orders:end -->"
 
@@ -152,9 +153,10 @@ async def run_http(tmp: Path, stock: int, attempts: int, keyed: bool = False, fl
     async with Studio(tmp, stock, attempts, http=True, plugins=plugins, **sections) as st, Receiver() as rx:
         assert st.server is not None
         for _ in range(hooks):
+            rx.secrets.append(new_secret())  # the receiver verifies each signature
             await st.app[DB].execute(
                 "INSERT INTO webhook_endpoints (url, events, secret, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (rx.url, '["order.*", "product.*"]', new_secret(), time.time() - 1, time.time() - 1))
+                (rx.url, '["order.*", "product.*"]', rx.secrets[-1], time.time() - 1, time.time() - 1))
         if hooks:
             await st.app[WEBHOOKS].endpoints_changed()
         body: dict[str, Any] = {"product_id": st.product_id, "quantity": 1}
@@ -191,30 +193,6 @@ async def run_http(tmp: Path, stock: int, attempts: int, keyed: bool = False, fl
             if rx.count < expected:
                 raise SystemExit(f"webhooks: {rx.count} of {expected} messages delivered within 60 s")
         return result
-
-
-class Receiver:
-    """A loopback HTTP receiver that answers 204 and counts."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.url = ""
-
-    async def __aenter__(self) -> "Receiver":
-        async def hook(request: web.Request) -> web.Response:
-            await request.read()
-            self.count += 1
-            return web.Response(status=204)
-
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        self.server = TestServer(app, host="127.0.0.1")
-        await self.server.start_server()
-        self.url = f"http://127.0.0.1:{self.server.port}/hook"
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.server.close()
 
 
 async def run_http_keyed(tmp: Path, stock: int, attempts: int) -> dict[str, float]:

@@ -67,6 +67,18 @@ def record_sync(conn: sqlite3.Connection, spec: EventSpec, data: dict[str, Any],
     return Activity(rowid, spec.name, event_id, session_id, practice, at, data)
 
 
+async def record(tx: Any, spec: EventSpec, data: dict[str, Any], *, event_id: int | None = None,
+                 session_id: int | None = None, practice: bool = False) -> Activity:
+    """Append an activity row inside the caller's aiosqlite transaction ``tx`` (the change and its record commit
+    together, so webhooks never miss one); call :meth:`Bus.dispatch` with the result after the commit."""
+    at = time.time()
+    rowid = None
+    if spec.persist:
+        cur = await tx.execute(_insert_sql(), (spec.name, event_id, session_id, int(practice), json.dumps(data, default=str), at))
+        rowid = cur.lastrowid
+    return Activity(rowid, spec.name, event_id, session_id, practice, at, data)
+
+
 class Bus:
     def __init__(self, db: "Database", hub: "Hub | None" = None):
         self.db = db

@@ -201,6 +201,13 @@ CORE_EVENTS: list[EventSpec] = [
     EventSpec("event.created", "A LIVE event was scheduled.", {"event": "the event"}),
     EventSpec("event.updated", "A LIVE event changed.", {"event": "the event"}, "public", public={"event": PUBLIC_EVENT}),
     EventSpec("event.deleted", "A LIVE event was deleted.", {"event_id": "id", "title": "its title"}),
+    # replays (lmserver.replay): publishing is the host's decision, so webhook subscribers learn of it
+    EventSpec("replay.published", "A past session's replay was published: viewers watch it and buy from it at its public page.",
+              {"session_id": "the session", "url": "the public replay page's path (/e/<event>/replay/<session>)", "by": "the staff member"},
+              activity="{by} published the replay", label="Replays published", icon="▶"),
+    EventSpec("replay.unpublished", "A past session's replay was taken down: its public page answers 404 again.",
+              {"session_id": "the session", "by": "the staff member"},
+              activity="{by} took the replay down", label="Replays taken down", icon="⏏"),
     EventSpec("event.ready", "An event's start is near: its console is ready (reminder).", {"event": "the event", "starts_in": "seconds"}),
     EventSpec("bag.changed", "An event's shopping bag changed (added, removed, reordered, refreshed).",
               {"action": "add, remove, move, refresh", "product_ids": "the bag in order"}, "public",

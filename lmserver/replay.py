@@ -39,7 +39,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import auth, orders, recordings, validate
+from . import auth, bus, orders, recordings, validate
 from .appkeys import BUS, CONFIG, DB, LIVE, SECRET
 from .busevents import CORE_EVENTS, PUBLIC_COMMENT, PUBLIC_PRODUCT, activity_kinds
 from .csvexport import csv_response
@@ -265,15 +265,27 @@ async def api_orders_csv(request: web.Request) -> web.Response:
 # --------------------------------------------------------------------------------------------- publishing
 
 
-async def set_published(app: web.Application, session: dict[str, Any], published: bool) -> None:
+async def set_published(app: web.Application, session: dict[str, Any], published: bool, by: str = "system") -> None:
+    """Publish or unpublish; a change (not a repeat) logs ``replay.published``/``replay.unpublished`` in the same
+    transaction, so webhook subscribers learn of it."""
     if published:
         if session["practice"]:
             raise Conflict("a practice session's replay cannot be published: practice is never public")
         live = app[LIVE].current
         if (live is not None and live.id == session["id"]) or session["ended_at"] is None:
             raise Conflict("this session is still live: publish its replay once the LIVE has ended")
+    name = "replay.published" if published else "replay.unpublished"
+    data: dict[str, Any] = {"session_id": session["id"], "by": by}
+    if published:
+        slug = await app[DB].fetchval("SELECT slug FROM events WHERE id = ?", (session["event_id"],))
+        data = {"session_id": session["id"], "url": _replay_url(app, slug, session["id"]), "by": by}
+    spec = app[BUS].spec(name, data)
     async with app[DB].transaction() as tx:
-        await tx.execute("UPDATE sessions SET replay_published = ? WHERE id = ?", (int(published), session["id"]))
+        cur = await tx.execute("UPDATE sessions SET replay_published = ? WHERE id = ? AND replay_published != ?",
+                               (int(published), session["id"], int(published)))
+        activity = await bus.record(tx, spec, data, event_id=session["event_id"], session_id=session["id"]) if cur.rowcount else None
+    if activity is not None:
+        app[BUS].dispatch(activity)
 
 
 def _replay_url(app: web.Application, slug: str | None, session_id: int) -> str | None:
@@ -292,9 +304,9 @@ async def _publish_answer(app: web.Application, session_id: int) -> dict[str, An
      " and buy. Needs show.run; 409 for a practice session or one still live", returns="{session_id, published, url}",
      tags=["replay"], permission="show.run")
 async def api_publish(request: web.Request) -> web.Response:
-    await auth.require(request, "show.run")
+    user = await auth.require(request, "show.run")
     session = await session_row(request.app, request.match_info["sid"])
-    await set_published(request.app, session, True)
+    await set_published(request.app, session, True, user.name)
     return web.json_response(await _publish_answer(request.app, session["id"]))
 
 
@@ -302,9 +314,9 @@ async def api_publish(request: web.Request) -> web.Response:
 @doc("Unpublish a session's replay: its public page answers 404 again. Needs show.run", returns="{session_id, published, url}",
      tags=["replay"], permission="show.run")
 async def api_unpublish(request: web.Request) -> web.Response:
-    await auth.require(request, "show.run")
+    user = await auth.require(request, "show.run")
     session = await session_row(request.app, request.match_info["sid"])
-    await set_published(request.app, session, False)
+    await set_published(request.app, session, False, user.name)
     return web.json_response(await _publish_answer(request.app, session["id"]))
 
 

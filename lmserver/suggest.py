@@ -1,7 +1,8 @@
 """The best time to start a new event, and how long to make it, from the studio's own history.
 
 Input: every ended, non-practice session with its start (weekday and hour in the studio's time zone,
-:mod:`lmserver.timefmt`), duration, GMV, viewers
+:mod:`lmserver.timefmt`), duration, GMV (the LIVE's orders only: :func:`lmserver.figures.counted_order`, never the
+orders placed later from its published replay), viewers
 reached (distinct viewers who joined, at least the peak) and average viewers (``viewer_samples``), and
 when its orders came in.
 
@@ -27,6 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from .figures import counted_order
 
 MIN_SESSIONS = 3
 WEIGHTS = {"gmv": 0.5, "reached": 0.25, "avg": 0.25}
@@ -159,7 +162,9 @@ async def load_history(db: Any) -> list[SessionFacts]:
     out = []
     for r in rows:
         sid = r["id"]
-        orders = await db.fetchall("SELECT created_at, amount_cents FROM orders WHERE session_id = ? AND practice = 0 AND status != 'cancelled'", (sid,))
+        # the LIVE's own sales, as the session's GMV counts them: no practice, no cancelled, no orders placed
+        # later from the published replay (days after the show, they would say nothing of when to go live)
+        orders = await db.fetchall(f"SELECT created_at, amount_cents FROM orders WHERE session_id = ? AND {counted_order()}", (sid,))
         reached = await db.fetchval(
             "SELECT COUNT(DISTINCT json_extract(data, '$.viewer_id')) FROM activity WHERE session_id = ? AND name = 'viewer.joined'", (sid,))
         samples = await db.fetchone("SELECT AVG(viewers) AS avg, MAX(viewers) AS peak FROM viewer_samples WHERE session_id = ?", (sid,))

@@ -310,35 +310,47 @@ class Webhooks:
 
     async def fan_out(self) -> int:
         """New activity rows → deliveries for every enabled endpoint that wants them; the cursor moves in
-        the same transaction. Returns the deliveries made."""
+        the same transaction. Returns the deliveries made.
+
+        The rows are read and the payloads built before the write lock is taken (WAL reads never block the
+        order writer); the transaction is one compare-and-set of the cursor and one ``executemany``, so it
+        holds SQLite's write lock for a few statements whatever the batch (the group-commit writer waits at
+        most ``busy_timeout`` for it: a lock held across hundreds of event-loop round trips under load made
+        orders fail with "database is locked")."""
         made = 0
         while True:
-            async with self.db.transaction() as tx:
-                cursor = (await (await tx.execute("SELECT activity_id FROM webhook_cursor WHERE id = 1")).fetchone())[0]
-                rows = await (await tx.execute(
-                    "SELECT id, name, event_id, session_id, practice, data, created_at FROM activity WHERE id > ? ORDER BY id LIMIT ?",
-                    (cursor, FANOUT_BATCH))).fetchall()
-                if not rows:
-                    return made
-                endpoints = await (await tx.execute(
-                    "SELECT id, events, include_practice, created_at FROM webhook_endpoints WHERE enabled = 1")).fetchall()
-                wanted = [(e["id"], json.loads(e["events"]), bool(e["include_practice"]), e["created_at"]) for e in endpoints]
-                now = time.time()
-                for row in rows:
-                    if row["name"].startswith("webhook."):
+            cursor = await self.db.fetchval("SELECT activity_id FROM webhook_cursor WHERE id = 1")
+            rows = await self.db.fetchall(
+                "SELECT id, name, event_id, session_id, practice, data, created_at FROM activity WHERE id > ? ORDER BY id LIMIT ?",
+                (cursor, FANOUT_BATCH))
+            if not rows:
+                return made
+            endpoints = await self.db.fetchall("SELECT id, events, include_practice, created_at FROM webhook_endpoints WHERE enabled = 1")
+            wanted = [(e["id"], json.loads(e["events"]), bool(e["include_practice"]), e["created_at"]) for e in endpoints]
+            now = time.time()
+            inserts: list[tuple[Any, ...]] = []
+            for row in rows:
+                if row["name"].startswith("webhook."):
+                    continue
+                body = None
+                for eid, patterns, practice_ok, since in wanted:
+                    if row["created_at"] < since or (row["practice"] and not practice_ok) or not matches(patterns, row["name"]):
                         continue
-                    body = None
-                    for eid, patterns, practice_ok, since in wanted:
-                        if row["created_at"] < since or (row["practice"] and not practice_ok) or not matches(patterns, row["name"]):
-                            continue
-                        if body is None:
-                            body = payload(row["name"], row["created_at"], json.loads(row["data"]), row["event_id"],
-                                           row["session_id"], bool(row["practice"]))
-                        await tx.execute(
-                            "INSERT OR IGNORE INTO webhook_deliveries (endpoint_id, msg_id, activity_id, event, payload, next_at, created_at)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?)", (eid, f"msg_{row['id']}", row["id"], row["name"], body, now, row["created_at"]))
-                        made += 1
-                await tx.execute("UPDATE webhook_cursor SET activity_id = ? WHERE id = 1", (rows[-1]["id"],))
+                    if body is None:
+                        body = payload(row["name"], row["created_at"], json.loads(row["data"]), row["event_id"],
+                                       row["session_id"], bool(row["practice"]))
+                    inserts.append((eid, f"msg_{row['id']}", row["id"], row["name"], body, now, row["created_at"]))
+            async with self.db.transaction() as tx:
+                cur = await tx.execute("UPDATE webhook_cursor SET activity_id = ? WHERE id = 1 AND activity_id = ?",
+                                       (rows[-1]["id"], cursor))
+                if cur.rowcount != 1:  # another fan-out moved the cursor meanwhile: read again from where it is
+                    continue
+                if inserts:
+                    await tx.executemany(
+                        "INSERT OR IGNORE INTO webhook_deliveries (endpoint_id, msg_id, activity_id, event, payload, next_at, created_at)"
+                        " SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = ?1 AND enabled = 1)",
+                        inserts)  # an endpoint deleted or disabled since it was read gets nothing
+            made += len(inserts)
 
     async def enqueue_test(self, endpoint_id: int) -> int:
         """A ``webhook.test`` message to one endpoint, delivered now; returns the delivery id."""

@@ -117,6 +117,23 @@ async def test_suggestion_from_the_database_ignores_practice(client: Any) -> Non
     assert "Best time to start" in await (await client.get("/events")).text()
 
 
+async def test_suggestion_counts_live_orders_only_not_the_replays(client: Any) -> None:
+    app = client.app
+    await login(client)
+    pid = await product(app)
+    for w in range(1, 4):
+        await seed_session(app, at(3, 19, w), 60, gmv=30000, viewers=(10, 30, 20), product_id=pid)
+        monday = await seed_session(app, at(0, 10, w), 60, gmv=5000, viewers=(10, 30, 20), product_id=pid)
+        # the Monday LIVEs' published replays sold a lot, days later: that says nothing of when to go live
+        await app[DB].execute(
+            "INSERT INTO orders (viewer_id, product_id, session_id, quantity, unit_price_cents, amount_cents, currency, first_time,"
+            " practice, created_at, label) VALUES (?, ?, ?, 1, 900000, 900000, 'USD', 0, 0, ?, 'replay')",
+            (f"buyer{monday}", pid, monday, at(0, 10, w) + 2 * 86400))
+    got = await suggest_for_app(app)
+    assert got["enough"] and (got["weekday"], got["hour"]) == (3, 19)
+    assert got["duration_minutes"] == 30  # 90 % of the LIVE's GMV in its first 10 minutes, not the replay's two days
+
+
 async def test_past_events_analytics_and_home(client: Any) -> None:
     app = client.app
     await login(client)

@@ -84,6 +84,7 @@ TABLE: dict[tuple[str, str], str] = {
     ("GET", "/media/play"): PUBLIC,
     ("GET", "/p/billboard/preview"): "billboards.manage",
     ("GET", "/p/giveaway/"): "giveaways.manage",
+    ("GET", "/p/shoplink/"): "settings.manage",
     # --- public pages and files
     ("GET", "/e/{ident}"): PUBLIC,
     ("GET", "/studio"): PUBLIC,

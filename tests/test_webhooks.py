@@ -1,75 +1,26 @@
 """Webhooks: signed deliveries to a real HTTP receiver on loopback, retries, 410, the SSRF guard, bad input.
 
-The receiver verifies every request with the Standard Webhooks algorithm written out here, independently
-of lmserver's code, and counts the messages it accepted (by ``webhook-id``).
+The receiver (``tests/webhookreceiver.py``, shared with ``bench/orders.py``) verifies every request with the
+Standard Webhooks algorithm written out there, independently of lmserver's code, and counts the messages it
+accepted (by ``webhook-id``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import random
 import time
 from typing import Any, Callable
 
 import pytest
-from aiohttp import web
 
 from lmserver import webhooks
-from lmserver.appkeys import DB, WEBHOOKS
+from lmserver.appkeys import DB, LIVE, WEBHOOKS
 from tests.conftest import login
+from tests.webhookreceiver import Receiver, verify
 
 LOOPBACK = {"allow_networks": ["127.0.0.0/8"], "retry_base_seconds": 0.05}
-
-
-def verify(secret: str, headers: Any, body: bytes) -> bool:
-    """The receiver's check, as the Standard Webhooks specification writes it."""
-    key = base64.b64decode(secret.split("_", 1)[1])
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return any(hmac.compare_digest(expected, sig.split(",", 1)[1]) for sig in headers["webhook-signature"].split(" ")
-               if sig.startswith("v1,"))
-
-
-class Receiver:
-    """An aiohttp server on 127.0.0.1 that answers from a script of statuses and records what it accepted."""
-
-    def __init__(self, script: Callable[[int], tuple[int, dict[str, str]]] = lambda n: (200, {})) -> None:
-        self.script = script
-        self.secrets: list[str] = []
-        self.requests: list[dict[str, Any]] = []
-        self.accepted: dict[str, int] = {}  # webhook-id -> times accepted with a 2xx
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        ok = any(verify(s, request.headers, body) for s in self.secrets)
-        status, headers = self.script(len(self.requests)) if ok else (401, {})
-        self.requests.append({"id": request.headers.get("webhook-id"), "ts": request.headers.get("webhook-timestamp"),
-                              "sig": request.headers.get("webhook-signature"), "body": json.loads(body), "verified": ok,
-                              "status": status, "at": time.time()})
-        if 200 <= status < 300:
-            self.accepted[request.headers["webhook-id"]] = self.accepted.get(request.headers["webhook-id"], 0) + 1
-        return web.Response(status=status, headers=headers)
-
-    async def start(self, port: int = 0) -> "Receiver":
-        app = web.Application()
-        app.router.add_post("/hook", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{self.port}/hook"
-        return self
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
 
 
 async def until(check: Callable[[], Any], seconds: float = 20.0) -> None:
@@ -292,3 +243,30 @@ async def test_settings_page_lists_endpoints_for_the_owner_only(aiohttp_client: 
     client.session.cookie_jar.clear()
     await login(client, "moderator")
     assert (await client.get("/api/webhooks")).status == 403
+
+
+async def test_replay_published_and_unpublished_reach_subscribers_once(aiohttp_client: Any, app_factory: Callable[..., Any]) -> None:
+    from tests.livehelpers import go_live, make_event
+
+    rx = await Receiver().start()
+    try:
+        client, h = await make_client(aiohttp_client, app_factory)
+        await add_endpoint(client, h, rx, ["replay.*"])
+        eid = await make_event(client.app)
+        session = await go_live(client.app, eid)
+        await client.app[LIVE].end("host ended")
+        for method in ("post", "post", "delete", "delete"):  # a repeat changes nothing and says nothing
+            resp = await getattr(client, method)(f"/api/sessions/{session.id}/publish", headers=h)
+            assert resp.status == 200, await resp.text()
+        await until(lambda: len(rx.accepted) == 2)
+        bodies = [r["body"] for r in rx.requests]
+        assert [b["type"] for b in bodies] == ["replay.published", "replay.unpublished"]
+        slug = await client.app[DB].fetchval("SELECT slug FROM events WHERE id = ?", (eid,))
+        assert bodies[0]["data"] == {"session_id": session.id, "url": f"/e/{slug}/replay/{session.id}", "by": bodies[0]["data"]["by"]}
+        assert bodies[0]["data"]["by"].startswith("owner") and bodies[0]["session_id"] == session.id and bodies[0]["event_id"] == eid
+        names = [r["name"] for r in await client.app[DB].fetchall("SELECT name FROM activity WHERE name LIKE 'replay.%' ORDER BY id")]
+        assert names == ["replay.published", "replay.unpublished"]  # activities too (the console's feed)
+        events = {e["name"] for e in (await (await client.get("/api/webhooks/events", headers=h)).json())["events"]}
+        assert {"replay.published", "replay.unpublished"} <= events
+    finally:
+        await rx.stop()

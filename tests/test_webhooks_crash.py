@@ -16,7 +16,8 @@ import aiohttp
 
 from tests.conftest import PASSWORD
 from tests.livehelpers import Server, free_port
-from tests.test_webhooks import Receiver, until
+from tests.test_webhooks import until
+from tests.webhookreceiver import Receiver
 
 
 async def test_kill_9_with_undelivered_messages(tmp_path: Path) -> None:

@@ -193,13 +193,17 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         if self.ingest is not None:
             raise Conflict(ALREADY_LIVE)
         session = await self.live.begin(ingest_kind, practice, user_id, event_id=event_id)
+        self._open_recording(session)
+        return session
+
+    def _open_recording(self, session: "LiveSession") -> None:
+        """The recorder of ``session``'s next program (``_new_program`` takes it), when recording is on."""
         self._recorder = None
         if self.config.record and self.recordings is not None:
             try:  # a recording that cannot start never stops the LIVE
                 self._recorder = self.recordings.open_part(session)  # no await: the ingest follows stream.started at once
             except Exception:
                 logger.exception("MediaServer: the recording of session %s could not start", session.id)
-        return session
 
     async def _after_start(self, ingest: Ingest) -> None:
         self.ingest = ingest
@@ -231,9 +235,12 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
             for shard in self.shards:
                 shard.end_session()
             await ingest.program.stop()  # stops reading the tracks, not the tracks themselves
+            if self.recordings is not None:  # the part of the session it leaves is finished (remuxed) like at End LIVE
+                await self.recordings.finish()
             self.compositor.clear()
             await self.live.end("practice ended: the host went LIVE" if not practice else "the host switched to practice")
             session = await self.live.begin(ingest.kind, practice, user_id, event_id=event_id)
+            self._open_recording(session)  # the new session's own recording, as _go_live opens one
             ingest.session, ingest.program = session, self._new_program(session)
             for track in tracks:
                 ingest.program.add_track(track)

@@ -12,7 +12,8 @@ third-party plugin:
 
 - ``__init__.py`` (this file): the hook implementations;
 - ``links.py``: settings and the URL templates (pure functions, tested by the URLs they build);
-- ``views.py``: the routes that map products to shop ids.
+- ``views.py``: the routes that map products to shop ids, and the owner's page for them (``/p/shoplink/``,
+  "Shop links" in the menu).
 
 Settings (``config.toml``)::
 
@@ -28,7 +29,7 @@ import logging
 from aiohttp import web
 
 from lmserver import api
-from lmserver.api import CheckoutRequest, CheckoutResult, hookimpl
+from lmserver.api import CheckoutRequest, CheckoutResult, MenuLink, User, hookimpl
 
 from . import links, views
 from .links import MIGRATIONS, NAME
@@ -42,6 +43,11 @@ log = logging.getLogger(__name__)
 def register_routes(app: web.Application) -> list[web.RouteDef]:
     app[links.SETTINGS] = links.Settings.from_table(api.plugin_config(app, NAME))
     return views.routes()
+
+
+@hookimpl
+def menu_links(request: web.Request, user: User) -> list[MenuLink]:
+    return [MenuLink("Shop links", views.PAGE, order=80)] if user.can(views.PAGE_PERMISSION) else []
 
 
 @hookimpl

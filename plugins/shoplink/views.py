@@ -65,6 +65,24 @@ async def delete_product(request: web.Request) -> web.Response:
     return web.json_response({"removed": cur.rowcount == 1})
 
 
+#: the settings page (the owner's: the studio's shop is a setting)
+PAGE = f"/p/{NAME}/"
+PAGE_PERMISSION = "settings.manage"
+
+
+async def settings_page(request: web.Request) -> web.Response:
+    """Every catalog product with its shop id (a form per row; saved through the routes above)."""
+    await api.require(request, PAGE_PERMISSION)
+    mapped = {m["product_id"]: m for m in await _mappings(request.app)}
+    rows = await api.db(request.app).fetchall("SELECT id, title, sku FROM products WHERE archived = 0 ORDER BY title COLLATE NOCASE, id")
+    products = [{"id": r["id"], "title": r["title"], "sku": r["sku"], "shop_id": mapped.get(r["id"], {}).get("shop_id"),
+                 "example_url": mapped.get(r["id"], {}).get("example_url")} for r in rows]
+    settings = request.app[SETTINGS]
+    return await api.render(request, f"{NAME}/settings.html", {
+        "products": products, "problem": settings.problem(),
+        "settings": {"shop": settings.shop, "url_template": settings.url_template, "template": settings.template}})
+
+
 def routes() -> list[web.RouteDef]:
     return [web.get(f"{API}/products", list_products), web.put(f"{API}/products/{{id}}", put_product),
-            web.delete(f"{API}/products/{{id}}", delete_product)]
+            web.delete(f"{API}/products/{{id}}", delete_product), web.get(PAGE, settings_page)]

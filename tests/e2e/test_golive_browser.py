@@ -71,6 +71,7 @@ async def test_countdown_ready_practice_to_live_and_capture(aiohttp_server: Any,
     # 1. before the ready window: the countdown, Go LIVE disabled until practice is ticked
     await page.goto(f"{base}/events/{eid}/console")
     await _phase(page, "upcoming")
+    assert await page.inner_text("#status-pill") == "Offline"
     text = await page.inner_text("#event-countdown")
     starts = await app[DB].fetchval("SELECT starts_at FROM events WHERE id = ?", (eid,))
     assert f"Starts {fmt(starts, 'short', _paris())}" in text and "Go LIVE opens 10 minutes before the start" in text, text
@@ -94,7 +95,18 @@ async def test_countdown_ready_practice_to_live_and_capture(aiohttp_server: Any,
     await page.wait_for_function("document.body.dataset.ws === 'open'")
     assert await publish_due_reminders(app) == [eid]
     await page.locator("#ready-reminder", has_text="“Evening knitwear drop” starts in 5 minutes").wait_for()
+    # the status pill says Ready (with the countdown), not Offline, and counts down
+    pill = page.locator("#status-pill.pill-ready", has_text="Ready · starts in 4:")
+    await pill.wait_for()
+    first = await pill.inner_text()
+    await page.wait_for_function(f"document.querySelector('#status-pill').textContent !== {first!r}")
     check_screenshot(await page.screenshot(), "golive-ready-1440x900")
+    pill_ctx = await browser.new_context(viewport=PHONE)
+    pill_page = await login_page(pill_ctx, base, owner, PASSWORD)
+    await pill_page.goto(f"{base}/events/{eid}/console")
+    await pill_page.locator("#status-pill.pill-ready", has_text="Ready · starts in").wait_for()
+    check_screenshot(await pill_page.screenshot(), "golive-ready-pill-375x812")
+    await pill_ctx.close()
 
     # 3. practice, then Go LIVE beside "End practice": same ingest, new real session
     await page.check("#practice-toggle")

@@ -137,9 +137,25 @@ async def test_synced_replay_console_and_public(aiohttp_client: Any, app_factory
     await pinned.locator("[data-buy]").click()
     await page.fill("#buy-qty", "2")
     await page.click("#buy-confirm")
+    # a first purchase asks for the buyer's details, as on the live viewer page (issue 18), checked at the edge
+    await page.locator("#buyer-dialog[open]").wait_for()
+    orders_before = await app[DB].fetchval("SELECT COUNT(*) FROM orders")
+    await page.fill("#buyer-form input[name=name]", "Noor Haddad")
+    await page.fill("#buyer-form input[name=email]", "noor@example")
+    await page.fill("#buyer-form textarea[name=address]", "8 Rue des Lilas\n75011 Paris, France")
+    await page.click("#buyer-save")
+    await page.locator("#buyer-error", has_text="e-mail address").wait_for()
+    assert await app[DB].fetchval("SELECT COUNT(*) FROM orders") == orders_before  # held until the details are saved
+    await page.fill("#buyer-form input[name=email]", "noor@example.com")
+    check_screenshot(await page.screenshot(), "replay-public-details-form-desktop")
+    await page.click("#buyer-save")
     await page.locator("#buy-result.alert-ok").wait_for()
-    row = await app[DB].fetchone("SELECT quantity, label, session_id FROM orders WHERE product_id = ? ORDER BY id DESC", (show["pids"][1],))
+    await page.locator("#buy-shipto", has_text="Ship to Noor Haddad, 8 Rue des Lilas").wait_for()
+    row = await app[DB].fetchone("SELECT quantity, label, session_id, buyer_name, buyer_email, ship_address FROM orders"
+                                 " WHERE product_id = ? ORDER BY id DESC", (show["pids"][1],))
     assert (row["quantity"], row["label"], row["session_id"]) == (2, "replay", show["sid"])
+    assert (row["buyer_name"], row["buyer_email"], row["ship_address"]) == ("Noor Haddad", "noor@example.com",
+                                                                             "8 Rue des Lilas\n75011 Paris, France")
     await page.click("#buy-cancel")
     await page.locator("#bag [data-product='%d'] >> text=10 in stock" % show["pids"][1]).wait_for()  # the stock follows the bus
     check_screenshot(await page.screenshot(full_page=True), "replay-public-desktop")
@@ -151,6 +167,11 @@ async def test_synced_replay_console_and_public(aiohttp_client: Any, app_factory
     await page.wait_for_function("window.LMSReplay && window.LMSReplay.items().length > 0")
     await _at(page, 13)
     check_screenshot(await page.screenshot(full_page=True), "replay-public-phone-dark")
+    await page.locator("#pinned-product [data-buy]").click()
+    await page.click("#buy-confirm")
+    await page.locator("#buyer-dialog[open]").wait_for()  # a new viewer: asked again
+    check_screenshot(await page.screenshot(), "replay-public-details-form-phone-dark")
+    await page.click("#buyer-cancel")
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # nothing wider than the phone
     await ctx.close()
     assert errors == []

@@ -132,6 +132,29 @@ async def test_a_resumed_session_records_a_second_part_and_ranges_are_served(stu
         assert resp.status == 404 and "recording 999999 does not exist" in await resp.text()
 
 
+async def test_practice_to_live_finishes_the_practice_part_and_records_the_live(studio: Studio) -> None:
+    h = await staff(studio)
+    event = await new_event(studio)
+    practice = await go_live(studio, h, event_id=event, practice=True)
+    await frames_recorded(studio, 1.0)
+    async with studio.http.post(studio.base + "/api/media/session", json={}, headers=h) as resp:
+        assert resp.status == 200, await resp.text()
+        live = int((await resp.json())["session_id"])
+    assert live != practice
+    # the practice part is finished (remuxed, complete) while the LIVE goes on, not left "recording"
+    found = await parts(studio, practice, h)
+    assert [(p["part"], p["state"]) for p in found] == [(1, "complete")] and found[0]["duration"] >= 1.0
+    path = Path(studio.app[RECORDINGS].data_dir) / (await studio.app[DB].fetchval("SELECT path FROM recordings WHERE id = ?", (found[0]["id"],)))
+    with av.open(str(path)) as container:  # a playable MP4 of the practice
+        assert container.streams.video and container.duration and container.duration / 1e6 >= 1.0
+    # the LIVE records its own part
+    await frames_recorded(studio, 1.0)
+    assert studio.app[RECORDINGS].current.session.id == live
+    await end_live(studio, h)
+    found = await parts(studio, live, h)
+    assert [(p["part"], p["state"]) for p in found] == [(1, "complete")] and found[0]["duration"] >= 1.0
+
+
 async def test_delete_is_refused_while_live_then_the_file_goes(studio: Studio) -> None:
     h = await staff(studio)
     sid = await go_live(studio, h, practice=True)

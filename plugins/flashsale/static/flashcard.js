@@ -42,7 +42,7 @@
         <small class="muted">Lowest price of the previous 30 days: ${money(sale.lowest_30d_cents, sale.currency)}</small></div>
       <div class="fs-bar" role="progressbar" aria-valuemin="0" aria-valuemax="${sale.allocated}" aria-valuenow="${sale.sold}"><span style="width:${pct}%"></span></div>
       <div class="fs-sold" data-fs-sold>${sale.sold} of ${sale.allocated} sold${sale.per_buyer_limit ? ` · at most ${sale.per_buyer_limit} per buyer` : ""}</div>
-      ${held ? `<div class="fs-held" data-fs-held>A unit is held for you until ${new Date(sale.waitlist.offered_until * 1000).toLocaleTimeString()}</div>` : ""}
+      ${held ? `<div class="fs-held" data-fs-held>A unit is held for you until ${LMS.time(sale.waitlist.offered_until, "seconds")}</div>` : ""}
       ${soldOut && !held ? `<div class="fs-soldout" data-fs-soldout>Sold out</div>${waiting ? '<div class="small" data-fs-waiting>You are on the waitlist</div>'
           : '<button type="button" class="btn btn-sm" data-fs-wait>Join the waitlist</button>'}`
         : `<button type="button" class="btn btn-primary" data-fs-buy ${started ? "" : "disabled"}>Buy at ${money(sale.deal_price_cents, sale.currency)}</button>`}

@@ -30,7 +30,7 @@
     $("[data-gv-winners]").innerHTML = winners.length ? `Winners: ${winners.map((w) => `<b>${e(w.nickname)}</b>`).join(", ")}` : "";
     const claimable = you?.won && !you.claimed && you.claim_until * 1000 > Date.now();
     $("[data-gv-claim]").hidden = !claimable;
-    if (claimable) $("[data-gv-until]").textContent = "Claim before " + new Date(you.claim_until * 1000).toLocaleString();
+    if (claimable) $("[data-gv-until]").textContent = "Claim before " + LMS.time(you.claim_until);
     $("[data-gv-claimed]").hidden = !you?.claimed;
     tick();
   }

@@ -36,5 +36,5 @@
     out.className = problems.length ? "alert alert-error" : "alert alert-ok";
     out.textContent = problems.length ? problems.join("; ") : `Verified: ${g.draws.length === 1 ? "the draw checks" : "all " + g.draws.length + " draws check"} out (commitment, entries hash and every winner).`;
   });
-  for (const el of root.querySelectorAll("[data-time]")) el.textContent = "committed " + new Date(Number(el.dataset.time) * 1000).toLocaleString();
+  for (const el of root.querySelectorAll("[data-time]")) el.textContent = "committed " + LMS.time(Number(el.dataset.time));
 })();

@@ -19,6 +19,12 @@ import { play, publish } from "./webrtc.js";
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
     return (h ? h + ":" + String(m).padStart(2, "0") : m) + ":" + String(sec).padStart(2, "0");
   }
+  // seconds to the event's start inside its ready window (events.ready_minutes before it), else null
+  function readyWait() {
+    const pill = $("#status-pill"), ready = Number(pill.dataset.readySeconds || 0);
+    const wait = state.event.starts_at - Date.now() / 1000;
+    return wait > 0 && wait <= ready ? wait : null;
+  }
   function isLiveHere() { return !!(state.session && state.session.live); }
   function ours(rec) { return rec.event_id == null || rec.event_id === eventId; }
   function bump(id) { const el = document.getElementById(id); if (!el) return; const tile = el.closest(".metric"); tile.classList.remove("bump"); void tile.offsetWidth; tile.classList.add("bump"); }
@@ -44,6 +50,7 @@ import { play, publish } from "./webrtc.js";
     $("#m-duration").textContent = fmtDuration(end - s.started_at);
   }
   setInterval(tickDuration, 1000);
+  setInterval(() => { if (!isLiveHere() && !readonly) renderPill(); }, 1000);  // the ready window opens, counts down
 
   let metricsTimer = null;
   function refreshMetrics() {  // at most once per 400 ms whatever the order rate
@@ -61,11 +68,18 @@ import { play, publish } from "./webrtc.js";
     }, 400);
   }
 
-  function renderStatus() {
+  function renderPill() {  // LIVE, Practice, Ready · starts in 4:12 (the ready window), Offline, Past session
     const pill = $("#status-pill");
     const s = state.session;
-    pill.className = "pill" + (s && s.live ? (s.practice ? " pill-practice" : " pill-live") : "");
-    pill.textContent = s && s.live ? (s.practice ? "Practice" : "LIVE") : (readonly ? "Past session" : "Offline");
+    // Ready until the event's first real LIVE (an ended practice leaves it ready; an ended LIVE is Offline)
+    const wait = !(s && (s.live || !s.practice)) && !readonly ? readyWait() : null;
+    pill.className = "pill" + (s && s.live ? (s.practice ? " pill-practice" : " pill-live") : (wait !== null ? " pill-ready" : ""));
+    pill.textContent = s && s.live ? (s.practice ? "Practice" : "LIVE") :
+      (readonly ? "Past session" : (wait !== null ? `Ready · starts in ${fmtDuration(wait)}` : "Offline"));
+  }
+  function renderStatus() {
+    renderPill();
+    const s = state.session;
     $("#practice-badge").hidden = !(s && s.live && s.practice);
     const studioPill = $("#topbar-live");  // the site bar's pill follows the studio, not the page load
     if (studioPill) studioPill.style.display = state.studio_live ? "" : "none";
@@ -124,7 +138,13 @@ import { play, publish } from "./webrtc.js";
   function orderHtml(o) {
     return `<li class="feed-item order" data-order="${o.id}"><span><span class="who">${esc(o.nickname)}</span>${o.first_time ? '<span class="tag">first order</span>' : ""}${o.practice ? '<span class="tag">practice</span>' : ""}${o.label ? `<span class="tag">${esc(o.label)}</span>` : ""}</span>` +
       `<span class="amount">${LMS.money(o.amount_cents, o.currency)}</span>` +
-      `<span class="detail">${o.quantity} × ${esc(o.product_title)} @ ${LMS.money(o.unit_price_cents, o.currency)}</span><span class="detail when">${timeOf(o.created_at)}</span></li>`;
+      `<span class="detail">${o.quantity} × ${esc(o.product_title)} @ ${LMS.money(o.unit_price_cents, o.currency)}</span>` +
+      `<span class="detail order-meta">${statusPill(o.status)}<span class="when">${timeOf(o.created_at)}</span></span></li>`;
+  }
+  // the order's status as the Orders page shows it (same label, same .order-status colours in app.css)
+  function statusPill(status) {
+    if (!status) return "";
+    return `<span class="pill order-status status-${esc(status)}" data-order-status="${esc(status)}">${esc(status.replace("_", " "))}</span>`;
   }
   // a finding (lmserver/prompter.py): what the rule saw, its one-click actions (the console's own APIs), dismiss
   function prompterHtml(a) {
@@ -397,6 +417,17 @@ import { play, publish } from "./webrtc.js";
         state.orders.unshift(d.order);
         renderOrders();
         refreshMetrics();
+        break;
+      case "order.status_changed": {  // staff, a payment plugin or the checkout changed it: the pill follows
+        const o = state.orders.find((x) => x.id === d.order_id);
+        if (o) { o.status = d.to; renderOrders(); }
+        break;
+      }
+      case "order.released":  // unpaid reservations released by the server: cancelled
+        if (state.orders.some((x) => (d.order_ids || []).includes(x.id))) {
+          state.orders.forEach((x) => { if (d.order_ids.includes(x.id)) x.status = "cancelled"; });
+          renderOrders();
+        }
         break;
       case "product.pinned":  // staff receive the product whole, script included
         state.pinned_product_id = d.product.id;

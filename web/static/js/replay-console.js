@@ -15,7 +15,7 @@ import { asComment, clock, createReplayer, reached, timeBar } from "./replayer.j
   let items = [], kinds = {}, player = null, bar = null, shown = -1;
 
   function itemHtml(it) {
-    const at = `<span class="when" title="${esc(new Date(it.at * 1000).toLocaleTimeString())}">${clock(it.offset)}</span>`;
+    const at = `<span class="when" title="${esc(LMS.time(it.at, "seconds"))}">${clock(it.offset)}</span>`;
     let html;
     if (it.kind === "comment") {
       html = LMS.comments.html(asComment(it), { time: false });

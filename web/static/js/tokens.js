@@ -4,7 +4,7 @@
   const $ = (s) => document.querySelector(s);
   const esc = LMS.escape;
   const body = $("#tokens"), form = $("#token-form"), formErr = $("#form-error"), listErr = $("#list-error");
-  const day = (ts) => (ts ? new Date(ts * 1000).toLocaleDateString([], { day: "numeric", month: "short", year: "numeric" }) : "");
+  const day = (ts) => (ts ? LMS.time(ts, "date") + " " + new Intl.DateTimeFormat("en-US", { timeZone: LMS.tz || "UTC", year: "numeric" }).format(ts * 1000) : "");  // the studio's zone
   const pill = { active: "pill-ok", expired: "pill-off", revoked: "pill-off" };
 
   async function load() {
@@ -15,7 +15,7 @@
         <td><strong>${esc(t.name)}</strong> <span class="pill ${pill[t.state]}">${esc(t.state)}</span>
           <div class="muted"><code>${esc(t.hint)}…</code> by ${esc(t.created_by)}, ${esc(day(t.created_at))}${t.expires_at ? ` · expires ${esc(day(t.expires_at))}` : " · no expiry"}</div></td>
         <td>${t.scopes.map((s) => `<code>${esc(s)}</code>`).join(" ")}</td>
-        <td>${t.last_used_at ? esc(new Date(t.last_used_at * 1000).toLocaleString()) : '<span class="muted">never</span>'}</td>
+        <td>${t.last_used_at ? esc(LMS.time(t.last_used_at)) : '<span class="muted">never</span>'}</td>
         <td>${t.state === "active" ? '<button class="btn btn-sm btn-danger" data-revoke>Revoke</button>' : ""}</td></tr>`).join("")
         : '<tr><td colspan="4" class="muted">No token yet.</td></tr>';
     } catch (e) { listErr.textContent = e.message; listErr.hidden = false; }

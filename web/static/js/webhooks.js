@@ -5,7 +5,7 @@
   const esc = LMS.escape;
   const list = $("#endpoints"), listErr = $("#list-error"), form = $("#wh-form"), formErr = $("#form-error");
   let logFor = null;
-  const when = (ts) => (ts ? new Date(ts * 1000).toLocaleString([], { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "");
+  const when = (ts) => (ts ? `${LMS.time(ts, "date")}, ${LMS.time(ts, "seconds")}` : "");  // the studio's zone (LMS.time)
 
   function showSecret(url, secret) {
     $("#secret-url").textContent = url;
