@@ -32,6 +32,9 @@ from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
 import aiosqlite
 
 log = logging.getLogger(__name__)
+
+#: how long a write transaction keeps trying to begin while SQLite answers "locked" at once (see Database._begin_immediate)
+BEGIN_RETRY_SECONDS = 10.0
 T = TypeVar("T")
 
 __all__ = ["Database", "GroupCommitWriter", "Migration", "run_migrations", "DB_FILENAME"]
@@ -152,7 +155,7 @@ class Database:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """``async with db.transaction() as tx: await tx.execute(...)`` — all or nothing."""
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            await self._begin_immediate()
             try:
                 yield self.conn
             except BaseException:
@@ -160,6 +163,25 @@ class Database:
                 raise
             else:
                 await self.conn.execute("COMMIT")
+
+    async def _begin_immediate(self) -> None:
+        """``BEGIN IMMEDIATE``, retried (bounded: ``BEGIN_RETRY_SECONDS``) while SQLite answers "database is locked"
+        or "busy" at once. The busy timeout covers an ordinary writer; it is not consulted in a few WAL cases,
+        e.g. while another connection recovers the WAL left by a process killed with -9 (seen at the first
+        write after such a restart). BEGIN changes nothing, so trying it again is safe."""
+        deadline = time.monotonic() + BEGIN_RETRY_SECONDS
+        delay = 0.02
+        while True:
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                message = str(exc).lower()
+                if ("locked" not in message and "busy" not in message) or time.monotonic() + delay > deadline:
+                    raise
+                log.warning("BEGIN IMMEDIATE: %s; trying again in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """One write statement in its own transaction; returns lastrowid."""

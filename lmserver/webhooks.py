@@ -48,6 +48,7 @@ import logging
 import random
 import secrets
 import socket
+import sqlite3
 import time
 from typing import Any, Iterable
 from urllib.parse import urlsplit
@@ -261,7 +262,10 @@ class Webhooks:
         self._http = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_seconds),
                                            headers={"User-Agent": f"lmserver-webhooks/{__version__}"})
         self.app[BUS].on("*", self._on_record)
-        await self.prune()
+        try:
+            await self.prune()
+        except sqlite3.OperationalError:  # housekeeping: the next pass prunes; it must not stop the server starting
+            log.exception("webhooks: pruning old deliveries failed; trying again on the next pass")
         self._task = asyncio.create_task(self._run(), name="webhooks")
 
     async def stop(self) -> None:

@@ -60,6 +60,37 @@ async def test_transaction_rolls_back_and_concurrent_tasks_do_not_interfere(tmp_
         await db.close()
 
 
+
+async def test_a_write_waits_while_another_task_reads_a_snapshot_another_connection_made_stale(tmp_path: Path) -> None:
+    """A task part-way through a SELECT on the shared connection holds a read snapshot; once another connection
+    (the order writer's thread) commits, SQLite answers BEGIN IMMEDIATE with "database is locked" at once, without
+    consulting the busy timeout (seen at startup after a kill -9: the webhooks' first write failed). The write
+    must wait for the reader, not fail."""
+    path = tmp_path / "db.sqlite3"
+    run_migrations(path, [Migration("t", "001", "CREATE TABLE t (x INTEGER NOT NULL)")])
+    db = Database(path)
+    await db.open()
+    other = sqlite3.connect(path, isolation_level=None, timeout=10)
+    try:
+        async with db.transaction() as tx:
+            await tx.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(10)])
+        cursor = await db.conn.execute("SELECT x FROM t")
+        assert await cursor.fetchone() is not None  # the statement stays open: a read snapshot
+        other.execute("INSERT INTO t VALUES (100)")  # the snapshot is now stale
+
+        async def finish_reading() -> None:
+            await asyncio.sleep(0.2)
+            await cursor.fetchall()
+            await cursor.close()
+
+        reader = asyncio.create_task(finish_reading())
+        await db.execute("INSERT INTO t VALUES (200)")
+        await reader
+        assert await db.fetchval("SELECT COUNT(*) FROM t") == 12
+    finally:
+        other.close()
+        await db.close()
+
 async def test_group_commit_batches_and_isolates_failures(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
     run_migrations(path, [Migration("t", "001", "CREATE TABLE stock (id INTEGER PRIMARY KEY, n INTEGER NOT NULL CHECK (n >= 0));"
