@@ -379,6 +379,11 @@ def render(r: dict[str, Any]) -> str:
         "| way of watching | median | p90 | max | frames read |", "|---|---|---|---|---|", *rows, "",
         "Targets: WebRTC ≤ 150 ms median on loopback; LL-HLS ≤ 3 s"
         + (f" (hls.js lowLatencyMode: {hls_ll['median'] / 1000:.1f} s)." if "median" in hls_ll else "."), "",
+        "Every receiver runs in this one process while all the others do, so the rows are comparable with each other,"
+        " not with bench/glass.py's quieter pairs. The aiortc viewers (direct, WebRTC, WHIP out) hold each frame one frame"
+        " interval in aiortc's own jitter buffer (it releases a frame when the next one begins: lmserver's ingest no longer"
+        " does, a viewer's aiortc does) and share one event loop; the RTMP player has no jitter buffer and decodes in its"
+        " own thread, hence RTMP below the direct WebRTC baseline here.", "",
         f"CPU of A's process (and its children) over {r['cpu_seconds']:g} s windows, {r['cpu_rounds']}"
         f" round{'s' if r['cpu_rounds'] != 1 else ''} (medians; each destination against its round's baseline), the"
         " publisher streaming, no viewer;"
