@@ -359,10 +359,12 @@ async def serve_hls(request: web.Request) -> web.StreamResponse:
     out = media.hls
     if ingest is None or out is None or ingest.session.practice:
         raise NotFound("this event is not live (HLS serves the LIVE itself, never practice)")
-    row = await request.app[DB].fetchone("SELECT id FROM events WHERE id = ? OR slug = ?",
-                                         (int(ident) if ident.isascii() and ident.isdigit() and len(ident) < 19 else -1, ident))
-    if row is None or row["id"] != ingest.session.event_id:
-        raise NotFound(f"event {ident} is not the one live now")
+    event_id = ingest.session.event_id
+    if ident != str(event_id):
+        if out.event_slug is None:
+            out.event_slug = await request.app[DB].fetchval("SELECT slug FROM events WHERE id = ?", (event_id,), default="")
+        if ident != out.event_slug:
+            raise NotFound(f"event {ident} is not the one live now")
     headers = {"Access-Control-Allow-Origin": "*", "Content-Type": HLS_CONTENT_TYPES[name[name.rindex("."):]]}
     hold = 3 * out.target_duration  # the longest a blocking request waits (RFC 8216bis 6.2.5.2)
     if name == "index.m3u8":

@@ -183,6 +183,9 @@ class HlsOutput:
         self.playlist_text: bytes = b""  # built once per new part
         self.init: bytes | None = None
         self.closed = False
+        #: the live event's slug, looked up once by the HTTP handler (serve_hls) for the program's lifetime: a part
+        #: request (several a second per player) then costs no database query
+        self.event_slug: str | None = None
         self.error: str | None = None
         self.packets = 0
         self.first_msn = int(time.time() * 10)  # sequence numbers that only grow, program after program
