@@ -7,7 +7,7 @@ PORT ?= 8080
 
 .PHONY: run test bench browser clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml setup.py lmserver/media/_sendloop.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q -e '.[test]'

@@ -226,21 +226,34 @@ async def swarm_add(proc: asyncio.subprocess.Process, k: int) -> int:
 
 def child_cpu(pids: list[int]) -> float:
     """CPU seconds used so far by other processes of the server (its viewer processes)."""
-    total = 0.0
+    return sum(child_cpu_split(pids))
+
+
+def child_cpu_split(pids: list[int]) -> tuple[float, float]:
+    """(user, system) CPU seconds used so far by other processes of the server (its viewer processes)."""
+    user = system = 0.0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            user += int(fields[11]) / os.sysconf("SC_CLK_TCK")
+            system += int(fields[12]) / os.sysconf("SC_CLK_TCK")
         except (OSError, IndexError, ValueError):
             pass
-    return total
+    return user, system
+
+
+def server_cpu_split(pids: list[int]) -> tuple[float, float]:
+    """(user, system) CPU seconds of this process (the server and its threads) and its viewer processes."""
+    t = os.times()
+    cu, cs = child_cpu_split(pids)
+    return t.user + cu, t.system + cs
 
 
 async def measure(procs: list[asyncio.subprocess.Process], window: float, lag: LoopLag,
                   server_pids: list[int] | None = None) -> dict[str, Any]:
     """Server CPU (this process + its viewer processes) and what each receiver process saw, over one window."""
     pids = server_pids or []
-    cpu0, t0 = time.process_time() + child_cpu(pids), time.perf_counter()
+    (u0, s0), t0 = server_cpu_split(pids), time.perf_counter()
     lag.reset()
     for p in procs:
         p.stdin.write(f"measure {window}\n".encode())  # type: ignore[union-attr]
@@ -250,11 +263,13 @@ async def measure(procs: list[asyncio.subprocess.Process], window: float, lag: L
     else:
         await asyncio.sleep(window)
         results = []
-    cpu = (time.process_time() + child_cpu(pids) - cpu0) / (time.perf_counter() - t0)
+    u1, s1 = server_cpu_split(pids)
+    elapsed = time.perf_counter() - t0
+    cpu, sys_cpu = (u1 - u0 + s1 - s0) / elapsed, (s1 - s0) / elapsed
     fps = [f for r in results for f in r["fps"]]
     decoded = [f for r in results for f in r["decoded"]]
     return {"fps_median": statistics.median(fps) if fps else None, "fps_min": min(fps) if fps else None,
-            "decoded_fps": decoded[0] if decoded else None, "server_cpu": cpu, "lag_p99": pct(lag.samples, 99),
+            "decoded_fps": decoded[0] if decoded else None, "server_cpu": cpu, "server_sys_cpu": sys_cpu, "lag_p99": pct(lag.samples, 99),
             "swarm_cpu": sum(r["cpu"] for r in results), "receiver_cpu": [r["cpu"] for r in results],
             "packets_per_s": sum(r.get("packets_per_s", 0.0) for r in results)}
 
@@ -350,6 +365,7 @@ async def bench_viewers(ns: list[int], window: float, profile: bool = False) -> 
     if stats is not None:
         print(f"--- cProfile of the server's main thread over the {max(ns)}-viewer window (top 30 by own time) ---")
         stats.sort_stats("tottime").print_stats(30)
+        stats.dump_stats("/tmp/prof.out")
     line = fit([r for r in rows if kept_up(r)])
     if line:
         print(f"server CPU per viewer (slope): {line['slope'] * 1000:.2f} millicores, intercept {line['intercept']:.3f} "

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import av
 from aiortc.codecs import get_encoder
-from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.h264 import FU_A_HEADER_SIZE, NAL_TYPE_FU_A, PACKET_MAX, H264Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from .fastsend import flush
@@ -116,6 +116,33 @@ class PacketTrack(MediaStreamTrack):
         super().stop()
 
 
+class EqualFragmentsH264(H264Encoder):
+    """aiortc's H.264 packetization (STAP-A, FU-A, same maximum size), except that a NAL unit too big for
+    one packet is cut into full-size FU-A fragments and a shorter last one, where aiortc balances the sizes.
+
+    A run of equal-size datagrams with at most a shorter last one is what UDP segmentation offload sends in
+    one ``sendmsg`` (see fastsend.py): one call per NAL unit and viewer instead of one per packet. Any split
+    is valid FU-A (RFC 6184 §5.8); the receivers reassemble the same NAL units.
+    """
+
+    @staticmethod
+    def _packetize_fu_a(data: bytes) -> list[bytes]:
+        available = PACKET_MAX - FU_A_HEADER_SIZE
+        indicator = (data[0] & 0xE0) | NAL_TYPE_FU_A
+        nal = data[0] & 0x1F
+        end = len(data)
+        out = []
+        offset = 1  # the NAL header is carried in the FU indicator and header
+        while offset < end:
+            chunk = data[offset : offset + available]
+            flags = 0x80 if offset == 1 else 0  # start
+            offset += len(chunk)
+            if offset >= end:
+                flags |= 0x40  # end
+            out.append(bytes((indicator, nal | flags)) + chunk)
+        return out
+
+
 class SharedPacker:
     """Packetization (H.264 by default) done once per program packet for all viewers' senders.
 
@@ -124,7 +151,7 @@ class SharedPacker:
     """
 
     def __init__(self, size: int = 64, packer: Any = None) -> None:
-        self._packer = packer if packer is not None else H264Encoder()
+        self._packer = packer if packer is not None else EqualFragmentsH264()
         self._cache: collections.OrderedDict[int, tuple[av.Packet, tuple[list[bytes], int]]] = collections.OrderedDict()
         self._size = size
         self.target_bitrate = 0  # aiortc sets it on REMB; the shared encoder's rate is fixed

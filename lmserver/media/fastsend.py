@@ -23,9 +23,14 @@ checked at import (and at each viewer's start), failing with a clear message on 
 from __future__ import annotations
 
 import asyncio
+import collections
+import errno
 import logging
+import os
 import random
+import socket
 import struct
+import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import aioice
@@ -38,7 +43,12 @@ from aiortc import clock
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, wrap_rtx
+from aiortc.rtp import RtpPacket, wrap_rtx
+
+try:  # the send loop in C (built by ``pip install`` where a C compiler is present; see setup.py)
+    from . import _sendloop
+except ImportError:  # pragma: no cover - depends on the install
+    _sendloop = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from .fanout import Fanout, PacketQueue
@@ -75,6 +85,59 @@ def _check_versions() -> None:
 _check_versions()
 
 _HEADER = struct.Struct("!BBHII")
+
+# The scratch buffer every viewer's packets are assembled, protected and sent from (the batch loop runs on
+# one thread and sends synchronously, so one buffer per process serves all viewers).
+_SCRATCH_SIZE = 256 * 1024
+_SCRATCH_C = _srtp_ffi.new("unsigned char[]", _SCRATCH_SIZE)
+_SCRATCH = memoryview(_srtp_ffi.buffer(_SCRATCH_C))
+_TRAILER = pylibsrtp.SRTP_MAX_TRAILER_LEN
+_MAX_PACKET = 1500 - _TRAILER  # an RTP packet before SRTP (aiortc's packetizers stay below 1300 bytes of payload)
+# UDP segmentation offload (Linux 4.18+): one sendmsg carries up to 64 datagrams of one size (the last may be
+# shorter) and the kernel does the per-datagram work once; in software where the network card cannot.
+_SOL_UDP = getattr(socket, "SOL_UDP", 17)
+_UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
+_GSO_SEGMENTS = 64
+_GSO_BYTES = 60000  # under the 65507-byte limit of one UDP send
+_NATIVE = sys.byteorder
+_GSO_REFUSED = {errno.EINVAL, errno.EIO, errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EMSGSIZE}
+
+
+def _gso_works() -> bool:
+    """Whether this kernel segments UDP (checked once, on loopback)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            rx.bind(("127.0.0.1", 0))
+            rx.settimeout(1.0)
+            tx.sendmsg((bytes(300),), ((_SOL_UDP, _UDP_SEGMENT, (200).to_bytes(2, _NATIVE)),), 0, rx.getsockname())
+            return len(rx.recv(2048)) == 200 and len(rx.recv(2048)) == 100
+    except OSError:
+        return False
+
+
+#: UDP segmentation offload is used for the viewers' runs of equal-size packets
+GSO = _gso_works()
+#: the C send loop serves the viewers (built, and not switched off with LMSERVER_SEND_LOOP=python)
+ACCEL = _sendloop is not None and os.environ.get("LMSERVER_SEND_LOOP", "").lower() != "python"
+_PROTECT = int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, "srtp_protect")))
+#: program packets kept per viewer for NACKs (about 2 s of video, 1.3 s of audio)
+_HISTORY = 64
+
+
+def _sockaddr(family: int, addr: tuple[Any, ...]) -> bytes:
+    """The packed ``struct sockaddr`` of a (host, port) address, for the C loop's sendto."""
+    host, port = str(addr[0]), int(addr[1])
+    if family == socket.AF_INET:
+        return struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_pton(socket.AF_INET, host) + bytes(8)
+    if family == socket.AF_INET6:
+        host, _, zone = host.partition("%")
+        if ":" not in host:  # an IPv4 peer on a dual-stack socket
+            host = "::ffff:" + host
+        scope = int(addr[3]) if len(addr) > 3 else (int(zone) if zone.isdigit() else socket.if_nametoindex(zone) if zone else 0)
+        flow = int(addr[2]) if len(addr) > 2 else 0
+        return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, flow) + socket.inet_pton(socket.AF_INET6, host)
+                + struct.pack("=I", scope))
+    raise ValueError(f"address family {family} is not IP")
 _SENTINEL = b"\xa5\xc3\xe1"  # a 3-byte abs-send-time value no mid (ASCII) contains
 
 
@@ -113,6 +176,9 @@ class FastSender:
         self.fanout = fanout
         self.packer: Any = None
         self.sendto: Callable[[bytes, Any], None] = _unset_sendto
+        #: the socket's sendmsg, used with UDP segmentation offload while ``gso`` is true
+        self.sendmsg: Callable[..., int] = _unset_sendto
+        self.gso = False
         self.backlog: Callable[[], int] = lambda: 0
         self.addr: Any = None
         self.fallback: Callable[[bytes, Any], None] = _unset_sendto
@@ -124,8 +190,14 @@ class FastSender:
         self.ssrc = 0
         self.ext_pre = self.ext_post = b""
         self.abs = False
-        #: per sequence number % RTP_HISTORY_SIZE: (seq, marker|pt, timestamp, extension bytes, payload)
-        self.history: list[tuple[int, int, int, bytes, bytes] | None] = [None] * RTP_HISTORY_SIZE
+        #: what was sent, for NACKs: per program packet (first sequence number, timestamp, extension bytes, payloads)
+        self.sent: collections.deque[tuple[int, int, bytes, list[bytes]]] = collections.deque(maxlen=_HISTORY)
+        #: sent by the C loop (``_sendloop``): a plain UDP socket and the module built
+        self.accel = False
+        self.sock: Any = None
+        self.sockaddr = b""
+        self.ctx = 0
+        self._session: Any = None
         self.packets = self.octets = 0
         self.last_ts = 0
         self.retransmitted = 0
@@ -153,7 +225,10 @@ class FastSender:
             udp = protocol.transport
             # Straight to the socket; asyncio's transport takes over when the socket cannot (it buffers
             # on EAGAIN, which backlog() then reports, and reports other errors to aioice).
+            self.sock = udp._sock
             self.sendto = udp._sock.sendto
+            self.sendmsg = udp._sock.sendmsg
+            self.gso = GSO
             self.fallback = udp.sendto
             self.backlog = udp.get_write_buffer_size
         else:  # e.g. a TURN relay: aioice wraps the datagram itself, later (so a copy of the reused buffer)
@@ -162,12 +237,19 @@ class FastSender:
                 protocol.send_data(bytes(data), addr))
         self.addr = pair.remote_addr
         # SRTP with the viewer's own session (keys, ROC), called without pylibsrtp's per-call wrapper:
-        # its buffer check, int* allocation and asserts cost ~3x the encryption itself.
+        # its buffer copy, int* allocation and asserts cost ~3x the encryption itself.
         session = dtls._tx_srtp
-        if not all(hasattr(session, a) for a in ("_srtp", "_cdata", "_buffer")):
-            raise RuntimeError(f"pylibsrtp's Session lacks _srtp/_cdata/_buffer: fastsend needs pylibsrtp {TESTED['pylibsrtp']}x")
-        self.srtp = (session._srtp[0], session._cdata, memoryview(session._buffer), _srtp_ffi.new("int *"),
-                     len(session._buffer) - pylibsrtp.SRTP_MAX_TRAILER_LEN)
+        if not hasattr(session, "_srtp"):
+            raise RuntimeError(f"pylibsrtp's Session lacks _srtp: fastsend needs pylibsrtp {TESTED['pylibsrtp']}x")
+        self._session = session  # held: libsrtp's context must live as long as this sender uses it
+        self.srtp = (session._srtp[0], _srtp_ffi.new("int *"))
+        self.ctx = int(_srtp_ffi.cast("uintptr_t", session._srtp[0]))
+        if _sendloop is not None and self.sock is not None and ACCEL:
+            try:
+                self.sockaddr = _sockaddr(self.sock.family, pair.remote_addr)
+                self.accel = True
+            except (OSError, ValueError) as exc:  # an address the C loop cannot take: the Python loop sends
+                logger.info("FastSender(%s): %s; the Python send loop serves this viewer", self.kind, exc)
         self._dtls = dtls
         self.pt = codec.payloadType
         self.ssrc = sender._ssrc
@@ -208,20 +290,19 @@ class FastSender:
     def send_queued(self, abs3: bytes, ntp: int) -> None:
         """Send everything in this viewer's queue (called by the fan-out's batch loop).
 
-        Each RTP packet is assembled in place in the SRTP session's own buffer (header by ``pack_into``,
-        extensions, the shared payload), protected there and sent from there: no bytes object per packet.
+        Per program packet: its shared RTP payloads get this viewer's header (sequence number, timestamp,
+        SSRC, extensions), are protected with the viewer's SRTP session and sent on its socket, by the C
+        loop of ``_sendloop`` when it is built, else by :meth:`_send_py`. The history for NACKs keeps one
+        entry per program packet.
         """
         items = self.items
         ext = self.ext_pre + abs3 + self.ext_post if self.abs else self.ext_pre
-        hl = 12 + len(ext)
-        pack_into, sendto, addr = _HEADER.pack_into, self.sendto, self.addr
-        srtp, cdata, mv, lenp, limit = self.srtp
-        protect = _srtp_lib.srtp_protect
-        # The buffer is the session's (aiortc's RTCP uses it between batches): the extensions are written once
-        # a batch; SRTP (AES-CM or GCM, no header-extension encryption) changes only the payload and the tag.
-        mv[12:hl] = ext
-        history, seq, b0, pt, ssrc, origin = self.history, self.seq, self.b0, self.pt, self.ssrc, self.ts_origin
+        sent, seq, origin = self.sent, self.seq, self.ts_origin
         packer_pack = self.packer.pack
+        accel = self.accel
+        if accel:
+            fd, sockaddr, gso, ctx, b0, pt, ssrc = self.sock.fileno(), self.sockaddr, self.gso, self.ctx, self.b0, self.pt, self.ssrc
+            send_rtp = _sendloop.send_rtp
         packets = octets = 0
         ts = self.last_ts
         try:
@@ -233,25 +314,20 @@ class FastSender:
                     break
                 payloads, timestamp = packer_pack(packet)
                 ts = (timestamp + origin) & 0xFFFFFFFF
-                last = len(payloads) - 1
-                for i, payload in enumerate(payloads):
-                    n = hl + len(payload)
-                    if n > limit:
-                        raise ValueError(f"an RTP packet of {n} bytes exceeds the SRTP buffer")
-                    mpt = pt | 0x80 if i == last else pt
-                    history[seq % RTP_HISTORY_SIZE] = (seq, mpt, ts, ext, payload)
-                    pack_into(mv, 0, b0, mpt, seq, ts, ssrc)
-                    mv[hl:n] = payload
-                    lenp[0] = n
-                    if protect(srtp, cdata, lenp):
-                        raise pylibsrtp.Error("srtp_protect failed")
+                if accel:
                     try:
-                        sendto(mv[: lenp[0]], addr)
-                    except OSError:  # EAGAIN and errors: asyncio's transport buffers or reports them
-                        self.fallback(bytes(mv[: lenp[0]]), addr)
-                    seq = (seq + 1) & 0xFFFF
-                    octets += n - hl
+                        result = send_rtp(fd, sockaddr, gso, ctx, _PROTECT, b0, pt, seq, ts, ssrc, ext, payloads)
+                    except ValueError:  # beyond the C loop's buffers (a huge keyframe): the Python loop cuts it up
+                        result = self._send_py(payloads, seq, ts, ext)
+                    if result.__class__ is not int:
+                        result = self._unsent(result, payloads)
+                        gso = self.gso
+                else:
+                    result = self._send_py(payloads, seq, ts, ext)
+                sent.append((seq, ts, ext, payloads))
+                seq = (seq + len(payloads)) & 0xFFFF
                 packets += len(payloads)
+                octets += result
         finally:
             self.seq = seq
             if packets:
@@ -264,13 +340,100 @@ class FastSender:
                 sender._RTCRtpSender__packet_count = self.packets  # type: ignore[attr-defined]
                 sender._RTCRtpSender__octet_count = self.octets  # type: ignore[attr-defined]
 
+    def _unsent(self, failure: tuple[int, bool, list[bytes]], payloads: list[bytes]) -> int:
+        """After the C loop could not send everything: the rest goes to asyncio's transport (it buffers on
+        EAGAIN and reports other errors to aioice); a refused segmentation offload is not tried again."""
+        err, refused, rest = failure
+        if refused and self.gso:
+            logger.info("FastSender(%s): UDP segmentation offload refused; sending datagram by datagram", self.kind)
+            self.gso = False
+        for datagram in rest:
+            self.fallback(datagram, self.addr)
+        return sum(map(len, payloads))
+
+    def _send_py(self, payloads: list[bytes], seq: int, ts: int, ext: bytes) -> int:
+        """The Python send loop (without the C module, or for a packet beyond its buffers; a test hook).
+
+        The RTP packets are assembled back to back in the module's scratch buffer (header by ``pack_into``,
+        extensions, the shared payload), each protected in place with the viewer's SRTP session and sent from
+        there: a run of equal-size packets (the FU-A fragments of one NAL unit, a shorter last one allowed)
+        goes out in one ``sendmsg`` with UDP segmentation offload. Returns the payload octets.
+        """
+        hl = 12 + len(ext)
+        pack_into = _HEADER.pack_into
+        srtp, lenp = self.srtp
+        protect = _srtp_lib.srtp_protect
+        mv, base = _SCRATCH, _SCRATCH_C
+        emit = self._emit
+        b0, pt, ssrc = self.b0, self.pt, self.ssrc
+        octets = 0
+        # the run being assembled: [run_start, off) in the scratch buffer, run_n datagrams of run_seg bytes
+        # (the last may be shorter: then run_closed)
+        off = run_start = run_seg = run_n = 0
+        run_closed = False
+        last = len(payloads) - 1
+        try:
+            for i, payload in enumerate(payloads):
+                n = hl + len(payload)
+                if n > _MAX_PACKET:
+                    raise ValueError(f"an RTP packet of {n} bytes exceeds the SRTP buffer")
+                if off + n + _TRAILER > _SCRATCH_SIZE:  # the scratch buffer is full: send, start over
+                    if run_n:
+                        emit(run_start, off, run_seg, run_n)
+                    off = run_start = run_n = 0
+                pack_into(mv, off, b0, pt | 0x80 if i == last else pt, (seq + i) & 0xFFFF, ts, ssrc)
+                mv[off + 12 : off + hl] = ext
+                mv[off + hl : off + n] = payload
+                lenp[0] = n
+                if protect(srtp, base + off, lenp):
+                    raise pylibsrtp.Error("srtp_protect failed")
+                size = lenp[0]
+                if run_n and (run_closed or size > run_seg or run_n == _GSO_SEGMENTS
+                              or off + size - run_start > _GSO_BYTES):
+                    emit(run_start, off, run_seg, run_n)
+                    run_n = 0
+                if run_n == 0:
+                    run_start, run_seg, run_closed = off, size, False
+                elif size < run_seg:
+                    run_closed = True
+                run_n += 1
+                off += size
+                octets += n - hl
+        finally:
+            if run_n:
+                emit(run_start, off, run_seg, run_n)
+        return octets
+
+    def _emit(self, start: int, end: int, seg: int, count: int) -> None:
+        """Send the datagrams in the scratch buffer's [start, end): ``count`` of ``seg`` bytes, the last maybe shorter."""
+        data = _SCRATCH[start:end]
+        try:
+            if count == 1:
+                self.sendto(data, self.addr)
+            elif self.gso:
+                self.sendmsg((data,), ((_SOL_UDP, _UDP_SEGMENT, seg.to_bytes(2, _NATIVE)),), 0, self.addr)
+            else:
+                for a in range(0, end - start, seg):
+                    self.sendto(data[a : a + seg], self.addr)
+            return
+        except OSError as exc:
+            if count > 1 and self.gso and exc.errno in _GSO_REFUSED:  # this route cannot segment: per datagram from now on
+                logger.info("FastSender(%s): UDP segmentation offload refused (%s); sending datagram by datagram", self.kind, exc)
+                self.gso = False
+                self._emit(start, end, seg, count)
+                return
+        # EAGAIN and other errors: asyncio's transport buffers the datagrams (or reports the error to aioice)
+        for a in range(0, end - start, seg):
+            self.fallback(bytes(data[a : a + seg]), self.addr)
+
     def clear_packet(self, sequence_number: int) -> bytes | None:
         """The RTP packet (before SRTP) sent with this sequence number, if still in the history."""
-        entry = self.history[sequence_number % RTP_HISTORY_SIZE]
-        if entry is None or entry[0] != sequence_number:
-            return None
-        seq, mpt, ts, ext, payload = entry
-        return _HEADER.pack(self.b0, mpt, seq, ts, self.ssrc) + ext + payload
+        for first, ts, ext, payloads in reversed(self.sent):
+            i = (sequence_number - first) & 0xFFFF
+            if i < len(payloads):
+                mpt = self.pt | 0x80 if i == len(payloads) - 1 else self.pt
+                return _HEADER.pack(self.b0, mpt, sequence_number, ts, self.ssrc) + ext + payloads[i]
+        return None
 
     async def _retransmit(self, sequence_number: int) -> None:
         """Stands in for ``RTCRtpSender._retransmit`` (NACK): resend from this viewer's history, as RTX if negotiated."""

@@ -78,7 +78,9 @@ async def test_lost_packets_are_retransmitted_on_nack_without_a_pli_storm(studio
             request_keyframe()
 
         rtc._send_keyframe = counted
-        # A test hook on the viewer's socket: every 5th video datagram is lost on the way out.
+        # A test hook on the viewer's socket: every 5th video datagram is lost on the way out. The Python send
+        # loop sends for this viewer, a sendto per datagram (test_sendloop.py: the C loop sends the same bytes).
+        fast.accel = fast.gso = False
         real_sendto, sent, dropped = fast.sendto, [0], [0]
 
         def lossy(data: bytes, addr: Any) -> None:
