@@ -31,6 +31,7 @@ import random
 import socket
 import struct
 import sys
+import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import aioice
@@ -43,7 +44,7 @@ from aiortc import clock
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtpPacket, wrap_rtx
+from aiortc.rtp import RtcpByePacket, RtcpSdesPacket, RtcpSourceInfo, RtpPacket, wrap_rtx
 
 try:  # the send loop in C (built by ``pip install`` where a C compiler is present; see setup.py)
     from . import _sendloop
@@ -62,7 +63,8 @@ _P = "_RTCRtpSender__"
 #: RTCRtpSender instance attributes used (set in its __init__; checked when a viewer starts)
 SENDER_ATTRS = (f"{_P}rtp_started", f"{_P}rtp_exited", f"{_P}mid", f"{_P}rtp_header_extensions_map",
                 f"{_P}rtx_payload_type", f"{_P}rtx_sequence_number", f"{_P}ntp_timestamp", f"{_P}rtp_timestamp",
-                f"{_P}octet_count", f"{_P}packet_count", "_ssrc", "_rtx_ssrc")
+                f"{_P}octet_count", f"{_P}packet_count", f"{_P}rtcp_started", f"{_P}rtcp_exited", f"{_P}lsr",
+                f"{_P}lsr_time", f"{_P}cname", "_ssrc", "_rtx_ssrc")
 
 
 def _check_versions() -> None:
@@ -71,9 +73,11 @@ def _check_versions() -> None:
         version = getattr(module, "__version__", "?")
         if not version.startswith(TESTED[name]):
             problems.append(f"{name} {version} (written for {TESTED[name]}x)")
-    for cls, attr in ((RTCRtpSender, "_run_rtp"), (RTCRtpSender, "_retransmit"), (RTCRtpSender, "_handle_rtcp_packet"),
+    for cls, attr in ((RTCRtpSender, "_run_rtp"), (RTCRtpSender, "_run_rtcp"), (RTCRtpSender, "_send_rtcp"),
+                      (RTCRtpSender, "_retransmit"), (RTCRtpSender, "_handle_rtcp_packet"),
                       (RTCRtpSender, "_send_keyframe"), (RTCDtlsTransport, "_send_rtp"),
-                      (aioice.ice.Connection, "sendto"), (aioice.ice, "StunProtocol"), (_srtp_lib, "srtp_protect")):
+                      (aioice.ice.Connection, "sendto"), (aioice.ice, "StunProtocol"), (_srtp_lib, "srtp_protect"),
+                      (_srtp_lib, "srtp_protect_rtcp")):
         if not hasattr(cls, attr):
             problems.append(f"{getattr(cls, '__name__', cls)}.{attr} is missing")
     if problems:
@@ -85,6 +89,10 @@ def _check_versions() -> None:
 _check_versions()
 
 _HEADER = struct.Struct("!BBHII")
+#: RTCP sender report: header (V=2, PT 200, 6 words), SSRC, NTP time, RTP timestamp, packet and octet counts
+_SR = struct.Struct("!BBHIQIII")
+_RTCP_C = _srtp_ffi.new("unsigned char[]", 1024)
+_RTCP = memoryview(_srtp_ffi.buffer(_RTCP_C))
 
 # The scratch buffer every viewer's packets are assembled, protected and sent from (the batch loop runs on
 # one thread and sends synchronously, so one buffer per process serves all viewers).
@@ -199,7 +207,11 @@ class FastSender:
         self.ctx = 0
         self._session: Any = None
         self.packets = self.octets = 0
-        self.last_ts = 0
+        self.last_ts = self.last_ntp = 0
+        #: when the next RTCP sender report is due (time.monotonic(); sent from :func:`flush`)
+        self.next_report = float("inf")
+        self.reports = 0
+        self.sdes = b""
         self.retransmitted = 0
         self.live = False
         self._done: asyncio.Future[None] | None = None
@@ -208,6 +220,7 @@ class FastSender:
         if missing:
             raise RuntimeError(f"aiortc's RTCRtpSender lacks {missing}: lmserver.media.fastsend needs aiortc {TESTED['aiortc']}x")
         sender._run_rtp = self._run  # type: ignore[method-assign]
+        sender._run_rtcp = self._run_rtcp  # type: ignore[method-assign]
         sender._retransmit = self._retransmit  # type: ignore[method-assign]
         sender._lmserver_fast = self  # type: ignore[attr-defined]
 
@@ -256,6 +269,9 @@ class FastSender:
         has_ext, self.ext_pre, self.ext_post, self.abs = extension_template(
             getattr(sender, f"{_P}rtp_header_extensions_map"), getattr(sender, f"{_P}mid"))
         self.b0 = 0x90 if has_ext else 0x80
+        cname = getattr(sender, f"{_P}cname")
+        if cname is not None:  # the SDES part of every sender report, as aiortc's (it never changes)
+            self.sdes = bytes(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=self.ssrc, items=[(1, cname.encode("utf8"))])]))
         self.packer = self.fanout.packer_for(self.kind, codec)
         dtls.on("statechange", self._on_dtls_state)
 
@@ -286,6 +302,51 @@ class FastSender:
             if track is not None:
                 track.stop()
             getattr(sender, f"{_P}rtp_exited").set()
+
+    async def _run_rtcp(self) -> None:
+        """Stands in for ``RTCRtpSender._run_rtcp``: the sender reports go out from :func:`flush` (no task and
+        timer per sender); this only waits for the sender to stop and sends the BYE, as aiortc does."""
+        sender = self.sender
+        getattr(sender, f"{_P}rtcp_started").set()
+        self.next_report = time.monotonic() + 0.5 + random.random()
+        try:
+            await asyncio.get_running_loop().create_future()  # until RTCRtpSender.stop() cancels this task
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.next_report = float("inf")
+            try:
+                await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+            finally:
+                getattr(sender, f"{_P}rtcp_exited").set()
+
+    def report(self, now: float) -> None:
+        """Send an RTCP sender report (SR + SDES, what aiortc sends, every 0.5-1.5 s): the NTP time and RTP
+        timestamp of the last packet sent, the counts. Browsers sync audio and video with it."""
+        self.next_report = now + 0.5 + random.random()
+        if not self.packets:
+            return
+        ntp, ts, packets, octets = self.last_ntp, self.last_ts, self.packets & 0xFFFFFFFF, self.octets & 0xFFFFFFFF
+        sender = self.sender  # what aiortc's RTT estimate (from receiver reports) and getStats() read
+        sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF  # type: ignore[attr-defined]
+        sender._RTCRtpSender__lsr_time = time.time()  # type: ignore[attr-defined]
+        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count = self.packets  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count = self.octets  # type: ignore[attr-defined]
+        data = _SR.pack(0x80, 200, 6, self.ssrc, ntp, ts, packets, octets) + self.sdes
+        n = len(data)
+        _RTCP[:n] = data
+        lenp = self.srtp[1]
+        lenp[0] = n
+        if _srtp_lib.srtp_protect_rtcp(self.srtp[0], _RTCP_C, lenp):
+            raise pylibsrtp.Error("srtp_protect_rtcp failed")
+        packet = _RTCP[: lenp[0]]
+        self.reports += 1
+        try:
+            self.sendto(packet, self.addr)
+        except OSError:
+            self.fallback(bytes(packet), self.addr)
 
     def send_queued(self, abs3: bytes, ntp: int) -> None:
         """Send everything in this viewer's queue (called by the fan-out's batch loop).
@@ -334,11 +395,7 @@ class FastSender:
                 self.packets += packets
                 self.octets += octets
                 self.last_ts = ts
-                sender = self.sender  # what aiortc's RTCP sender reports read
-                sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
-                sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
-                sender._RTCRtpSender__packet_count = self.packets  # type: ignore[attr-defined]
-                sender._RTCRtpSender__octet_count = self.octets  # type: ignore[attr-defined]
+                self.last_ntp = ntp  # for the next sender report
 
     def _unsent(self, failure: tuple[int, bool, list[bytes]], payloads: list[bytes]) -> int:
         """After the C loop could not send everything: the rest goes to asyncio's transport (it buffers on
@@ -463,9 +520,11 @@ def _unset_sendto(data: bytes, addr: Any) -> None:
 
 
 def flush(senders: Iterable[FastSender]) -> None:
-    """One batch: every live viewer with queued packets and no socket backlog sends them now."""
+    """One batch: every live viewer with queued packets and no socket backlog sends them now; the viewers
+    whose RTCP sender report is due send it."""
     ntp = clock.current_ntp_time()
     abs3 = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+    now = time.monotonic()
     for s in senders:
         if s.items and s.live and not s.backlog():
             try:
@@ -476,3 +535,8 @@ def flush(senders: Iterable[FastSender]) -> None:
                 s.items.clear()
                 if s._done is not None and not s._done.done():
                     s._done.set_result(None)
+        if s.next_report <= now and s.live:
+            try:
+                s.report(now)
+            except Exception:
+                logger.exception("FastSender(%s): the sender report failed", s.kind)

@@ -55,6 +55,14 @@ async def test_packets_carry_per_viewer_rtp_state_and_the_negotiated_extensions(
                 break
             await asyncio.sleep(0.1)
         assert remote and remote[0].packetsSent > 0 and remote[0].bytesSent > 0
+        # the viewer's receiver reports echo the reports' NTP time: the server's sender estimates the round trip
+        server_sender = senders(studio, a)["video"].sender
+        for _ in range(60):  # bounded: a receiver report follows a sender report within ~1.5 s
+            rtt = [s.roundTripTime for s in (await server_sender.getStats()).values() if s.type == "remote-inbound-rtp"]
+            if rtt and rtt[0] is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert rtt and rtt[0] is not None and 0 <= rtt[0] < 1, rtt
     finally:
         await a.close()
         await b.close()

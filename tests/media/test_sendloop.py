@@ -18,7 +18,7 @@ from typing import Any
 
 import pylibsrtp
 import pytest
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpPacket, RtcpSdesPacket, RtcpSourceInfo, RtcpSrPacket, RtpPacket
 
 from lmserver.media import fastsend
 from lmserver.media.fanout import EqualFragmentsH264, SharedPacker
@@ -69,14 +69,15 @@ class Endpoint:
         s.seq, s.ts_origin, s.b0, s.pt, s.ssrc = 65530, 1000, 0x90, 102, 0x11223344  # the sequence number wraps
         s.ext_pre, s.ext_post, s.abs = b"\xbe\xde\x00\x02\x10\x31\x32", b"\x00\x00", True  # mid "1" + abs-send-time
         s.sent = collections.deque(maxlen=fastsend._HISTORY)
-        s.packets = s.octets = s.last_ts = 0
+        s.packets = s.octets = s.last_ts = s.last_ntp = s.reports = 0
+        s.sdes = bytes(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=s.ssrc, items=[(1, b"viewer-cname")])]))
         s.packer = Packer()
         s.sender = types.SimpleNamespace()
         self.s = s
 
-    def send(self, *packets: Any) -> None:
+    def send(self, *packets: Any, ntp: int = 0) -> None:
         self.s.items.extend(packets)
-        self.s.send_queued(b"\x01\x02\x03", 0)
+        self.s.send_queued(b"\x01\x02\x03", ntp)
 
     def received(self, n: int) -> list[bytes]:
         return [self.rx.recv(2048) for _ in range(n)]
@@ -187,3 +188,29 @@ def test_the_sockaddr_of_ipv4_and_ipv6_peers() -> None:
     assert mapped[8:24] == socket.inet_pton(socket.AF_INET6, "::ffff:10.0.0.1")
     with pytest.raises(ValueError):
         fastsend._sockaddr(socket.AF_UNIX, ("x", 1))
+
+
+@pytest.mark.parametrize("accel", [True, False], ids=["c", "python"])
+def test_sender_reports_carry_the_last_packet_times_and_the_counts(accel: bool) -> None:
+    if accel and fastsend._sendloop is None:
+        pytest.skip("lmserver.media._sendloop is not built")
+    ep = Endpoint(accel=accel, gso=True)
+    try:
+        ep.s.report(100.0)  # nothing sent yet: no report, the next one scheduled 0.5-1.5 s later
+        assert ep.s.reports == 0 and 100.5 <= ep.s.next_report <= 101.5
+        frame = program_packet(fragments(4000), 90_000)
+        ep.send(frame, ntp=0x0123456789ABCDEF)
+        ep.received(len(frame.payloads))
+        ep.s.report(ep.s.next_report)
+        inbound = pylibsrtp.Session(policy(pylibsrtp.Policy.SSRC_ANY_INBOUND))
+        sr, sdes = RtcpPacket.parse(inbound.unprotect_rtcp(ep.rx.recv(2048)))
+        assert isinstance(sr, RtcpSrPacket) and sr.ssrc == 0x11223344
+        info = sr.sender_info
+        assert (info.ntp_timestamp, info.rtp_timestamp) == (0x0123456789ABCDEF, 91_000)
+        assert (info.packet_count, info.octet_count) == (len(frame.payloads), sum(map(len, frame.payloads)))
+        assert sdes.chunks[0].ssrc == 0x11223344 and sdes.chunks[0].items == [(1, b"viewer-cname")]
+        # what aiortc's RTT estimate from the receiver reports and its getStats() read
+        assert ep.s.sender._RTCRtpSender__lsr == (0x0123456789ABCDEF >> 16) & 0xFFFFFFFF
+        assert ep.s.sender._RTCRtpSender__packet_count == len(frame.payloads)
+    finally:
+        ep.close()
