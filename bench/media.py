@@ -365,40 +365,54 @@ async def bench_viewers(ns: list[int], window: float, profile: bool = False) -> 
     if stats is not None:
         print(f"--- cProfile of the server's main thread over the {max(ns)}-viewer window (top 30 by own time) ---")
         stats.sort_stats("tottime").print_stats(30)
-        stats.dump_stats("/tmp/prof.out")
     line = fit([r for r in rows if kept_up(r)])
     if line:
         print(f"server CPU per viewer (slope): {line['slope'] * 1000:.2f} millicores, intercept {line['intercept']:.3f} "
               f"cores, r² {line['r2']:.3f} over N={line['points']}", flush=True)
-    sender = "aiortc" if os.environ.get("BENCH_AIORTC_SENDER") == "1" else "batched"
+    from lmserver.media import fastsend
+
+    sender = "aiortc" if os.environ.get("BENCH_AIORTC_SENDER") == "1" else "c" if fastsend.ACCEL else "python"
     return {"rows": rows, "fit": line, "sender": sender}
 
 
+KINDS = ("c", "python", "aiortc")
+
+
 def _sent_packets(server: Server) -> dict[str, int]:
-    """RTP packets sent so far to the main process's viewers, by send path (aiortc's counter, kept by both)."""
+    """RTP packets sent so far to the main process's viewers, by send path: the batched loop in C, the same
+    loop in Python (lmserver/media/fastsend.py), aiortc's own sender task."""
     from lmserver.media.fastsend import fast_sender
 
-    out = {"batched": 0, "aiortc": 0}
+    out = dict.fromkeys(KINDS, 0)
     for v in server.media.viewers.values():
         if v.pc is None:
             continue
         for t in v.pc.getTransceivers():
-            kind = "batched" if fast_sender(t.sender) is not None else "aiortc"
-            out[kind] += getattr(t.sender, "_RTCRtpSender__packet_count", 0)
+            fast = fast_sender(t.sender)
+            if fast is None:
+                out["aiortc"] += getattr(t.sender, "_RTCRtpSender__packet_count", 0)
+            else:
+                out["c" if fast.accel else "python"] += fast.packets
     return out
 
 
 async def bench_sendpath(step: int, rounds: int, window: float) -> dict[str, Any]:
-    """The batched send loop vs aiortc's own sender task per viewer, interleaved in one run under the same load.
+    """The batched send loop (in C, and the same loop in Python) vs aiortc's own sender task per viewer,
+    interleaved in one run under the same load.
 
-    All viewers in the main process; each step adds ``step`` viewers of one kind, alternately. The server's
-    CPU minus the encode's (CPU per encoded frame from the no-viewer step, times the frames encoded) is fitted
-    as cost_batched x packets_batched + cost_aiortc x packets_aiortc (least squares over the steps): CPU per RTP
-    packet sent of each path, whatever the frame rate a loaded machine allowed."""
+    All viewers in the main process; each step adds ``step`` viewers of one kind, in turn. The server's CPU
+    minus the encode's (CPU per encoded frame from the no-viewer step, times the frames encoded) is fitted as
+    the sum over the kinds of cost x packets sent (least squares over the steps): CPU per RTP packet sent by
+    each path, whatever the frame rate a loaded machine allowed."""
+    import numpy as np
+
+    from lmserver.media import fastsend
+
     server = await Server().start(width=1280, height=720, fps=30, video_bitrate=2_000_000, fanout_processes=0)
     lag = LoopLag()
     counter = await swarm(server.base + "/whep", "count")
     steps: list[dict[str, Any]] = []
+    kinds = [k for k in KINDS if k != "c" or fastsend.ACCEL]
 
     async def window_of(procs: list[asyncio.subprocess.Process]) -> dict[str, Any]:
         frames0, sent0, t0 = server.media.program.frames_out, _sent_packets(server), time.perf_counter()
@@ -408,42 +422,41 @@ async def bench_sendpath(step: int, rounds: int, window: float) -> dict[str, Any
         return {**m, "fps_out": (server.media.program.frames_out - frames0) / dt,
                 **{f"pps_{k}": (sent1[k] - sent0[k]) / dt for k in sent1}}
 
+    accel = fastsend.ACCEL
     try:
         await server.capture()
         await asyncio.sleep(1)
         idle = await window_of([])
         per_frame = idle["server_cpu"] / max(idle["fps_out"], 1e-9)
-        asked = 0
-        for i in range(2 * rounds):
-            kind = "batched" if i % 2 == 0 else "aiortc"
+        for i in range(len(kinds) * rounds):
+            kind = kinds[i % len(kinds)]
             if kind == "aiortc":
                 os.environ["BENCH_AIORTC_SENDER"] = "1"  # read when a viewer's offer is answered
-            asked += step
+            fastsend.ACCEL = accel and kind == "c"  # read when a viewer's sender starts
             try:
                 connected = await swarm_add(counter, step)
             finally:
                 os.environ.pop("BENCH_AIORTC_SENDER", None)
+                fastsend.ACCEL = accel
             await asyncio.sleep(2)
             m = await window_of([counter])
             row = {"kind": kind, "viewers": connected, "server_cpu": m["server_cpu"], "fps_out": m["fps_out"],
-                   "net_cpu": m["server_cpu"] - per_frame * m["fps_out"], "pps_batched": m["pps_batched"],
-                   "pps_aiortc": m["pps_aiortc"], "fps_min": m["fps_min"], "count_cpu": m["swarm_cpu"]}
+                   "net_cpu": m["server_cpu"] - per_frame * m["fps_out"], **{f"pps_{k}": m[f"pps_{k}"] for k in KINDS},
+                   "fps_min": m["fps_min"], "count_cpu": m["swarm_cpu"]}
             steps.append(row)
             print(f"sendpath: {json.dumps(row)}", flush=True)
     finally:
+        fastsend.ACCEL = accel
         await quit_swarms([counter])
         await lag.stop()
         await server.stop()
-    # least squares without intercept: net = cb * pb + ca * pa
-    sbb = sum(r["pps_batched"] ** 2 for r in steps)
-    saa = sum(r["pps_aiortc"] ** 2 for r in steps)
-    sab = sum(r["pps_batched"] * r["pps_aiortc"] for r in steps)
-    sbn = sum(r["pps_batched"] * r["net_cpu"] for r in steps)
-    san = sum(r["pps_aiortc"] * r["net_cpu"] for r in steps)
-    det = sbb * saa - sab * sab
-    out: dict[str, Any] = {"steps": steps, "step": step, "idle_cpu": idle["server_cpu"], "idle_fps": idle["fps_out"]}
-    if det > 0:
-        out["us_per_packet"] = {"batched": (sbn * saa - san * sab) / det * 1e6, "aiortc": (san * sbb - sbn * sab) / det * 1e6}
+    # least squares without intercept: net = sum over kinds of cost_k * packets_k
+    a = np.array([[r[f"pps_{k}"] for k in kinds] for r in steps])
+    y = np.array([r["net_cpu"] for r in steps])
+    out: dict[str, Any] = {"steps": steps, "step": step, "kinds": kinds, "idle_cpu": idle["server_cpu"], "idle_fps": idle["fps_out"]}
+    if len(steps) >= len(kinds) and np.linalg.matrix_rank(a) == len(kinds):
+        cost = np.linalg.lstsq(a, y, rcond=None)[0]
+        out["us_per_packet"] = {k: float(c) * 1e6 for k, c in zip(kinds, cost)}
         print(f"sendpath: CPU per RTP packet sent: {out['us_per_packet']} µs", flush=True)
     return out
 
@@ -616,22 +629,24 @@ def render(results: dict[str, Any]) -> str:
                     f"the steps where every viewer got >= 29 fps, N = {', '.join(map(str, line['points']))}; intercept "
                     f"{line['intercept']:.3f} cores = source + encode; r² = {line['r2']:.3f}). Target: <= 3 millicores.", ""]
     sp = results.get("sendpath")
-    if sp and sp.get("us_per_packet"):
-        us = sp["us_per_packet"]
-        pps = max((r["pps_batched"] + r["pps_aiortc"]) / r["viewers"] for r in sp["steps"])  # per viewer, at full rate
-        out += ["### Send path: the batched loop vs aiortc's sender task per viewer (same run, interleaved)", "",
+    if sp and sp.get("us_per_packet") and sp.get("kinds"):
+        us, kinds = sp["us_per_packet"], sp["kinds"]
+        names = {"c": "batched loop in C", "python": "the same loop in Python", "aiortc": "aiortc's sender task"}
+        pps = max(sum(r[f"pps_{k}"] for k in kinds) / r["viewers"] for r in sp["steps"])  # per viewer, at full rate
+        out += ["### Send path: the batched loop (C, Python) vs aiortc's sender task per viewer (same run, interleaved)", "",
                 f"All viewers in the main process (counting receivers); each step adds {sp['step']} viewers of one kind,",
-                "alternately. Server CPU minus the encode's (CPU per frame of the no-viewer step x frames encoded) is",
+                "in turn. Server CPU minus the encode's (CPU per frame of the no-viewer step x frames encoded) is",
                 "fitted as cost x RTP packets sent, per path (least squares), so a frame rate lowered by load does not",
                 "bias it.", "",
-                "| step | viewers | program fps | server CPU (cores) | packets/s batched | packets/s aiortc | counting receivers' CPU |",
-                "|---|---|---|---|---|---|---|"]
+                "| step | viewers | program fps | server CPU (cores) | " + " | ".join(f"packets/s {k}" for k in kinds)
+                + " | counting receivers' CPU |",
+                "|---|---|---|---|" + "---|" * len(kinds) + "---|"]
         for r in sp["steps"]:
             out.append(f"| +{sp['step']} {r['kind']} | {r['viewers']} | {r['fps_out']:.1f} | {r['server_cpu']:.2f} | "
-                       f"{r['pps_batched']:.0f} | {r['pps_aiortc']:.0f} | {r['count_cpu']:.2f} |")
-        out += ["", f"CPU per RTP packet sent: batched loop {us['batched']:.1f} µs, aiortc's sender task {us['aiortc']:.1f} µs; "
-                f"at {pps:.0f} packets/s per viewer (720p30 ~2 Mbit/s + Opus): {us['batched'] * pps / 1000:.2f} vs "
-                f"{us['aiortc'] * pps / 1000:.2f} millicores per viewer.", ""]
+                       + " | ".join(f"{r[f'pps_{k}']:.0f}" for k in kinds) + f" | {r['count_cpu']:.2f} |")
+        out += ["", "CPU per RTP packet sent: " + ", ".join(f"{names[k]} {us[k]:.1f} µs" for k in kinds)
+                + f"; at {pps:.0f} packets/s per viewer (720p30 ~2 Mbit/s + Opus): "
+                + ", ".join(f"{names[k]} {us[k] * pps / 1000:.2f}" for k in kinds) + " millicores per viewer.", ""]
     base = results.get("baseline")
     if base:
         out += ["### Baseline: aiortc's default per-viewer encode (same source, H.264)", "",
@@ -701,8 +716,8 @@ async def amain(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="*", choices=["compositing", "latency", "viewers", "sendpath", []], default=None,
-                        help="sendpath (not in the default run): the batched send loop vs aiortc's sender task, interleaved")
-    parser.add_argument("--rounds", type=int, default=3, help="sendpath: rounds of +25 batched, +25 aiortc viewers")
+                        help="sendpath (not in the default run): the batched send loop (C, Python) vs aiortc's sender task, interleaved")
+    parser.add_argument("--rounds", type=int, default=2, help="sendpath: rounds of +25 viewers per send path (C, Python, aiortc)")
     parser.add_argument("--n", default="0,25,50,100,150,200,300", help="viewer counts (steps of one run)")
     parser.add_argument("--baseline", default="1,2,3,4,5",
                         help="viewer counts of the per-viewer-encode baseline ('' to skip it)")

@@ -3,21 +3,31 @@
 aiortc's :class:`~aiortc.RTCRtpSender` runs one task per viewer: every program packet wakes each
 viewer's task, which builds an ``RtpPacket`` object per payload, serializes its header extensions,
 and awaits three coroutines down to ``sendto``. Profiled at 720p30 ~2 Mbit/s that was ~4.6 millicores
-per viewer, most of it in that per-viewer, per-packet Python (the SRTP and ``sendto`` themselves are
-a minority). Here :meth:`Fanout.publish_video <lmserver.media.fanout.Fanout.publish_video>` puts the
-shared packet in every viewer's bounded queue and then drains all the queues in one loop: the RTP
-header is packed with ``struct`` from per-viewer state (SSRC, sequence number, timestamp offset,
-header-extension bytes precomputed from the negotiated ids), joined to the shared payload, protected
-with the viewer's own SRTP session (its keys and ROC) and handed to the viewer's UDP socket of the
-selected ICE candidate pair. No task wake-up, no object per packet, no await.
+per viewer, most of it in that per-viewer, per-packet Python. Here :meth:`Fanout.publish_video
+<lmserver.media.fanout.Fanout.publish_video>` puts the shared packet in every viewer's bounded queue and
+then :func:`flush` drains all the queues in one loop. Per viewer and program packet, one call of the C
+loop (``_sendloop.send_rtp``, lmserver/media/_sendloop.c) writes each RTP packet's header from the
+viewer's state (SSRC, sequence number, timestamp offset, header-extension bytes precomputed from the
+negotiated ids) before the shared payload in a scratch buffer, protects it in place with the viewer's
+own libsrtp session (its keys and ROC; pylibsrtp's own ``srtp_protect``) and sends it on the viewer's UDP
+socket of the selected ICE candidate pair: a run of equal-size packets (the FU-A fragments of one NAL
+unit: :class:`~lmserver.media.fanout.EqualFragmentsH264` cuts them so) in one ``sendmsg`` with UDP
+segmentation offload, the kernel cutting the datagrams. No task wake-up, no object per packet, no await.
+:meth:`FastSender._send_py` is the same loop in Python, used where the C module was not built (no
+compiler at install) or ``LMSERVER_SEND_LOOP=python`` is set, and for a viewer behind a TURN relay.
 
-What stays aiortc's: negotiation, ICE (consent checks, keep-alive), DTLS and the SRTP keys, RTCP
-(sender reports: the counters they read are kept current here; NACK → :meth:`FastSender._retransmit`
-from this module's history; PLI/FIR → the shared encoder's keyframe request; REMB), ``stop()``.
+RTCP sender reports go out from the same loop (:meth:`FastSender.report`, every 0.5-1.5 s per sender as
+aiortc does, the NTP time and RTP timestamp of the last packet sent); NACKs are answered from this
+module's history (:meth:`FastSender._retransmit`); PLI/FIR → the shared encoder's keyframe request.
+What stays aiortc's: negotiation, ICE (consent checks, keep-alive), DTLS and the SRTP keys, incoming
+RTCP (receiver reports, REMB), ``stop()`` and the BYE.
 
 Why internals: aiortc has no public API for a sender fed by something other than its own per-sender
 task. Everything that reaches into aiortc/aioice internals is in this module; the attributes are
 checked at import (and at each viewer's start), failing with a clear message on another version.
+
+Environment: ``LMSERVER_SEND_LOOP=python`` makes the Python loop send even where the C loop is built (to
+compare, or to rule the C loop out when looking for a fault).
 """
 
 from __future__ import annotations

@@ -58,3 +58,15 @@ def test_the_slope_is_a_least_squares_fit_and_the_report_shows_it() -> None:
     assert f"**Server CPU per viewer: {line['slope'] * 1000:.2f} millicores**" in text
     assert "| 0 | 0 | 0 | - / - | - |" in text and "r² = " in text
     assert "per-viewer encode 250 millicores" in text
+
+
+def test_the_send_path_report_shows_each_path_per_packet_and_per_viewer() -> None:
+    kinds = ["c", "python", "aiortc"]
+    steps = [{"kind": k, "viewers": 25 * (i + 1), "server_cpu": 0.5, "fps_out": 30.0, "net_cpu": 0.1, "fps_min": 30.0,
+              "count_cpu": 0.1, **{f"pps_{j}": 250.0 * 25 * (j == k) for j in kinds}} for i, k in enumerate(kinds)]
+    steps[-1]["pps_c"] = 250.0 * 25  # the C viewers still send in the last step
+    text = render({"date": "today", "machine": "here",
+                   "sendpath": {"steps": steps, "step": 25, "kinds": kinds, "us_per_packet": {"c": 2.0, "python": 6.0, "aiortc": 45.0}}})
+    assert "| +25 aiortc | 75 | 30.0 | 0.50 | 6250 | 0 | 6250 | 0.10 |" in text
+    assert "batched loop in C 2.0 µs, the same loop in Python 6.0 µs, aiortc's sender task 45.0 µs" in text
+    assert "at 250 packets/s per viewer" in text and "batched loop in C 0.50, the same loop in Python 1.50" in text

@@ -12,8 +12,11 @@ from __future__ import annotations
 import collections
 import errno
 import os
+import shutil
 import socket
+import sysconfig
 import types
+from pathlib import Path
 from typing import Any
 
 import pylibsrtp
@@ -214,3 +217,11 @@ def test_sender_reports_carry_the_last_packet_times_and_the_counts(accel: bool) 
         assert ep.s.sender._RTCRtpSender__packet_count == len(frame.payloads)
     finally:
         ep.close()
+
+
+def test_the_c_loop_is_built_where_a_compiler_is() -> None:
+    """setup.py builds the C loop as optional (an install without a compiler goes on): here, with one, it must be built."""
+    if not (shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")) or not Path(sysconfig.get_paths()["include"], "Python.h").exists():
+        pytest.skip("no C compiler or Python headers here: the Python loop sends (slower)")
+    assert fastsend._sendloop is not None, "lmserver.media._sendloop was not built: see the output of pip install -e ."
+    assert fastsend.ACCEL or os.environ.get("LMSERVER_SEND_LOOP", "").lower() == "python"
