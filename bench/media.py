@@ -396,68 +396,61 @@ def _sent_packets(server: Server) -> dict[str, int]:
     return out
 
 
-async def bench_sendpath(step: int, rounds: int, window: float) -> dict[str, Any]:
-    """The batched send loop (in C, and the same loop in Python) vs aiortc's own sender task per viewer,
-    interleaved in one run under the same load.
+async def bench_sendpath(ns: list[int], window: float) -> dict[str, Any]:
+    """Server CPU per viewer by send path, in one run on one server: the batched loop in C, the same loop in
+    Python (lmserver/media/fastsend.py), aiortc's own sender task per viewer.
 
-    All viewers in the main process; each step adds ``step`` viewers of one kind, in turn. The server's CPU
-    minus the encode's (CPU per encoded frame from the no-viewer step, times the frames encoded) is fitted as
-    the sum over the kinds of cost x packets sent (least squares over the steps): CPU per RTP packet sent by
-    each path, whatever the frame rate a loaded machine allowed."""
-    import numpy as np
-
+    All viewers in the main process. For each path in turn, counting receivers join step by step (``ns``)
+    and leave; the slope of the server's CPU over the steps (least squares) is that path's CPU per viewer,
+    its intercept the source and the encode."""
     from lmserver.media import fastsend
 
     server = await Server().start(width=1280, height=720, fps=30, video_bitrate=2_000_000, fanout_processes=0)
     lag = LoopLag()
-    counter = await swarm(server.base + "/whep", "count")
-    steps: list[dict[str, Any]] = []
     kinds = [k for k in KINDS if k != "c" or fastsend.ACCEL]
-
-    async def window_of(procs: list[asyncio.subprocess.Process]) -> dict[str, Any]:
-        frames0, sent0, t0 = server.media.program.frames_out, _sent_packets(server), time.perf_counter()
-        m = await measure(procs, window, lag)
-        dt = time.perf_counter() - t0
-        sent1 = _sent_packets(server)
-        return {**m, "fps_out": (server.media.program.frames_out - frames0) / dt,
-                **{f"pps_{k}": (sent1[k] - sent0[k]) / dt for k in sent1}}
-
     accel = fastsend.ACCEL
+    out: dict[str, Any] = {"ns": ns, "kinds": kinds, "rows": {}, "fit": {}}
     try:
         await server.capture()
         await asyncio.sleep(1)
-        idle = await window_of([])
-        per_frame = idle["server_cpu"] / max(idle["fps_out"], 1e-9)
-        for i in range(len(kinds) * rounds):
-            kind = kinds[i % len(kinds)]
+        for kind in kinds:
+            # read when a viewer's offer is answered (aiortc) / when its sender starts (C or Python loop)
+            fastsend.ACCEL = accel and kind == "c"
             if kind == "aiortc":
-                os.environ["BENCH_AIORTC_SENDER"] = "1"  # read when a viewer's offer is answered
-            fastsend.ACCEL = accel and kind == "c"  # read when a viewer's sender starts
+                os.environ["BENCH_AIORTC_SENDER"] = "1"
+            counter = await swarm(server.base + "/whep", "count")
+            rows: list[dict[str, Any]] = []
             try:
-                connected = await swarm_add(counter, step)
+                asked = 0
+                for n in sorted(ns):
+                    connected = await swarm_add(counter, n - asked) if n > asked else 0
+                    asked = max(asked, n)
+                    await asyncio.sleep(2 if n else 0.5)
+                    sent0, t0 = _sent_packets(server), time.perf_counter()
+                    m = await measure([counter] if n else [], window, lag)
+                    pps = (_sent_packets(server)[kind] - sent0[kind]) / (time.perf_counter() - t0)
+                    row = {"n": n, "connected": connected, "server_cpu": m["server_cpu"], "server_sys_cpu": m["server_sys_cpu"],
+                           "fps_median": m["fps_median"], "fps_min": m["fps_min"], "pps": pps, "count_cpu": m["swarm_cpu"],
+                           "lag_p99": m["lag_p99"]}
+                    rows.append(row)
+                    print(f"sendpath {kind}: {json.dumps(row)}", flush=True)
             finally:
                 os.environ.pop("BENCH_AIORTC_SENDER", None)
                 fastsend.ACCEL = accel
-            await asyncio.sleep(2)
-            m = await window_of([counter])
-            row = {"kind": kind, "viewers": connected, "server_cpu": m["server_cpu"], "fps_out": m["fps_out"],
-                   "net_cpu": m["server_cpu"] - per_frame * m["fps_out"], **{f"pps_{k}": m[f"pps_{k}"] for k in KINDS},
-                   "fps_min": m["fps_min"], "count_cpu": m["swarm_cpu"]}
-            steps.append(row)
-            print(f"sendpath: {json.dumps(row)}", flush=True)
+                await quit_swarms([counter])
+            for _ in range(200):  # bounded: the server notices the receivers left before the next path's run
+                if not server.media.viewers:
+                    break
+                await asyncio.sleep(0.1)
+            out["rows"][kind] = rows
+            line = fit([r for r in rows if kept_up(r)])
+            if line:
+                out["fit"][kind] = line
+                print(f"sendpath {kind}: {line['slope'] * 1000:.2f} millicores per viewer (r² {line['r2']:.3f})", flush=True)
     finally:
         fastsend.ACCEL = accel
-        await quit_swarms([counter])
         await lag.stop()
         await server.stop()
-    # least squares without intercept: net = sum over kinds of cost_k * packets_k
-    a = np.array([[r[f"pps_{k}"] for k in kinds] for r in steps])
-    y = np.array([r["net_cpu"] for r in steps])
-    out: dict[str, Any] = {"steps": steps, "step": step, "kinds": kinds, "idle_cpu": idle["server_cpu"], "idle_fps": idle["fps_out"]}
-    if len(steps) >= len(kinds) and np.linalg.matrix_rank(a) == len(kinds):
-        cost = np.linalg.lstsq(a, y, rcond=None)[0]
-        out["us_per_packet"] = {k: float(c) * 1e6 for k, c in zip(kinds, cost)}
-        print(f"sendpath: CPU per RTP packet sent: {out['us_per_packet']} µs", flush=True)
     return out
 
 
@@ -629,24 +622,25 @@ def render(results: dict[str, Any]) -> str:
                     f"the steps where every viewer got >= 29 fps, N = {', '.join(map(str, line['points']))}; intercept "
                     f"{line['intercept']:.3f} cores = source + encode; r² = {line['r2']:.3f}). Target: <= 3 millicores.", ""]
     sp = results.get("sendpath")
-    if sp and sp.get("us_per_packet") and sp.get("kinds"):
-        us, kinds = sp["us_per_packet"], sp["kinds"]
-        names = {"c": "batched loop in C", "python": "the same loop in Python", "aiortc": "aiortc's sender task"}
-        pps = max(sum(r[f"pps_{k}"] for k in kinds) / r["viewers"] for r in sp["steps"])  # per viewer, at full rate
-        out += ["### Send path: the batched loop (C, Python) vs aiortc's sender task per viewer (same run, interleaved)", "",
-                f"All viewers in the main process (counting receivers); each step adds {sp['step']} viewers of one kind,",
-                "in turn. Server CPU minus the encode's (CPU per frame of the no-viewer step x frames encoded) is",
-                "fitted as cost x RTP packets sent, per path (least squares), so a frame rate lowered by load does not",
-                "bias it.", "",
-                "| step | viewers | program fps | server CPU (cores) | " + " | ".join(f"packets/s {k}" for k in kinds)
-                + " | counting receivers' CPU |",
-                "|---|---|---|---|" + "---|" * len(kinds) + "---|"]
-        for r in sp["steps"]:
-            out.append(f"| +{sp['step']} {r['kind']} | {r['viewers']} | {r['fps_out']:.1f} | {r['server_cpu']:.2f} | "
-                       + " | ".join(f"{r[f'pps_{k}']:.0f}" for k in kinds) + f" | {r['count_cpu']:.2f} |")
-        out += ["", "CPU per RTP packet sent: " + ", ".join(f"{names[k]} {us[k]:.1f} µs" for k in kinds)
-                + f"; at {pps:.0f} packets/s per viewer (720p30 ~2 Mbit/s + Opus): "
-                + ", ".join(f"{names[k]} {us[k] * pps / 1000:.2f}" for k in kinds) + " millicores per viewer.", ""]
+    if sp and sp.get("fit") and sp.get("ns"):
+        names = {"c": "batched loop in C", "python": "the same loop in Python", "aiortc": "aiortc's sender task per viewer"}
+        kinds = [k for k in sp["kinds"] if k in sp["fit"]]
+        out += ["### Send path: the batched loop in C, the same loop in Python, aiortc's sender task (one run)", "",
+                "One server, all viewers in the main process (`media.fanout_processes = 0`). For each send path in turn,",
+                f"counting receivers join step by step (N = {', '.join(map(str, sp['ns']))}) and leave; server CPU per viewer",
+                "is the least-squares slope over the steps where every viewer got >= 29 fps.", "",
+                "| send path | server CPU at N = " + " / ".join(map(str, sp["ns"])) + " (cores) | RTP packets/s per viewer | "
+                "**server CPU per viewer** | r² |", "|---|---|---|---|---|"]
+        for k in kinds:
+            steps, kfit = sp["rows"][k], sp["fit"][k]
+            per_viewer = max((r["pps"] / r["connected"] for r in steps if r["connected"]), default=0)
+            out.append(f"| {names[k]} | {' / '.join(format(r['server_cpu'], '.2f') for r in steps)} | {per_viewer:.0f} | "
+                       f"**{kfit['slope'] * 1000:.2f} millicores** | {kfit['r2']:.3f} |")
+        if "aiortc" in sp["fit"]:
+            ref = sp["fit"]["aiortc"]["slope"]
+            out += ["", "Against aiortc's sender task in the same run: " + ", ".join(
+                f"{names[k]} {ref / sp['fit'][k]['slope']:.1f}x less" for k in kinds if k != "aiortc" and sp["fit"][k]["slope"] > 0) + "."]
+        out.append("")
     base = results.get("baseline")
     if base:
         out += ["### Baseline: aiortc's default per-viewer encode (same source, H.264)", "",
@@ -698,7 +692,7 @@ async def amain(args: argparse.Namespace) -> None:
     if "latency" in parts:
         results["latency"] = await bench_latency()
     if "sendpath" in parts:
-        results["sendpath"] = await bench_sendpath(25, args.rounds, args.window)
+        results["sendpath"] = await bench_sendpath([int(x) for x in args.sendpath_n.split(",")], args.window)
     if "viewers" in parts:
         if args.aiortc_sender:
             os.environ["BENCH_AIORTC_SENDER"] = "1"  # before lmserver.media.viewers is imported (and in viewer processes)
@@ -717,7 +711,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("parts", nargs="*", choices=["compositing", "latency", "viewers", "sendpath", []], default=None,
                         help="sendpath (not in the default run): the batched send loop (C, Python) vs aiortc's sender task, interleaved")
-    parser.add_argument("--rounds", type=int, default=2, help="sendpath: rounds of +25 viewers per send path (C, Python, aiortc)")
+    parser.add_argument("--sendpath-n", default="0,30,60,90", help="sendpath: viewer counts per send path (steps of one run)")
     parser.add_argument("--n", default="0,25,50,100,150,200,300", help="viewer counts (steps of one run)")
     parser.add_argument("--baseline", default="1,2,3,4,5",
                         help="viewer counts of the per-viewer-encode baseline ('' to skip it)")

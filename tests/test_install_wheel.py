@@ -23,6 +23,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from lmserver.media import fastsend
+
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.timeout(600)
@@ -126,6 +128,15 @@ def test_sdist_and_wheel_carry_the_assets(dist: dict[str, Path]) -> None:
                 if f.is_file():
                     assert f"lmserver_plugins/{f.relative_to(ROOT / 'plugins')}" in names, f"{f.relative_to(ROOT)} is not in the wheel"
     assert "lmserver/web/templates/help/index.html" in names
+    # the viewers' send loop in C: its source in the sdist, built into the wheel where a compiler is (as here)
+    assert any(m.endswith("/lmserver/media/_sendloop.c") for m in sdist_names(dist["sdist"]))
+    if fastsend._sendloop is not None:
+        assert any(n.startswith("lmserver/media/_sendloop.") and n.endswith(".so") for n in names), sorted(names)[:20]
+
+
+def sdist_names(path: Path) -> list[str]:
+    with tarfile.open(path) as sdist:
+        return sdist.getnames()
 
 
 def test_installed_wheel_serves_from_another_folder(installed_server: dict[str, Any], venv: Path) -> None:
@@ -134,6 +145,10 @@ def test_installed_wheel_serves_from_another_folder(installed_server: dict[str, 
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import lmserver, lmserver.web; print(lmserver.__file__); print(lmserver.web.__file__)"],
                            capture_output=True, text=True, timeout=60, cwd=cwd, env=clean_env(), check=True).stdout
     assert str(ROOT) not in where and "site-packages" in where, where
+    if fastsend._sendloop is not None:  # the installed server sends to viewers with the C loop
+        accel = subprocess.run([str(venv / "bin" / "python"), "-c", "from lmserver.media import fastsend; print(fastsend.ACCEL)"],
+                               capture_output=True, text=True, timeout=60, cwd=cwd, env=clean_env(), check=True).stdout
+        assert accel.strip() == "True", accel
 
     status, ctype, body = get(base + "/healthz")
     assert status == 200 and "json" in ctype, body

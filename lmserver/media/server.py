@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from .recorder import Recorder
 
 logger = logging.getLogger(__name__)
+#: how long shutdown waits for bus events already being published (viewer.left...) before the database closes
+PUBLISH_DRAIN_SECONDS = 5.0
 
 
 class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
@@ -68,6 +70,8 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         self._health_task: asyncio.Task[None] | None = None
         self.last_health: dict[str, Any] | None = None
         self._closed = False
+        #: tasks inside _publish (awaited by close())
+        self._publishing: set[asyncio.Task[Any]] = set()
         #: viewer processes (started when the main loop holds LOCAL_FIRST viewers)
         self.shards: list[Shard] = []
         self.local_first = LOCAL_FIRST
@@ -114,6 +118,11 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # events already being published (e.g. viewer.left from a connection that closed just before) finish
+        # while the database is open: the core closes it after this (bounded: a stuck write does not hold shutdown)
+        pending = self._publishing - {asyncio.current_task()}
+        if pending:
+            await asyncio.wait(pending, timeout=PUBLISH_DRAIN_SECONDS)
         for shard in self.shards:
             await shard.close()
         self.shards.clear()
@@ -133,10 +142,16 @@ class MediaServer(WhipIngest, CaptureIngest, WhepPlayback, IngestHealth):
     async def _publish(self, name: str, data: dict[str, Any]) -> None:
         if self.bus is None or self._closed:
             return
+        task = asyncio.current_task()
+        if task is not None:  # close() waits for it: a viewer that left as the server stopped is still told
+            self._publishing.add(task)
         try:
             await self.bus.publish(name, data, **session_tags(self.ingest.session if self.ingest else None))
         except Exception:
             logger.exception("MediaServer: publishing %s failed", name)
+        finally:
+            if task is not None:
+                self._publishing.discard(task)
 
     def _new_program(self, session: "LiveSession") -> Program:
         cfg = self.config

@@ -60,13 +60,20 @@ def test_the_slope_is_a_least_squares_fit_and_the_report_shows_it() -> None:
     assert "per-viewer encode 250 millicores" in text
 
 
-def test_the_send_path_report_shows_each_path_per_packet_and_per_viewer() -> None:
-    kinds = ["c", "python", "aiortc"]
-    steps = [{"kind": k, "viewers": 25 * (i + 1), "server_cpu": 0.5, "fps_out": 30.0, "net_cpu": 0.1, "fps_min": 30.0,
-              "count_cpu": 0.1, **{f"pps_{j}": 250.0 * 25 * (j == k) for j in kinds}} for i, k in enumerate(kinds)]
-    steps[-1]["pps_c"] = 250.0 * 25  # the C viewers still send in the last step
-    text = render({"date": "today", "machine": "here",
-                   "sendpath": {"steps": steps, "step": 25, "kinds": kinds, "us_per_packet": {"c": 2.0, "python": 6.0, "aiortc": 45.0}}})
-    assert "| +25 aiortc | 75 | 30.0 | 0.50 | 6250 | 0 | 6250 | 0.10 |" in text
-    assert "batched loop in C 2.0 µs, the same loop in Python 6.0 µs, aiortc's sender task 45.0 µs" in text
-    assert "at 250 packets/s per viewer" in text and "batched loop in C 0.50, the same loop in Python 1.50" in text
+def test_the_send_path_report_shows_each_path_per_viewer() -> None:
+    kinds, ns = ["c", "python", "aiortc"], [0, 30, 60]
+    per = {"c": 0.002, "python": 0.004, "aiortc": 0.012}
+    rows = {k: [{"n": n, "connected": n, "server_cpu": 0.4 + per[k] * n, "fps_min": 30.0 if n else None, "pps": 250.0 * n}
+                for n in ns] for k in kinds}
+    fits = {k: fit(rows[k]) for k in kinds}
+    text = render({"date": "today", "machine": "here", "sendpath": {"ns": ns, "kinds": kinds, "rows": rows, "fit": fits}})
+    assert "| batched loop in C | 0.40 / 0.46 / 0.52 | 250 | **2.00 millicores** | 1.000 |" in text
+    assert "| aiortc's sender task per viewer | 0.40 / 0.76 / 1.12 | 250 | **12.00 millicores** |" in text
+    assert "batched loop in C 6.0x less, the same loop in Python 3.0x less" in text
+    # beside the viewers' run: the comparison with the per-viewer encode uses the viewers' slope, not a send path's
+    vrows = [{"n": n, "connected": n, "server_cpu": 0.3 + 0.0025 * n, "fps_median": 30.0, "fps_min": 30.0, "decoded_fps": 30.0,
+              "lag_p99": 5.0} for n in (0, 100)]
+    text = render({"date": "today", "machine": "here", "sendpath": {"ns": ns, "kinds": kinds, "rows": rows, "fit": fits},
+                   "viewers": {"rows": vrows, "fit": fit(vrows)},
+                   "baseline": [{"n": n, "connected": n, "fps_median": 30.0, "fps_min": 30.0, "server_cpu": 0.25 * n, "lag_p99": 3.0} for n in (1, 2)]})
+    assert "shared packets 2.5 millicores, per-viewer encode 250 millicores" in text
