@@ -118,8 +118,8 @@ PyDoc_STRVAR(send_rtp_doc,
 "packed struct sockaddr of the viewer's address; gso: use UDP segmentation offload for runs of equal\n"
 "sizes; ctx: the libsrtp srtp_t; protect: the address of srtp_protect; b0: the first header byte\n"
 "(version, extension bit); pt: the payload type (the marker bit is set on the last packet); seq: the\n"
-"first sequence number; ts, ssrc: the header's; ext: the header extension bytes; payloads: a list of\n"
-"bytes. Returns the payload octets sent, or (errno, gso_refused, unsent) when a send failed: unsent is\n"
+"first sequence number; ts, ssrc: the header's; ext: the header extension bytes; payloads: a list or\n"
+"tuple of bytes. Returns the payload octets sent, or (errno, gso_refused, unsent) when a send failed: unsent is\n"
 "the protected datagrams not sent (from the failed one on), for the caller to hand to asyncio's\n"
 "transport. gso_refused: the kernel refused segmentation offload (the runs went datagram by datagram).\n"
 "ValueError when a packet exceeds the buffers (nothing was protected then), RuntimeError when\n"
@@ -161,8 +161,8 @@ static PyObject *send_rtp(PyObject *module, PyObject *const *args, Py_ssize_t na
     if (PyBytes_AsStringAndSize(args[10], &ext, &extlen) < 0)
         return NULL;
     payloads = args[11];
-    if (!PyList_Check(payloads)) {
-        PyErr_SetString(PyExc_TypeError, "payloads must be a list of bytes");
+    if (!PyList_Check(payloads) && !PyTuple_Check(payloads)) {
+        PyErr_SetString(PyExc_TypeError, "payloads must be a list or tuple of bytes");
         return NULL;
     }
     if (ctx == 0 || fn == 0) {
@@ -173,17 +173,17 @@ static PyObject *send_rtp(PyObject *module, PyObject *const *args, Py_ssize_t na
         PyErr_SetString(PyExc_ValueError, "sockaddr has a bad length");
         return NULL;
     }
-    n = PyList_GET_SIZE(payloads);
+    n = PySequence_Fast_GET_SIZE(payloads);
     if (n > MAX_DATAGRAMS) {
         PyErr_SetString(PyExc_ValueError, "too many RTP packets for one program packet");
         return NULL;
     }
     /* check every size before protecting anything: an error leaves the SRTP state untouched */
     for (i = 0; i < n; i++) {
-        PyObject *p = PyList_GET_ITEM(payloads, i);
+        PyObject *p = PySequence_Fast_GET_ITEM(payloads, i);
         Py_ssize_t len;
         if (!PyBytes_Check(p)) {
-            PyErr_SetString(PyExc_TypeError, "payloads must be a list of bytes");
+            PyErr_SetString(PyExc_TypeError, "payloads must be a list or tuple of bytes");
             return NULL;
         }
         len = PyBytes_GET_SIZE(p);
@@ -201,7 +201,7 @@ static PyObject *send_rtp(PyObject *module, PyObject *const *args, Py_ssize_t na
     protect = (protect_fn)fn;
     off = 0;
     for (i = 0; i < n; i++) {
-        PyObject *p = PyList_GET_ITEM(payloads, i);
+        PyObject *p = PySequence_Fast_GET_ITEM(payloads, i);
         Py_ssize_t len = PyBytes_GET_SIZE(p);
         unsigned char *h = scratch + off;
         unsigned long s = (seq + (unsigned long)i) & 0xFFFF;

@@ -160,13 +160,13 @@ def test_bad_arguments_are_refused_before_anything_is_protected() -> None:
         with pytest.raises(TypeError):
             send(*args, [b"x", "not bytes"])
         with pytest.raises(TypeError):
-            send(*args, (b"x",))
+            send(*args, iter([b"x"]))
         with pytest.raises(ValueError, match="sockaddr"):
             send(args[0], b"", *args[2:], [b"x"])
         with pytest.raises(TypeError):
             send(*args)
         # nothing was protected: the next packet is the first the session saw, and it decrypts
-        assert send(*args, [b"y" * 50]) == 50
+        assert send(*args, (b"y" * 50,)) == 50  # a tuple of payloads too
         inbound = pylibsrtp.Session(policy(pylibsrtp.Policy.SSRC_ANY_INBOUND))
         assert RtpPacket.parse(inbound.unprotect(ep.rx.recv(2048))).payload == b"y" * 50
     finally:
