@@ -50,13 +50,14 @@ def program_packet(payloads: list[bytes], timestamp: int) -> Any:
 class Endpoint:
     """A FastSender wired to a real UDP socket pair on loopback (no peer connection: the loop alone)."""
 
-    def __init__(self, accel: bool, gso: bool) -> None:
-        self.rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.rx.bind(("127.0.0.1", 0))
+    def __init__(self, accel: bool, gso: bool, family: int = socket.AF_INET) -> None:
+        host = "127.0.0.1" if family == socket.AF_INET else "::1"
+        self.rx = socket.socket(family, socket.SOCK_DGRAM)
+        self.rx.bind((host, 0))
         self.rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
         self.rx.settimeout(2)
-        self.tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.tx.bind(("127.0.0.1", 0))
+        self.tx = socket.socket(family, socket.SOCK_DGRAM)
+        self.tx.bind((host, 0))
         self.fallen_back: list[bytes] = []
         s = FastSender.__new__(FastSender)
         s.kind, s.items, s.live = "video", collections.deque(), True
@@ -67,7 +68,7 @@ class Endpoint:
         s._session = self.session
         s.srtp = (self.session._srtp[0], fastsend._srtp_ffi.new("int *"))
         s.ctx = int(fastsend._srtp_ffi.cast("uintptr_t", self.session._srtp[0]))
-        s.sockaddr = fastsend._sockaddr(socket.AF_INET, s.addr)
+        s.sockaddr = fastsend._sockaddr(family, s.addr)
         s.accel = accel
         s.seq, s.ts_origin, s.b0, s.pt, s.ssrc = 65530, 1000, 0x90, 102, 0x11223344  # the sequence number wraps
         s.ext_pre, s.ext_post, s.abs = b"\xbe\xde\x00\x02\x10\x31\x32", b"\x00\x00", True  # mid "1" + abs-send-time
@@ -171,6 +172,23 @@ def test_bad_arguments_are_refused_before_anything_is_protected() -> None:
         assert RtpPacket.parse(inbound.unprotect(ep.rx.recv(2048))).payload == b"y" * 50
     finally:
         ep.close()
+
+
+@needs_c
+def test_the_c_loop_sends_to_an_ipv6_viewer() -> None:
+    try:
+        c, py = Endpoint(accel=True, gso=True, family=socket.AF_INET6), Endpoint(accel=False, gso=True, family=socket.AF_INET6)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        frame = program_packet(fragments(6000), 3000)
+        for ep in (c, py):
+            ep.send(frame)
+        assert c.received(len(frame.payloads)) == py.received(len(frame.payloads))
+        assert c.fallen_back == []
+    finally:
+        c.close()
+        py.close()
 
 
 def test_the_equal_fragments_packetizer_reassembles_to_the_nal_unit() -> None:
