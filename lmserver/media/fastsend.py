@@ -414,6 +414,8 @@ class FastSender:
         if refused and self.gso:
             logger.info("FastSender(%s): UDP segmentation offload refused; sending datagram by datagram", self.kind)
             self.gso = False
+        if rest:
+            logger.debug("FastSender(%s): %s; %d datagrams to asyncio's transport", self.kind, os.strerror(err), len(rest))
         for datagram in rest:
             self.fallback(datagram, self.addr)
         return sum(map(len, payloads))
