@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from lmserver.media import fastsend
+from lmserver.media import rtpwire
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,7 +130,7 @@ def test_sdist_and_wheel_carry_the_assets(dist: dict[str, Path]) -> None:
     assert "lmserver/web/templates/help/index.html" in names
     # the viewers' send loop in C: its source in the sdist, built into the wheel where a compiler is (as here)
     assert any(m.endswith("/lmserver/media/_sendloop.c") for m in sdist_names(dist["sdist"]))
-    if fastsend._sendloop is not None:
+    if rtpwire._sendloop is not None:
         assert any(n.startswith("lmserver/media/_sendloop.") and n.endswith(".so") for n in names), sorted(names)[:20]
 
 
@@ -145,7 +145,7 @@ def test_installed_wheel_serves_from_another_folder(installed_server: dict[str, 
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import lmserver, lmserver.web; print(lmserver.__file__); print(lmserver.web.__file__)"],
                            capture_output=True, text=True, timeout=60, cwd=cwd, env=clean_env(), check=True).stdout
     assert str(ROOT) not in where and "site-packages" in where, where
-    if fastsend._sendloop is not None:  # the installed server sends to viewers with the C loop
+    if rtpwire._sendloop is not None:  # the installed server sends to viewers with the C loop
         accel = subprocess.run([str(venv / "bin" / "python"), "-c", "from lmserver.media import fastsend; print(fastsend.ACCEL)"],
                                capture_output=True, text=True, timeout=60, cwd=cwd, env=clean_env(), check=True).stdout
         assert accel.strip() == "True", accel

@@ -3,7 +3,9 @@
 - The import graph is read with ``ast`` from every module under ``lmserver/``: each ``import`` /
   ``from ... import`` of an ``lmserver`` module, at module level **and inside functions** (an import
   moved into a function to dodge a cycle is still a cycle), but not under ``if TYPE_CHECKING:`` (those
-  never run). ``from . import x`` counts as an edge to ``lmserver.x`` when ``x`` is a module.
+  never run). ``from . import x`` counts as an edge to ``lmserver.x`` when ``x`` is a module. A C
+  extension module (its ``.c`` source under ``lmserver/``, built by setup.py) is a module that imports
+  no lmserver module: importing it is an edge to it, never to its package.
 - A module may hold at most :data:`MAX_LINES` lines: past that, split it by concept.
 """
 
@@ -29,6 +31,8 @@ def module_name(path: Path) -> str:
 
 
 MODULES = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+#: C extension modules (lmserver/media/_sendloop.c -> lmserver.media._sendloop): leaves of the graph
+EXTENSIONS = {module_name(p) for p in sorted(ROOT.rglob("*.c"))}
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -60,7 +64,7 @@ def _runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
 def _resolve(name: str) -> str | None:
     """The lmserver module ``name`` refers to (a module, or the package/module defining a name)."""
     while name:
-        if name in MODULES:
+        if name in MODULES or name in EXTENSIONS:
             return name
         name = name.rpartition(".")[0]
     return None
@@ -82,7 +86,8 @@ def imports_of(name: str) -> set[str]:
             else:
                 mod = node.module or ""
             # ``from pkg import sub`` names the submodule when there is one, else a name defined in pkg
-            targets = [f"{mod}.{alias.name}" if f"{mod}.{alias.name}" in MODULES else mod for alias in node.names]
+            targets = [f"{mod}.{alias.name}" if f"{mod}.{alias.name}" in MODULES or f"{mod}.{alias.name}" in EXTENSIONS
+                       else mod for alias in node.names]
         for target in targets:
             resolved = _resolve(target) if target.startswith("lmserver") else None
             if resolved is not None and resolved != name:
@@ -91,7 +96,7 @@ def imports_of(name: str) -> set[str]:
 
 
 def import_graph() -> dict[str, set[str]]:
-    return {name: imports_of(name) for name in MODULES}
+    return {name: imports_of(name) for name in MODULES} | {name: set() for name in EXTENSIONS}
 
 
 def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -148,6 +153,12 @@ def test_graph_reader_sees_cycles() -> None:
     tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import lmserver.db\n"
                      "def f():\n    from lmserver import bus\n")
     assert [ast.unparse(n) for n in _runtime_imports(tree)] == ["from typing import TYPE_CHECKING", "from lmserver import bus"]
+
+
+def test_a_c_extension_is_a_leaf_not_its_package() -> None:
+    assert "lmserver.media._sendloop" in EXTENSIONS
+    deps = imports_of("lmserver.media.rtpwire")
+    assert "lmserver.media._sendloop" in deps and "lmserver.media" not in deps
 
 
 def test_no_import_cycle() -> None:

@@ -13,7 +13,8 @@ own libsrtp session (its keys and ROC; pylibsrtp's own ``srtp_protect``) and sen
 socket of the selected ICE candidate pair: a run of equal-size packets (the FU-A fragments of one NAL
 unit: :class:`~lmserver.media.fanout.EqualFragmentsH264` cuts them so) in one ``sendmsg`` with UDP
 segmentation offload, the kernel cutting the datagrams. No task wake-up, no object per packet, no await.
-:meth:`FastSender._send_py` is the same loop in Python, used where the C module was not built (no
+The loops and their buffers are in :mod:`lmserver.media.rtpwire`: its :func:`~lmserver.media.rtpwire.send_py`
+(bound as ``FastSender._send_py``) is the same loop in Python, used where the C module was not built (no
 compiler at install) or ``LMSERVER_SEND_LOOP=python`` is set, and for a viewer behind a TURN relay.
 
 RTCP sender reports go out from the same loop (:meth:`FastSender.report`, every 0.5-1.5 s per sender as
@@ -34,13 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import errno
 import logging
 import os
 import random
-import socket
-import struct
-import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -56,10 +53,8 @@ from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpByePacket, RtcpSdesPacket, RtcpSourceInfo, RtpPacket, wrap_rtx
 
-try:  # the send loop in C (built by ``pip install`` where a C compiler is present; see setup.py)
-    from . import _sendloop
-except ImportError:  # pragma: no cover - depends on the install
-    _sendloop = None  # type: ignore[assignment]
+from .rtpwire import GSO, HEADER, PROTECT, RTCP, RTCP_C, SR, _sendloop, emit, send_py
+from .rtpwire import sockaddr as packed_sockaddr
 
 if TYPE_CHECKING:
     from .fanout import Fanout, PacketQueue
@@ -98,64 +93,11 @@ def _check_versions() -> None:
 
 _check_versions()
 
-_HEADER = struct.Struct("!BBHII")
-#: RTCP sender report: header (V=2, PT 200, 6 words), SSRC, NTP time, RTP timestamp, packet and octet counts
-_SR = struct.Struct("!BBHIQIII")
-_RTCP_C = _srtp_ffi.new("unsigned char[]", 1024)
-_RTCP = memoryview(_srtp_ffi.buffer(_RTCP_C))
-
-# The scratch buffer every viewer's packets are assembled, protected and sent from (the batch loop runs on
-# one thread and sends synchronously, so one buffer per process serves all viewers).
-_SCRATCH_SIZE = 256 * 1024
-_SCRATCH_C = _srtp_ffi.new("unsigned char[]", _SCRATCH_SIZE)
-_SCRATCH = memoryview(_srtp_ffi.buffer(_SCRATCH_C))
-_TRAILER = pylibsrtp.SRTP_MAX_TRAILER_LEN
-_MAX_PACKET = 1500 - _TRAILER  # an RTP packet before SRTP (aiortc's packetizers stay below 1300 bytes of payload)
-# UDP segmentation offload (Linux 4.18+): one sendmsg carries up to 64 datagrams of one size (the last may be
-# shorter) and the kernel does the per-datagram work once; in software where the network card cannot.
-_SOL_UDP = getattr(socket, "SOL_UDP", 17)
-_UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)
-_GSO_SEGMENTS = 64
-_GSO_BYTES = 60000  # under the 65507-byte limit of one UDP send
-_NATIVE = sys.byteorder
-_GSO_REFUSED = {errno.EINVAL, errno.EIO, errno.EOPNOTSUPP, errno.ENOPROTOOPT, errno.EMSGSIZE}
-
-
-def _gso_works() -> bool:
-    """Whether this kernel segments UDP (checked once, on loopback)."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
-            rx.bind(("127.0.0.1", 0))
-            rx.settimeout(1.0)
-            tx.sendmsg((bytes(300),), ((_SOL_UDP, _UDP_SEGMENT, (200).to_bytes(2, _NATIVE)),), 0, rx.getsockname())
-            return len(rx.recv(2048)) == 200 and len(rx.recv(2048)) == 100
-    except OSError:
-        return False
-
-
-#: UDP segmentation offload is used for the viewers' runs of equal-size packets
-GSO = _gso_works()
 #: the C send loop serves the viewers (built, and not switched off with LMSERVER_SEND_LOOP=python)
 ACCEL = _sendloop is not None and os.environ.get("LMSERVER_SEND_LOOP", "").lower() != "python"
-_PROTECT = int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, "srtp_protect")))
 #: program packets kept per viewer for NACKs (about 2 s of video, 1.3 s of audio)
 _HISTORY = 64
 
-
-def _sockaddr(family: int, addr: tuple[Any, ...]) -> bytes:
-    """The packed ``struct sockaddr`` of a (host, port) address, for the C loop's sendto."""
-    host, port = str(addr[0]), int(addr[1])
-    if family == socket.AF_INET:
-        return struct.pack("=H", socket.AF_INET) + struct.pack("!H", port) + socket.inet_pton(socket.AF_INET, host) + bytes(8)
-    if family == socket.AF_INET6:
-        host, _, zone = host.partition("%")
-        if ":" not in host:  # an IPv4 peer on a dual-stack socket
-            host = "::ffff:" + host
-        scope = int(addr[3]) if len(addr) > 3 else (int(zone) if zone.isdigit() else socket.if_nametoindex(zone) if zone else 0)
-        flow = int(addr[2]) if len(addr) > 2 else 0
-        return (struct.pack("=H", socket.AF_INET6) + struct.pack("!HI", port, flow) + socket.inet_pton(socket.AF_INET6, host)
-                + struct.pack("=I", scope))
-    raise ValueError(f"address family {family} is not IP")
 _SENTINEL = b"\xa5\xc3\xe1"  # a 3-byte abs-send-time value no mid (ASCII) contains
 
 
@@ -269,7 +211,7 @@ class FastSender:
         self.ctx = int(_srtp_ffi.cast("uintptr_t", session._srtp[0]))
         if _sendloop is not None and self.sock is not None and ACCEL:
             try:
-                self.sockaddr = _sockaddr(self.sock.family, pair.remote_addr)
+                self.sockaddr = packed_sockaddr(self.sock.family, pair.remote_addr)
                 self.accel = True
             except (OSError, ValueError) as exc:  # an address the C loop cannot take: the Python loop sends
                 logger.info("FastSender(%s): %s; the Python send loop serves this viewer", self.kind, exc)
@@ -344,14 +286,14 @@ class FastSender:
         sender._RTCRtpSender__rtp_timestamp = ts  # type: ignore[attr-defined]
         sender._RTCRtpSender__packet_count = self.packets  # type: ignore[attr-defined]
         sender._RTCRtpSender__octet_count = self.octets  # type: ignore[attr-defined]
-        data = _SR.pack(0x80, 200, 6, self.ssrc, ntp, ts, packets, octets) + self.sdes
+        data = SR.pack(0x80, 200, 6, self.ssrc, ntp, ts, packets, octets) + self.sdes
         n = len(data)
-        _RTCP[:n] = data
+        RTCP[:n] = data
         lenp = self.srtp[1]
         lenp[0] = n
-        if _srtp_lib.srtp_protect_rtcp(self.srtp[0], _RTCP_C, lenp):
+        if _srtp_lib.srtp_protect_rtcp(self.srtp[0], RTCP_C, lenp):
             raise pylibsrtp.Error("srtp_protect_rtcp failed")
-        packet = _RTCP[: lenp[0]]
+        packet = RTCP[: lenp[0]]
         self.reports += 1
         try:
             self.sendto(packet, self.addr)
@@ -387,7 +329,7 @@ class FastSender:
                 ts = (timestamp + origin) & 0xFFFFFFFF
                 if accel:
                     try:
-                        result = send_rtp(fd, sockaddr, gso, ctx, _PROTECT, b0, pt, seq, ts, ssrc, ext, payloads)
+                        result = send_rtp(fd, sockaddr, gso, ctx, PROTECT, b0, pt, seq, ts, ssrc, ext, payloads)
                     except ValueError:  # beyond the C loop's buffers (a huge keyframe): the Python loop cuts it up
                         result = self._send_py(payloads, seq, ts, ext)
                     if result.__class__ is not int:
@@ -420,80 +362,9 @@ class FastSender:
             self.fallback(datagram, self.addr)
         return sum(map(len, payloads))
 
-    def _send_py(self, payloads: list[bytes], seq: int, ts: int, ext: bytes) -> int:
-        """The Python send loop (without the C module, or for a packet beyond its buffers; a test hook).
-
-        The RTP packets are assembled back to back in the module's scratch buffer (header by ``pack_into``,
-        extensions, the shared payload), each protected in place with the viewer's SRTP session and sent from
-        there: a run of equal-size packets (the FU-A fragments of one NAL unit, a shorter last one allowed)
-        goes out in one ``sendmsg`` with UDP segmentation offload. Returns the payload octets.
-        """
-        hl = 12 + len(ext)
-        pack_into = _HEADER.pack_into
-        srtp, lenp = self.srtp
-        protect = _srtp_lib.srtp_protect
-        mv, base = _SCRATCH, _SCRATCH_C
-        emit = self._emit
-        b0, pt, ssrc = self.b0, self.pt, self.ssrc
-        octets = 0
-        # the run being assembled: [run_start, off) in the scratch buffer, run_n datagrams of run_seg bytes
-        # (the last may be shorter: then run_closed)
-        off = run_start = run_seg = run_n = 0
-        run_closed = False
-        last = len(payloads) - 1
-        try:
-            for i, payload in enumerate(payloads):
-                n = hl + len(payload)
-                if n > _MAX_PACKET:
-                    raise ValueError(f"an RTP packet of {n} bytes exceeds the SRTP buffer")
-                if off + n + _TRAILER > _SCRATCH_SIZE:  # the scratch buffer is full: send, start over
-                    if run_n:
-                        emit(run_start, off, run_seg, run_n)
-                    off = run_start = run_n = 0
-                pack_into(mv, off, b0, pt | 0x80 if i == last else pt, (seq + i) & 0xFFFF, ts, ssrc)
-                mv[off + 12 : off + hl] = ext
-                mv[off + hl : off + n] = payload
-                lenp[0] = n
-                if protect(srtp, base + off, lenp):
-                    raise pylibsrtp.Error("srtp_protect failed")
-                size = lenp[0]
-                if run_n and (run_closed or size > run_seg or run_n == _GSO_SEGMENTS
-                              or off + size - run_start > _GSO_BYTES):
-                    emit(run_start, off, run_seg, run_n)
-                    run_n = 0
-                if run_n == 0:
-                    run_start, run_seg, run_closed = off, size, False
-                elif size < run_seg:
-                    run_closed = True
-                run_n += 1
-                off += size
-                octets += n - hl
-        finally:
-            if run_n:
-                emit(run_start, off, run_seg, run_n)
-        return octets
-
-    def _emit(self, start: int, end: int, seg: int, count: int) -> None:
-        """Send the datagrams in the scratch buffer's [start, end): ``count`` of ``seg`` bytes, the last maybe shorter."""
-        data = _SCRATCH[start:end]
-        try:
-            if count == 1:
-                self.sendto(data, self.addr)
-            elif self.gso:
-                self.sendmsg((data,), ((_SOL_UDP, _UDP_SEGMENT, seg.to_bytes(2, _NATIVE)),), 0, self.addr)
-            else:
-                for a in range(0, end - start, seg):
-                    self.sendto(data[a : a + seg], self.addr)
-            return
-        except OSError as exc:
-            if count > 1 and self.gso and exc.errno in _GSO_REFUSED:  # this route cannot segment: per datagram from now on
-                logger.info("FastSender(%s): UDP segmentation offload refused (%s); sending datagram by datagram", self.kind, exc)
-                self.gso = False
-                self._emit(start, end, seg, count)
-                return
-        # EAGAIN and other errors: asyncio's transport buffers the datagrams (or reports the error to aioice)
-        for a in range(0, end - start, seg):
-            self.fallback(bytes(data[a : a + seg]), self.addr)
+    # the Python send loop (rtpwire.py): the same as the C loop, with this viewer's socket hooks
+    _send_py = send_py
+    _emit = emit
 
     def clear_packet(self, sequence_number: int) -> bytes | None:
         """The RTP packet (before SRTP) sent with this sequence number, if still in the history."""
@@ -501,7 +372,7 @@ class FastSender:
             i = (sequence_number - first) & 0xFFFF
             if i < len(payloads):
                 mpt = self.pt | 0x80 if i == len(payloads) - 1 else self.pt
-                return _HEADER.pack(self.b0, mpt, sequence_number, ts, self.ssrc) + ext + payloads[i]
+                return HEADER.pack(self.b0, mpt, sequence_number, ts, self.ssrc) + ext + payloads[i]
         return None
 
     async def _retransmit(self, sequence_number: int) -> None:

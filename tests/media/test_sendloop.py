@@ -23,11 +23,11 @@ import pylibsrtp
 import pytest
 from aiortc.rtp import RtcpPacket, RtcpSdesPacket, RtcpSourceInfo, RtcpSrPacket, RtpPacket
 
-from lmserver.media import fastsend
+from lmserver.media import fastsend, rtpwire
 from lmserver.media.fanout import EqualFragmentsH264, SharedPacker
 from lmserver.media.fastsend import FastSender
 
-needs_c = pytest.mark.skipif(fastsend._sendloop is None, reason="lmserver.media._sendloop is not built (no C compiler at install)")
+needs_c = pytest.mark.skipif(rtpwire._sendloop is None, reason="lmserver.media._sendloop is not built (no C compiler at install)")
 
 KEY = bytes(range(28))  # AES-128-GCM: 16-byte key + 12-byte salt
 
@@ -63,12 +63,12 @@ class Endpoint:
         s.kind, s.items, s.live = "video", collections.deque(), True
         s.sock, s.sendto, s.sendmsg, s.addr = self.tx, self.tx.sendto, self.tx.sendmsg, self.rx.getsockname()
         s.fallback = lambda data, addr: self.fallen_back.append(bytes(data))
-        s.gso = gso and fastsend.GSO
+        s.gso = gso and rtpwire.GSO
         self.session = pylibsrtp.Session(policy(pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
         s._session = self.session
-        s.srtp = (self.session._srtp[0], fastsend._srtp_ffi.new("int *"))
-        s.ctx = int(fastsend._srtp_ffi.cast("uintptr_t", self.session._srtp[0]))
-        s.sockaddr = fastsend._sockaddr(family, s.addr)
+        s.srtp = (self.session._srtp[0], rtpwire._srtp_ffi.new("int *"))
+        s.ctx = int(rtpwire._srtp_ffi.cast("uintptr_t", self.session._srtp[0]))
+        s.sockaddr = rtpwire.sockaddr(family, s.addr)
         s.accel = accel
         s.seq, s.ts_origin, s.b0, s.pt, s.ssrc = 65530, 1000, 0x90, 102, 0x11223344  # the sequence number wraps
         s.ext_pre, s.ext_post, s.abs = b"\xbe\xde\x00\x02\x10\x31\x32", b"\x00\x00", True  # mid "1" + abs-send-time
@@ -136,13 +136,13 @@ def test_a_failed_send_hands_the_protected_datagrams_to_the_fallback_in_order() 
     reference = Endpoint(accel=False, gso=True)
     try:
         frame = program_packet(fragments(6000), 3000)
-        ep.s.sockaddr = fastsend._sockaddr(socket.AF_INET, ("127.0.0.1", ep.s.addr[1]))
+        ep.s.sockaddr = rtpwire.sockaddr(socket.AF_INET, ("127.0.0.1", ep.s.addr[1]))
         ep.tx.close()  # the socket is gone: every send fails (EBADF), nothing is lost from the SRTP state
         ep.send(frame)
         reference.send(frame)
         assert ep.fallen_back == reference.received(len(frame.payloads))
         assert ep.s.packets == len(frame.payloads)
-        result = fastsend._sendloop.send_rtp(-1, ep.s.sockaddr, True, ep.s.ctx, fastsend._PROTECT, 0x80, 102, 7, 1, 2, b"",
+        result = rtpwire._sendloop.send_rtp(-1, ep.s.sockaddr, True, ep.s.ctx, rtpwire.PROTECT, 0x80, 102, 7, 1, 2, b"",
                                              [b"x" * 100])
         assert result[0] == errno.EBADF and result[1] == 0 and len(result[2]) == 1
     finally:
@@ -154,8 +154,8 @@ def test_a_failed_send_hands_the_protected_datagrams_to_the_fallback_in_order() 
 def test_bad_arguments_are_refused_before_anything_is_protected() -> None:
     ep = Endpoint(accel=True, gso=True)
     try:
-        send = fastsend._sendloop.send_rtp
-        args = [ep.tx.fileno(), ep.s.sockaddr, True, ep.s.ctx, fastsend._PROTECT, 0x80, 102, 7, 1, 2, b""]
+        send = rtpwire._sendloop.send_rtp
+        args = [ep.tx.fileno(), ep.s.sockaddr, True, ep.s.ctx, rtpwire.PROTECT, 0x80, 102, 7, 1, 2, b""]
         with pytest.raises(ValueError, match="exceeds"):
             send(*args, [b"x" * 1489])
         with pytest.raises(TypeError):
@@ -201,19 +201,19 @@ def test_the_equal_fragments_packetizer_reassembles_to_the_nal_unit() -> None:
 
 
 def test_the_sockaddr_of_ipv4_and_ipv6_peers() -> None:
-    v4 = fastsend._sockaddr(socket.AF_INET, ("127.0.0.1", 5004))
+    v4 = rtpwire.sockaddr(socket.AF_INET, ("127.0.0.1", 5004))
     assert len(v4) == 16 and v4[2:4] == (5004).to_bytes(2, "big") and v4[4:8] == bytes([127, 0, 0, 1])
-    v6 = fastsend._sockaddr(socket.AF_INET6, ("::1", 5004))
+    v6 = rtpwire.sockaddr(socket.AF_INET6, ("::1", 5004))
     assert len(v6) == 28 and v6[8:24] == socket.inet_pton(socket.AF_INET6, "::1")
-    mapped = fastsend._sockaddr(socket.AF_INET6, ("10.0.0.1", 5004))
+    mapped = rtpwire.sockaddr(socket.AF_INET6, ("10.0.0.1", 5004))
     assert mapped[8:24] == socket.inet_pton(socket.AF_INET6, "::ffff:10.0.0.1")
     with pytest.raises(ValueError):
-        fastsend._sockaddr(socket.AF_UNIX, ("x", 1))
+        rtpwire.sockaddr(socket.AF_UNIX, ("x", 1))
 
 
 @pytest.mark.parametrize("accel", [True, False], ids=["c", "python"])
 def test_sender_reports_carry_the_last_packet_times_and_the_counts(accel: bool) -> None:
-    if accel and fastsend._sendloop is None:
+    if accel and rtpwire._sendloop is None:
         pytest.skip("lmserver.media._sendloop is not built")
     ep = Endpoint(accel=accel, gso=True)
     try:
@@ -241,5 +241,5 @@ def test_the_c_loop_is_built_where_a_compiler_is() -> None:
     """setup.py builds the C loop as optional (an install without a compiler goes on): here, with one, it must be built."""
     if not (shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")) or not Path(sysconfig.get_paths()["include"], "Python.h").exists():
         pytest.skip("no C compiler or Python headers here: the Python loop sends (slower)")
-    assert fastsend._sendloop is not None, "lmserver.media._sendloop was not built: see the output of pip install -e ."
+    assert rtpwire._sendloop is not None, "lmserver.media._sendloop was not built: see the output of pip install -e ."
     assert fastsend.ACCEL or os.environ.get("LMSERVER_SEND_LOOP", "").lower() == "python"
