@@ -4,6 +4,8 @@
     .venv/bin/python bench/media.py compositing     # one part: compositing | latency | viewers
     .venv/bin/python bench/media.py viewers --n 0,25,50,100,150,200,300 --window 8
     .venv/bin/python bench/media.py viewers --n 0,100 --baseline '' --profile --no-write   # where the time goes
+    .venv/bin/python bench/media.py sendpath        # per viewer: the C send loop, the Python loop, aiortc's sender
+    LMSERVER_SEND_LOOP=python .venv/bin/python bench/media.py viewers --no-write   # the viewers with the Python loop
 
 Only the "media" section of BENCHMARKS.md (between its markers) is rewritten.
 """
