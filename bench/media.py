@@ -226,11 +226,6 @@ async def swarm_add(proc: asyncio.subprocess.Process, k: int) -> int:
     return int(parts[1])
 
 
-def child_cpu(pids: list[int]) -> float:
-    """CPU seconds used so far by other processes of the server (its viewer processes)."""
-    return sum(child_cpu_split(pids))
-
-
 def child_cpu_split(pids: list[int]) -> tuple[float, float]:
     """(user, system) CPU seconds used so far by other processes of the server (its viewer processes)."""
     user = system = 0.0
