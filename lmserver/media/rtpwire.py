@@ -38,7 +38,7 @@ SCRATCH_SIZE = 256 * 1024
 SCRATCH_C = _srtp_ffi.new("unsigned char[]", SCRATCH_SIZE)
 SCRATCH = memoryview(_srtp_ffi.buffer(SCRATCH_C))
 _TRAILER = pylibsrtp.SRTP_MAX_TRAILER_LEN
-_MAX_PACKET = 1500 - _TRAILER  # an RTP packet before SRTP (aiortc's packetizers stay below 1300 bytes of payload)
+_MAX_PACKET = 1500  # an RTP packet before SRTP, as the C loop's MAX_RTP (aiortc's packetizers stay below 1300 bytes of payload)
 # UDP segmentation offload (Linux 4.18+): one sendmsg carries up to 64 datagrams of one size (the last may be
 # shorter) and the kernel does the per-datagram work once; in software where the network card cannot.
 _SOL_UDP = getattr(socket, "SOL_UDP", 17)
