@@ -386,3 +386,28 @@ async def test_a_viewer_reacting_to_stream_started_is_not_refused(studio) -> Non
     finally:
         await viewer.close()
         await publisher.close()
+
+
+async def test_shutdown_waits_for_an_event_being_published_before_the_database_closes(studio) -> None:
+    """A viewer.left published as the server stops (its connection closed just before) is still written:
+    the media server's close() waits for it, so the core closes the database after, not under it."""
+    import sqlite3
+
+    from lmserver.appkeys import DB
+    from lmserver.media import MEDIA
+
+    media, db = studio.app[MEDIA], studio.app[DB]
+    # another writer holds the database: the publish waits in BEGIN IMMEDIATE (it retries, bounded)
+    other = sqlite3.connect(db.path, timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    publishing = asyncio.ensure_future(media._publish("viewer.left", {"viewer_id": "v-shutdown", "viewers": 0}))
+    await asyncio.sleep(0.2)
+    assert not publishing.done()
+    asyncio.get_running_loop().call_later(0.5, other.rollback)
+    try:
+        await asyncio.wait_for(media.close(), 10)
+        assert publishing.done(), "close() returned while an event was still being published"
+        rows = await db.fetchall("SELECT data FROM activity WHERE name = 'viewer.left'")
+        assert any("v-shutdown" in r["data"] for r in rows)
+    finally:
+        other.close()
