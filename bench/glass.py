@@ -57,7 +57,7 @@ from bench.report import machine, write_section  # noqa: E402
 
 BEGIN, END = "<!-- glass:begin -->", "<!-- glass:end -->"
 BITS = 32
-ROWS = 2  # the code is drawn twice (two rows of blocks); a frame counts when both rows agree
+ROWS = 2  # row 0: the milliseconds; row 1: clock_check() of them. A frame counts when row 1 checks row 0.
 
 
 def pct(values: list[float], p: float) -> float:
@@ -68,15 +68,31 @@ def pct(values: list[float], p: float) -> float:
 # ------------------------------------------------------------------------------------------ the clock in pixels
 
 
+def clock_check(ms: int) -> int:
+    """The second row's code: MurmurHash3's 32-bit finalizer of ``ms`` xor a constant (so a flat picture fails).
+
+    An encoder short of bits may leave a block of the previous frame in place. A plain copy in the second row
+    goes stale the same way and agrees, and the frame reads as a wrong time, off by a power of two (hundreds
+    of milliseconds for bits 7-9); with a hash, a mix of two frames' blocks fails the check.
+    """
+    v = (ms ^ 0xA5A5A5A5) & 0xFFFFFFFF
+    v ^= v >> 16
+    v = (v * 0x85EBCA6B) & 0xFFFFFFFF
+    v ^= v >> 13
+    v = (v * 0xC2B2AE35) & 0xFFFFFFFF
+    return v ^ (v >> 16)
+
+
 def draw_clock(img: np.ndarray, ms: int) -> None:
-    """Write ``ms`` (mod 2^32) as BITS black/white blocks across the top of ``img`` (RGB), ROWS times."""
+    """Write ``ms`` (mod 2^32) and its check as two rows of BITS black/white blocks across the top of ``img`` (RGB)."""
     h, w = img.shape[:2]
     bw = w // BITS
     bh = h // 12  # (h >= 96: blocks of 8 px at least)
-    for row in range(ROWS):
+    ms &= 0xFFFFFFFF
+    for row, code in enumerate((ms, clock_check(ms))):
         y0 = row * bh
         for bit in range(BITS):
-            on = (ms >> (BITS - 1 - bit)) & 1
+            on = (code >> (BITS - 1 - bit)) & 1
             img[y0:y0 + bh, bit * bw:(bit + 1) * bw] = 235 if on else 16
 
 
@@ -95,7 +111,7 @@ def read_clock(frame: av.VideoFrame) -> int | None:
             patch = y[max(0, yc - 2):yc + 3, max(0, int(xc) - 2):int(xc) + 3]
             bits = (bits << 1) | int(patch.mean() > 128)
         values.append(bits)
-    return values[0] if all(v == values[0] for v in values) else None
+    return values[0] if values[1] == clock_check(values[0]) else None
 
 
 def now_ms() -> int:
@@ -183,10 +199,16 @@ def summary(samples: list[float], unreadable: int) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------------------ Chromium pages
 
-#: The clock in a page: the same blocks as draw_clock/read_clock (luma threshold 128, two rows that agree).
+#: The clock in a page: the same blocks as draw_clock/read_clock (luma threshold 128, row 1 checks row 0).
 PAGE_JS = """
 window.glassClock = (() => {
   const BITS = 32, ROWS = 2, TWO32 = 4294967296;
+  function check(ms) {  // clock_check
+    let v = (ms ^ 0xA5A5A5A5) >>> 0;
+    v = Math.imul(v ^ (v >>> 16), 0x85EBCA6B) >>> 0;
+    v = Math.imul(v ^ (v >>> 13), 0xC2B2AE35) >>> 0;
+    return (v ^ (v >>> 16)) >>> 0;
+  }
   function gather(pc) {
     if (pc.iceGatheringState === "complete") return Promise.resolve();
     return new Promise((resolve) => {
@@ -216,7 +238,8 @@ window.glassClock = (() => {
       ctx.fillStyle = "rgb(200,60,60)"; ctx.fillRect((n * 8) % width, height / 2, 40, height / 2); n++;
       const ms = Date.now() % TWO32, bw = Math.floor(width / BITS), bh = Math.floor(height / 12);
       for (let row = 0; row < ROWS; row++) for (let bit = 0; bit < BITS; bit++) {
-        ctx.fillStyle = Math.floor(ms / 2 ** (BITS - 1 - bit)) % 2 ? "rgb(235,235,235)" : "rgb(16,16,16)";
+        const code = row ? check(ms) : ms;
+        ctx.fillStyle = Math.floor(code / 2 ** (BITS - 1 - bit)) % 2 ? "rgb(235,235,235)" : "rgb(16,16,16)";
         ctx.fillRect(bit * bw, row * bh, bw, bh);
       }
     };
@@ -259,7 +282,7 @@ window.glassClock = (() => {
           values.push(bits);
         }
         const late = (seen - values[0] + TWO32) % TWO32;
-        if (values.every((v) => v === values[0]) && late < 60000) state.samples.push(late); else state.unreadable++;
+        if (values[1] === check(values[0]) && late < 60000) state.samples.push(late); else state.unreadable++;
       }
       video.requestVideoFrameCallback(onFrame);
     };

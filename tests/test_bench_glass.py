@@ -32,8 +32,23 @@ def test_the_drawn_clock_reads_back_through_scaling_and_h264() -> None:
         for packet in encoder.encode(frame):
             decoded += [read_clock(f) for f in decoder.decode(av.Packet(bytes(packet)))]
     assert decoded == (stamps * 3)[: len(decoded)] and len(decoded) >= 10
-    plain = av.VideoFrame.from_ndarray(np.full((360, 640, 3), 128, np.uint8), format="rgb24")
-    assert read_clock(plain) in (0, 0xFFFFFFFF)  # a flat picture reads as one value: the two rows agree
+    for level in (0, 128, 255):  # a flat picture reads as no time at all
+        assert read_clock(av.VideoFrame.from_ndarray(np.full((360, 640, 3), level, np.uint8), format="rgb24")) is None
+
+
+def test_a_picture_mixing_two_frames_clock_blocks_is_unreadable_not_a_wrong_time() -> None:
+    """An encoder short of bits leaves the odd block of the previous frame: here bit 7 (128 ms) of 1000 and
+    1033 differ. The second row is a hash of the first, so no mix of the two frames' blocks reads as a time."""
+    old, new = np.full((360, 640, 3), 90, np.uint8), np.full((360, 640, 3), 90, np.uint8)
+    draw_clock(old, 1000)
+    draw_clock(new, 1033)
+    bw = 640 // 32
+    for bits in ([24], [24, 25], list(range(20, 32))):
+        mixed = new.copy()
+        for bit in bits:  # the same column left stale in both rows
+            mixed[:, bit * bw:(bit + 1) * bw] = old[:, bit * bw:(bit + 1) * bw]
+        assert read_clock(av.VideoFrame.from_ndarray(mixed, format="rgb24")) is None, bits
+    assert [read_clock(av.VideoFrame.from_ndarray(img, format="rgb24")) for img in (old, new)] == [1000, 1033]
 
 
 @pytest.mark.timeout(240)
